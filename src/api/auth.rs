@@ -1,0 +1,109 @@
+use chrono::{DateTime, Duration, Utc};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::{ApiTags, BearerAuth};
+use crate::auth::Principal;
+use crate::auth::password::verify_password;
+use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
+use crate::domain::Email;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::{self, Inserted};
+
+pub struct AuthApi;
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The account's email address (case does not matter).
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    #[oai(validator(max_length = 1024))]
+    pub password: String,
+}
+
+#[derive(Debug, Object)]
+pub struct LoginResponse {
+    /// A session token (`mst_ses_…`), shown only here.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(ApiResponse)]
+pub enum LogoutResponse {
+    /// The session has ended.
+    #[oai(status = 204)]
+    LoggedOut,
+}
+
+const BAD_CREDENTIALS: &str = "invalid email or password";
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Sign in with email and password
+    ///
+    /// Returns a session token. An unknown email and a wrong password get
+    /// the same answer in the same time.
+    #[oai(path = "/auth/login", method = "post")]
+    async fn login(
+        &self,
+        state: poem::web::Data<&AppState>,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<LoginResponse>, AppError> {
+        let LoginRequest { email, password } = body.0;
+        let store = state.store();
+        let credentials = match Email::parse(&email) {
+            Ok(email) => store::accounts::find_by_email(store, None, &email).await?,
+            Err(_) => None,
+        };
+        let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
+        // argon2 is CPU-bound; keep it off the async workers.
+        let verified =
+            tokio::task::spawn_blocking(move || verify_password(hash.as_ref(), &password))
+                .await
+                .map_err(AppError::internal)?;
+        let Some(credentials) = credentials.filter(|_| verified) else {
+            return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
+        };
+        let now = state.clock().now();
+        let expires_at = now + Duration::hours(i64::from(state.settings().auth.session_ttl_hours));
+        let issued = IssuedToken::generate(TokenKind::Session);
+        let record = TokenRecord::new(
+            &issued,
+            None,
+            Some(credentials.account.id),
+            None,
+            now,
+            Some(expires_at),
+        );
+        if store::tokens::insert(store, None, &record).await? == Inserted::AlreadyExists {
+            return Err(AppError::internal(
+                "a fresh session token collided with a stored one",
+            ));
+        }
+        Ok(Json(LoginResponse {
+            token: issued.secret.into_exposed(),
+            expires_at,
+        }))
+    }
+
+    /// End the current session
+    ///
+    /// Deletes the session the request is authenticated with. Personal API
+    /// tokens are deleted under `/me/tokens` instead.
+    #[oai(path = "/auth/logout", method = "post")]
+    async fn logout(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<LogoutResponse, AppError> {
+        let Principal::Session { session_id, .. } = &auth.0 else {
+            return Err(AppError::BadRequest(
+                "only session tokens can log out; delete personal tokens under /me/tokens".into(),
+            ));
+        };
+        store::tokens::delete(state.store(), TokenKind::Session, session_id).await?;
+        Ok(LogoutResponse::LoggedOut)
+    }
+}

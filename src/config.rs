@@ -1,0 +1,521 @@
+//! Configuration: built-in defaults < `muster.toml` (or `--config`) <
+//! `MUSTER_*` environment variables, with `__` separating nested keys
+//! (`MUSTER_HTTP__ADDR` sets `http.addr`). Any key can also be read from a
+//! file named by `MUSTER_<KEY>_FILE`, which is how container secrets are
+//! mounted. An unknown or invalid key stops start-up with its name.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+pub const ENV_PREFIX: &str = "MUSTER_";
+/// Names the configuration file; not a key of its own.
+pub const CONFIG_PATH_ENV: &str = "MUSTER_CONFIG";
+pub const DEFAULT_CONFIG_PATH: &str = "muster.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub mongodb: MongoSettings,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub rate_limit: RateLimitSettings,
+    pub auth: AuthSettings,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MongoSettings {
+    /// May carry credentials, so `Debug` redacts it.
+    pub uri: String,
+    pub database: String,
+    /// How long an operation waits for a usable server before failing.
+    pub server_selection_timeout_ms: u64,
+    /// Whether `muster serve` creates missing indexes at start.
+    pub migrate_on_start: bool,
+}
+
+impl Default for MongoSettings {
+    fn default() -> Self {
+        Self {
+            uri: "mongodb://127.0.0.1:27017/?directConnection=true".into(),
+            database: "muster".into(),
+            server_selection_timeout_ms: 5_000,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl fmt::Debug for MongoSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoSettings")
+            .field("uri", &"<redacted>")
+            .field("database", &self.database)
+            .field(
+                "server_selection_timeout_ms",
+                &self.server_selection_timeout_ms,
+            )
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub addr: SocketAddr,
+    /// The base of links in mails and of SCIM `meta.location`.
+    pub public_url: String,
+    /// Requests with larger bodies are answered 413.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `muster=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Management API: sustained requests per second per token (or per
+    /// client IP without one), and the burst above it.
+    pub api_per_second: u32,
+    pub api_burst: u32,
+    /// SCIM: identity providers push in bursts (Entra ID needs 25/s).
+    pub scim_per_second: u32,
+    pub scim_burst: u32,
+    /// Everything else (health, docs, pages), per client IP.
+    pub other_per_second: u32,
+    pub other_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            api_per_second: 50,
+            api_burst: 100,
+            scim_per_second: 50,
+            scim_burst: 200,
+            other_per_second: 20,
+            other_burst: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub session_ttl_hours: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl_hours: 12,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Figment(String),
+    #[error("invalid configuration: key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error("invalid configuration: cannot read `{var}` ({path}): {reason}")]
+    SecretFile {
+        var: String,
+        path: String,
+        reason: String,
+    },
+    #[error("invalid configuration: cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+impl Settings {
+    /// Loads the layers from the process environment. `config_path` is the
+    /// `--config` flag; without it `MUSTER_CONFIG` or `./muster.toml` is
+    /// used if present. A file named explicitly must exist.
+    pub fn load(config_path: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(config_path, std::env::vars())
+    }
+
+    /// Like `load`, with the environment given (for tests and tools).
+    pub fn load_from(
+        config_path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .collect();
+        let explicit = config_path.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(name, _)| name == CONFIG_PATH_ENV)
+                .map(|(_, value)| PathBuf::from(value))
+        });
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match explicit {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::File {
+                        path: path.display().to_string(),
+                        reason: "no such file".into(),
+                    });
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
+            }
+            None => {}
+        }
+        figment = figment.merge(EnvLayer::from_vars(&env)?);
+        let settings: Settings = figment.extract().map_err(describe_figment_error)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        if !(self.mongodb.uri.starts_with("mongodb://")
+            || self.mongodb.uri.starts_with("mongodb+srv://"))
+        {
+            return Err(invalid(
+                "mongodb.uri",
+                "must start with mongodb:// or mongodb+srv://",
+            ));
+        }
+        if self.mongodb.database.is_empty()
+            || self.mongodb.database.len() > 63
+            || self
+                .mongodb
+                .database
+                .chars()
+                .any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'))
+        {
+            return Err(invalid(
+                "mongodb.database",
+                "must be 1 to 63 characters without / \\ . space \" $",
+            ));
+        }
+        let public_url = &self.http.public_url;
+        let rest = public_url
+            .strip_prefix("http://")
+            .or_else(|| public_url.strip_prefix("https://"));
+        if !rest.is_some_and(|host| !host.is_empty() && !host.contains(char::is_whitespace)) {
+            return Err(invalid(
+                "http.public_url",
+                "must be an absolute http:// or https:// URL such as https://muster.example.com",
+            ));
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                "is not a valid filter such as `info` or `muster=debug`",
+            ));
+        }
+        let limits = &self.rate_limit;
+        for (key, value) in [
+            ("rate_limit.api_per_second", limits.api_per_second),
+            ("rate_limit.api_burst", limits.api_burst),
+            ("rate_limit.scim_per_second", limits.scim_per_second),
+            ("rate_limit.scim_burst", limits.scim_burst),
+            ("rate_limit.other_per_second", limits.other_per_second),
+            ("rate_limit.other_burst", limits.other_burst),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    key,
+                    "must be at least 1 (set rate_limit.enabled = false to turn limits off)",
+                ));
+            }
+        }
+        if self.auth.session_ttl_hours == 0 {
+            return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        self.http.public_url.trim_end_matches('/')
+    }
+}
+
+/// The `MUSTER_*` layer. Built from the variables given rather than from
+/// figment's `Env`, which reads the process environment itself and so
+/// cannot be tested without mutating it.
+struct EnvLayer {
+    /// (dotted key, value) pairs, in the order given.
+    values: Vec<(String, Value)>,
+}
+
+impl EnvLayer {
+    /// `MUSTER_HTTP__ADDR=x` sets `http.addr` to `x` parsed like TOML
+    /// scalars; `MUSTER_SMTP__URL_FILE=/run/secrets/smtp` sets `smtp.url` to
+    /// the file's content, verbatim. `MUSTER_CONFIG` is not a key.
+    fn from_vars(env: &[(String, String)]) -> Result<EnvLayer, ConfigError> {
+        let mut values = Vec::new();
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if name == CONFIG_PATH_ENV || rest.is_empty() {
+                continue;
+            }
+            if let Some(key) = rest.strip_suffix("_FILE") {
+                let secret =
+                    std::fs::read_to_string(raw).map_err(|err| ConfigError::SecretFile {
+                        var: name.clone(),
+                        path: raw.clone(),
+                        reason: err.to_string(),
+                    })?;
+                let secret = secret.trim_end_matches(['\r', '\n']).to_owned();
+                values.push((dotted_key(key), Value::from(secret)));
+            } else {
+                let value = raw.parse::<Value>().unwrap_or_else(|never| match never {});
+                values.push((dotted_key(rest), value));
+            }
+        }
+        Ok(EnvLayer { values })
+    }
+}
+
+fn insert_dotted(dict: &mut Dict, key: &str, value: Value) {
+    match key.split_once('.') {
+        None => {
+            dict.insert(key.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = dict
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if !matches!(entry, Value::Dict(..)) {
+                *entry = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = entry {
+                insert_dotted(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn dotted_key(var_suffix: &str) -> String {
+    var_suffix.to_ascii_lowercase().replace("__", ".")
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, value) in &self.values {
+            insert_dotted(&mut dict, key, value.clone());
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+fn describe_figment_error(err: figment::Error) -> ConfigError {
+    let mut messages = Vec::new();
+    for error in err {
+        let key = error.path.join(".");
+        let source = match error.metadata.as_ref() {
+            Some(meta) if meta.name == "environment" && !key.is_empty() => {
+                format!(
+                    " (from {ENV_PREFIX}{})",
+                    error.path.join("__").to_ascii_uppercase()
+                )
+            }
+            Some(meta) => match &meta.source {
+                Some(source) => format!(" (from {} {source})", meta.name),
+                None => format!(" (from {})", meta.name),
+            },
+            None => String::new(),
+        };
+        let kind = error.kind.to_string();
+        messages.push(if key.is_empty() {
+            format!("{kind}{source}")
+        } else {
+            format!("key `{key}`: {kind}{source}")
+        });
+    }
+    ConfigError::Figment(messages.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let missing = Path::new("/nonexistent-muster-dir/none.toml");
+        // An explicit missing file is an error, so tests point at an empty one.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("muster.toml");
+        std::fs::write(&path, "").expect("write");
+        assert!(!missing.exists());
+        Settings::load_from(Some(&path), env(vars))
+    }
+
+    #[test]
+    fn defaults_suit_local_development() {
+        let settings = load(&[]).expect("defaults");
+        assert_eq!(settings.http.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.log.format, LogFormat::Text);
+        assert_eq!(settings.mongodb.database, "muster");
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let settings = load(&[
+            ("MUSTER_HTTP__ADDR", "0.0.0.0:9000"),
+            ("MUSTER_MONGODB__DATABASE", "prod"),
+            ("MUSTER_LOG__FORMAT", "json"),
+            ("MUSTER_HTTP__PUBLIC_URL", "https://muster.example.com/"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.http.addr.to_string(), "0.0.0.0:9000");
+        assert_eq!(settings.mongodb.database, "prod");
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert_eq!(settings.public_url(), "https://muster.example.com");
+    }
+
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("uri");
+        std::fs::write(&secret, "mongodb://secret-host:27017/\n").expect("write");
+        let path = secret.to_string_lossy().to_string();
+        let settings = load(&[("MUSTER_MONGODB__URI_FILE", &path)]).expect("valid");
+        assert_eq!(settings.mongodb.uri, "mongodb://secret-host:27017/");
+    }
+
+    #[test]
+    fn an_unreadable_secret_file_names_the_variable() {
+        let err =
+            load(&[("MUSTER_MONGODB__URI_FILE", "/nonexistent/secret")]).expect_err("invalid");
+        assert!(
+            err.to_string().contains("MUSTER_MONGODB__URI_FILE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load(&[("MUSTER_HTTP__ADR", "x")]).expect_err("unknown key");
+        assert!(err.to_string().contains("adr"), "{err}");
+        let err = load(&[("MUSTER_NOPE", "x")]).expect_err("unknown section");
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        for (var, value, key) in [
+            ("MUSTER_HTTP__ADDR", "not-an-address", "http.addr"),
+            ("MUSTER_LOG__FORMAT", "xml", "log.format"),
+            (
+                "MUSTER_HTTP__PUBLIC_URL",
+                "muster.example.com",
+                "http.public_url",
+            ),
+            ("MUSTER_MONGODB__URI", "postgres://x", "mongodb.uri"),
+            (
+                "MUSTER_RATE_LIMIT__API_PER_SECOND",
+                "0",
+                "rate_limit.api_per_second",
+            ),
+        ] {
+            let err = load(&[(var, value)]).expect_err(var);
+            assert!(err.to_string().contains(key), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_file_layer_sits_between_defaults_and_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("muster.toml");
+        std::fs::write(
+            &path,
+            "[http]\naddr = \"127.0.0.1:7000\"\n[mongodb]\ndatabase = \"fromfile\"\n",
+        )
+        .expect("write");
+        let settings =
+            Settings::load_from(Some(&path), env(&[("MUSTER_MONGODB__DATABASE", "fromenv")]))
+                .expect("valid");
+        assert_eq!(settings.http.addr.to_string(), "127.0.0.1:7000");
+        assert_eq!(settings.mongodb.database, "fromenv");
+    }
+
+    #[test]
+    fn a_named_config_file_must_exist() {
+        let err = Settings::load_from(Some(Path::new("/nonexistent/muster.toml")), env(&[]))
+            .expect_err("missing");
+        assert!(
+            err.to_string().contains("/nonexistent/muster.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_uri_is_redacted_in_debug() {
+        let mut settings = Settings::default();
+        settings.mongodb.uri = "mongodb://user:hunter2@host/".into();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

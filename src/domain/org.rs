@@ -1,0 +1,122 @@
+//! Organizations (tenants) and their projects.
+
+use chrono::{DateTime, Utc};
+
+use super::ids::{OrgId, ProjectId};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: String,
+    /// Unique across the service; derived from the name.
+    pub slug: String,
+    pub settings: OrgSettings,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgSettings {
+    pub invitation_ttl_days: u32,
+    pub audit_retention_days: u32,
+    /// Empty means any domain may be invited.
+    pub allowed_email_domains: Vec<String>,
+    /// Whether members created over SCIM get an activation email.
+    pub scim_activation_emails: bool,
+    pub mfa_required: bool,
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        Self {
+            invitation_ttl_days: 7,
+            audit_retention_days: 365,
+            allowed_email_domains: Vec::new(),
+            scim_activation_emails: true,
+            mfa_required: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOrgName {
+    #[error("the organization name must not be empty")]
+    Empty,
+    #[error("the organization name must be at most {max} characters")]
+    TooLong { max: usize },
+    #[error("the organization name must contain at least one letter or digit")]
+    NoLettersOrDigits,
+}
+
+pub const MAX_ORG_NAME_CHARS: usize = 100;
+
+/// Validates a display name and derives the slug that makes it unique:
+/// lower-case letters and digits, runs of anything else become one `-`.
+/// "Acme Corp" and "acme corp" share a slug, so they cannot both exist.
+pub fn org_name_and_slug(raw: &str) -> Result<(String, String), InvalidOrgName> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(InvalidOrgName::Empty);
+    }
+    if name.chars().count() > MAX_ORG_NAME_CHARS {
+        return Err(InvalidOrgName::TooLong {
+            max: MAX_ORG_NAME_CHARS,
+        });
+    }
+    let mut slug = String::with_capacity(name.len());
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-').to_owned();
+    if slug.is_empty() {
+        return Err(InvalidOrgName::NoLettersOrDigits);
+    }
+    Ok((name.to_owned(), slug))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(
+            org_name_and_slug("  Acme Corp. "),
+            Ok(("Acme Corp.".to_owned(), "acme-corp".to_owned()))
+        );
+        assert_eq!(
+            org_name_and_slug("ACME   corp").map(|(_, s)| s),
+            Ok("acme-corp".to_owned())
+        );
+        assert_eq!(
+            org_name_and_slug("Ölwerk GmbH").map(|(_, s)| s),
+            Ok("ölwerk-gmbh".to_owned())
+        );
+    }
+
+    #[test]
+    fn bad_names() {
+        assert_eq!(org_name_and_slug("   "), Err(InvalidOrgName::Empty));
+        assert_eq!(
+            org_name_and_slug("!!!"),
+            Err(InvalidOrgName::NoLettersOrDigits)
+        );
+        assert_eq!(
+            org_name_and_slug(&"x".repeat(101)),
+            Err(InvalidOrgName::TooLong { max: 100 })
+        );
+    }
+}

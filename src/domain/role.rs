@@ -1,0 +1,222 @@
+//! Roles, permissions and the permission matrix of DESIGN.md §3.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A member's role in an organization, lowest to highest. The derived order
+/// is the rank order: the effective role of a member is the maximum of
+/// their direct role and every role their groups map to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Contributor,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Contributor, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Contributor => "contributor",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// The permission matrix. One `match` so that a reader sees every cell
+    /// and the compiler sees every permission.
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        use Role::*;
+        match permission {
+            ViewDirectory => true,
+            CreatePersonalTokens | ManageProjects => matches!(self, Owner | Admin | Contributor),
+            ManageIntegrations
+            | ManageInvitations
+            | ManageNonOwnerMembers
+            | RemoveNonOwnerMembers
+            | ViewAuditLog => matches!(self, Owner | Admin),
+            ManageOwners | ManageOrganization => self == Owner,
+        }
+    }
+
+    pub fn permissions(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL.into_iter().filter(move |p| self.allows(*p))
+    }
+
+    /// Owners and admins hold every right on every project; the others hold
+    /// only the rights granted to them per project.
+    pub fn has_all_project_rights(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role `{0}`; expected one of owner, admin, contributor, viewer")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownRole(s.chars().take(64).collect()))
+    }
+}
+
+/// What a role may do inside its organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// View members, groups and projects.
+    ViewDirectory,
+    CreatePersonalTokens,
+    /// Create, update and delete projects.
+    ManageProjects,
+    /// Manage integrations and SCIM tokens.
+    ManageIntegrations,
+    /// Invite members and manage invitations.
+    ManageInvitations,
+    /// Change the role or status of members who are not owners.
+    ManageNonOwnerMembers,
+    RemoveNonOwnerMembers,
+    /// View and export the audit log.
+    ViewAuditLog,
+    /// Grant, change or remove the owner role.
+    ManageOwners,
+    /// Rename or delete the organization, change its settings.
+    ManageOrganization,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 10] = [
+        Permission::ViewDirectory,
+        Permission::CreatePersonalTokens,
+        Permission::ManageProjects,
+        Permission::ManageIntegrations,
+        Permission::ManageInvitations,
+        Permission::ManageNonOwnerMembers,
+        Permission::RemoveNonOwnerMembers,
+        Permission::ViewAuditLog,
+        Permission::ManageOwners,
+        Permission::ManageOrganization,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ViewDirectory => "view_directory",
+            Permission::CreatePersonalTokens => "create_personal_tokens",
+            Permission::ManageProjects => "manage_projects",
+            Permission::ManageIntegrations => "manage_integrations",
+            Permission::ManageInvitations => "manage_invitations",
+            Permission::ManageNonOwnerMembers => "manage_non_owner_members",
+            Permission::RemoveNonOwnerMembers => "remove_non_owner_members",
+            Permission::ViewAuditLog => "view_audit_log",
+            Permission::ManageOwners => "manage_owners",
+            Permission::ManageOrganization => "manage_organization",
+        }
+    }
+}
+
+/// A right on one project, granted to contributors and viewers per project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectRight {
+    Read,
+    /// Create and update.
+    Write,
+    Delete,
+}
+
+impl ProjectRight {
+    pub const ALL: [ProjectRight; 3] = [
+        ProjectRight::Read,
+        ProjectRight::Write,
+        ProjectRight::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectRight::Read => "read",
+            ProjectRight::Write => "write",
+            ProjectRight::Delete => "delete",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DESIGN.md §3, transcribed cell by cell: (permission, owner, admin,
+    /// contributor, viewer).
+    const MATRIX: [(Permission, bool, bool, bool, bool); 10] = [
+        (Permission::ViewDirectory, true, true, true, true),
+        (Permission::CreatePersonalTokens, true, true, true, false),
+        (Permission::ManageProjects, true, true, true, false),
+        (Permission::ManageIntegrations, true, true, false, false),
+        (Permission::ManageInvitations, true, true, false, false),
+        (Permission::ManageNonOwnerMembers, true, true, false, false),
+        (Permission::RemoveNonOwnerMembers, true, true, false, false),
+        (Permission::ViewAuditLog, true, true, false, false),
+        (Permission::ManageOwners, true, false, false, false),
+        (Permission::ManageOrganization, true, false, false, false),
+    ];
+
+    #[test]
+    fn every_cell_of_the_matrix() {
+        for (permission, owner, admin, contributor, viewer) in MATRIX {
+            for (role, expected) in [
+                (Role::Owner, owner),
+                (Role::Admin, admin),
+                (Role::Contributor, contributor),
+                (Role::Viewer, viewer),
+            ] {
+                assert_eq!(
+                    role.allows(permission),
+                    expected,
+                    "{role} / {}",
+                    permission.as_str()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_matrix_covers_every_permission() {
+        for permission in Permission::ALL {
+            assert!(
+                MATRIX.iter().any(|row| row.0 == permission),
+                "{permission:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn roles_rank_from_viewer_to_owner() {
+        assert!(Role::Owner > Role::Admin);
+        assert!(Role::Admin > Role::Contributor);
+        assert!(Role::Contributor > Role::Viewer);
+    }
+
+    #[test]
+    fn roles_parse_case_insensitively_and_reject_others() {
+        assert_eq!("Owner".parse::<Role>(), Ok(Role::Owner));
+        assert_eq!("viewer".parse::<Role>(), Ok(Role::Viewer));
+        assert!("superuser".parse::<Role>().is_err());
+    }
+}

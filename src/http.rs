@@ -1,0 +1,340 @@
+//! App assembly: routes, middleware (request id and tracing, rate limits,
+//! body limits, error rendering per surface), health, and serving with
+//! graceful shutdown.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use poem::http::StatusCode;
+use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use poem::listener::Acceptor;
+use poem::web::Json;
+use poem::{
+    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, Server, get,
+    handler,
+};
+use tokio::io::AsyncReadExt;
+use tracing::Instrument;
+
+use crate::api;
+use crate::auth::token::TokenHash;
+use crate::config::RateLimitSettings;
+use crate::error::AppError;
+use crate::scim;
+use crate::state::AppState;
+
+/// The id of the request, on every log line and in `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Which API a path belongs to, which decides the error format and quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    Scim,
+    Other,
+}
+
+impl Surface {
+    pub fn of(path: &str) -> Surface {
+        if path == "/scim/v2" || path.starts_with("/scim/") {
+            Surface::Scim
+        } else if path == "/api/v1" || path.starts_with("/api/") {
+            Surface::Api
+        } else {
+            Surface::Other
+        }
+    }
+
+    pub fn render(self, err: &AppError) -> Response {
+        match self {
+            Surface::Scim => err.scim_response(),
+            Surface::Api | Surface::Other => err.problem_response(),
+        }
+    }
+}
+
+/// Builds the whole application.
+pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
+    let settings = state.settings().clone();
+    let max_body_bytes = settings.http.max_body_bytes;
+    let api_service = api::service();
+    let swagger_ui = api_service.swagger_ui();
+    let spec = api_service.spec_endpoint();
+    let limiter = settings
+        .rate_limit
+        .enabled
+        .then(|| Arc::new(RateLimits::new(&settings.rate_limit)));
+    if let Some(limits) = &limiter {
+        spawn_limiter_housekeeping(Arc::downgrade(limits));
+    }
+    Route::new()
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .at("/openapi.json", spec)
+        .nest("/docs", swagger_ui)
+        .nest("/api/v1", api_service)
+        .nest("/scim/v2", scim::routes())
+        .data(state)
+        .around(move |endpoint, request| limit_body(max_body_bytes, endpoint, request))
+        .around(move |endpoint, request| {
+            let limiter = limiter.clone();
+            async move { rate_limit(limiter.as_deref(), endpoint.as_ref(), request).await }
+        })
+        .around(trace_request)
+        .into_endpoint()
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish
+/// for up to `grace`.
+pub async fn serve<A: Acceptor + 'static>(
+    acceptor: A,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let grace = Duration::from_secs(state.settings().http.shutdown_grace_seconds);
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app(state), shutdown, Some(grace))
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn incoming_request_id(req: &Request) -> Option<String> {
+    let value = req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let sane = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    sane.then(|| value.to_owned())
+}
+
+/// Outermost middleware: gives the request an id (or keeps a sane one from
+/// a proxy), runs it inside a span that carries the id, renders any error
+/// in the format of its surface, and logs the outcome.
+async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let id = incoming_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let surface = Surface::of(&path);
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    async move {
+        let started = Instant::now();
+        let mut response = match endpoint.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(err) => surface.render(&AppError::from_poem(err)),
+        };
+        if let Ok(value) = id.parse() {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        let status = response.status().as_u16();
+        let micros = started.elapsed().as_micros() as u64;
+        if response.status().is_server_error() {
+            tracing::warn!(status, micros, "request failed");
+        } else {
+            tracing::info!(status, micros, "request");
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Refuses bodies over the limit with 413 before a handler reads them: by
+/// `Content-Length` when there is one, otherwise (chunked uploads) by
+/// reading at most one byte past the limit.
+async fn limit_body<E: Endpoint>(
+    max: usize,
+    endpoint: Arc<E>,
+    mut req: Request,
+) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max as u64 => return Err(AppError::PayloadTooLarge.into()),
+        Some(_) => {}
+        None if req.headers().contains_key(TRANSFER_ENCODING) => {
+            let mut limited = req.take_body().into_async_read().take(max as u64 + 1);
+            let mut buffer = Vec::new();
+            limited.read_to_end(&mut buffer).await.map_err(|err| {
+                AppError::BadRequest(format!("cannot read the request body: {err}"))
+            })?;
+            if buffer.len() > max {
+                return Err(AppError::PayloadTooLarge.into());
+            }
+            req.set_body(buffer);
+        }
+        None => {}
+    }
+    endpoint.call(req).await.map(IntoResponse::into_response)
+}
+
+/// One keyed limiter per surface.
+struct RateLimits {
+    api: DefaultKeyedRateLimiter<String>,
+    scim: DefaultKeyedRateLimiter<String>,
+    other: DefaultKeyedRateLimiter<String>,
+}
+
+fn quota(per_second: u32, burst: u32) -> Quota {
+    // Validated non-zero at start-up; 1 is only a fallback for the types.
+    let per_second = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(per_second).allow_burst(burst)
+}
+
+impl RateLimits {
+    fn new(settings: &RateLimitSettings) -> RateLimits {
+        RateLimits {
+            api: RateLimiter::keyed(quota(settings.api_per_second, settings.api_burst)),
+            scim: RateLimiter::keyed(quota(settings.scim_per_second, settings.scim_burst)),
+            other: RateLimiter::keyed(quota(settings.other_per_second, settings.other_burst)),
+        }
+    }
+
+    fn for_surface(&self, surface: Surface) -> &DefaultKeyedRateLimiter<String> {
+        match surface {
+            Surface::Api => &self.api,
+            Surface::Scim => &self.scim,
+            Surface::Other => &self.other,
+        }
+    }
+
+    fn forget_idle_keys(&self) {
+        for limiter in [&self.api, &self.scim, &self.other] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// Keys that have been quiet long enough to be back at full burst carry no
+/// information; dropping them bounds memory however many clients come.
+fn spawn_limiter_housekeeping(limits: std::sync::Weak<RateLimits>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match limits.upgrade() {
+                Some(limits) => limits.forget_idle_keys(),
+                None => break,
+            }
+        }
+    });
+}
+
+/// The key a request is counted under: its bearer token (hashed, so the
+/// limiter never holds secrets) or, without one, the client's IP.
+fn rate_limit_key(req: &Request) -> String {
+    let bearer = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| crate::auth::bearer_secret(Some(value)).ok())
+        .filter(|secret| !secret.is_empty());
+    match bearer {
+        Some(secret) => format!("token:{}", TokenHash::of(secret).as_str()),
+        None => {
+            let ip: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+            format!(
+                "ip:{}",
+                ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+            )
+        }
+    }
+}
+
+async fn rate_limit<E: Endpoint>(
+    limits: Option<&RateLimits>,
+    endpoint: &E,
+    req: Request,
+) -> poem::Result<Response> {
+    if let Some(limits) = limits {
+        let surface = Surface::of(req.uri().path());
+        if let Err(not_until) = limits.for_surface(surface).check_key(&rate_limit_key(&req)) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Ok(surface.render(&AppError::TooManyRequests {
+                retry_after_secs: retry_after_secs.max(1),
+            }));
+        }
+    }
+    endpoint.call(req).await.map(IntoResponse::into_response)
+}
+
+#[handler]
+fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// How long `/readyz` waits for the database before calling it down.
+const READY_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[handler]
+async fn readyz(state: poem::web::Data<&AppState>) -> Response {
+    let reason = match tokio::time::timeout(READY_PING_TIMEOUT, state.store().ping()).await {
+        Ok(Ok(())) => {
+            return Json(serde_json::json!({ "status": "ready" })).into_response();
+        }
+        Ok(Err(err)) => format!("MongoDB ping failed: {}", summarize_mongo_error(&err)),
+        Err(_) => format!(
+            "MongoDB did not answer a ping within {} s",
+            READY_PING_TIMEOUT.as_secs()
+        ),
+    };
+    let mut response = AppError::Unavailable(reason).problem_response();
+    response.set_status(StatusCode::SERVICE_UNAVAILABLE);
+    response
+}
+
+/// A reason an operator can act on, without credentials from the URI.
+fn summarize_mongo_error(err: &mongodb::error::Error) -> String {
+    use mongodb::error::ErrorKind;
+    match err.kind.as_ref() {
+        ErrorKind::ServerSelection { .. } => {
+            "no reachable server (server selection timed out)".into()
+        }
+        ErrorKind::Io(io) => format!("I/O error: {}", io.kind()),
+        ErrorKind::Authentication { .. } => "authentication failed".into(),
+        ErrorKind::Command(command) => format!("command error {}", command.code_name),
+        _ => "unexpected error".into(),
+    }
+}

@@ -1,0 +1,14 @@
+//! Muster: a multi-tenant user-provisioning service. SCIM 2.0 for identity
+//! providers, a management API for administrators, MongoDB for state.
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod scim;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,145 @@
+//! The `muster` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use muster::bootstrap::{BootstrapInput, bootstrap};
+use muster::config::Settings;
+use muster::state::AppState;
+use muster::store::Store;
+use muster::{api, http, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "muster",
+    version,
+    about = "SCIM 2.0 server and management API for multi-tenant user provisioning"
+)]
+struct Cli {
+    /// Configuration file (default: ./muster.toml if present; also MUSTER_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the SCIM and management APIs (runs migrations first unless disabled).
+    Serve {
+        /// Do not create missing indexes at start (also `mongodb.migrate_on_start = false`).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Create every collection's indexes; safe to run any number of times.
+    Migrate,
+    /// Create an organization with its owner, an owner API token and a SCIM token.
+    Bootstrap {
+        #[arg(long, value_name = "NAME")]
+        org_name: String,
+        #[arg(long, value_name = "EMAIL")]
+        owner_email: String,
+        /// Sets the owner's password if the account is new (at least 10 characters).
+        #[arg(long, value_name = "PASSWORD")]
+        owner_password: Option<String>,
+        /// Print exactly one JSON object: org_id, owner_account_id, owner_token, scim_token.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the management API's OpenAPI document.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        println!("{}", api::spec_json());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.mongodb).await?;
+    match command {
+        Command::Serve { no_migrate } => {
+            if settings.mongodb.migrate_on_start && !no_migrate {
+                store.migrate().await?;
+                tracing::info!("indexes are up to date");
+            }
+            let addr = settings.http.addr;
+            let acceptor =
+                poem::listener::Listener::into_acceptor(poem::listener::TcpListener::bind(addr))
+                    .await
+                    .map_err(|err| anyhow::anyhow!("cannot listen on {addr} (http.addr): {err}"))?;
+            let local = poem::listener::Acceptor::local_addr(&acceptor)
+                .first()
+                .and_then(|addr| addr.as_socket_addr().copied());
+            tracing::info!(addr = ?local, public_url = settings.public_url(), "listening");
+            let state = AppState::new(store, settings);
+            http::serve(acceptor, state, http::shutdown_signal()).await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate => {
+            store.migrate().await?;
+            eprintln!(
+                "indexes are up to date in database {:?}",
+                settings.mongodb.database
+            );
+        }
+        Command::Bootstrap {
+            org_name,
+            owner_email,
+            owner_password,
+            json,
+        } => {
+            store.migrate().await?;
+            let output = bootstrap(
+                &store,
+                chrono::Utc::now(),
+                BootstrapInput {
+                    org_name,
+                    owner_email,
+                    owner_password,
+                },
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&output)?);
+            } else {
+                println!("organization:     {}", output.org_id);
+                println!("owner account:    {}", output.owner_account_id);
+                println!("owner API token:  {}", output.owner_token);
+                println!("SCIM token:       {}", output.scim_token);
+                println!("(the tokens are shown only now; store them safely)");
+            }
+            if !output.account_created {
+                eprintln!("note: the owner email already had an account; it was linked unchanged");
+            }
+        }
+        Command::Openapi => unreachable!("handled before configuration is loaded"),
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+use bson::doc;
+use mongodb::error::Error as MongoError;
+use mongodb::{ClientSession, Collection};
+
+use super::docs::AccountDoc;
+use super::{Inserted, Store, index, inserted, with_session};
+use crate::auth::password::PasswordHashString;
+use crate::domain::{Account, AccountId, Email};
+
+const COLLECTION: &str = "accounts";
+
+fn collection(store: &Store) -> Collection<AccountDoc> {
+    store.database().collection(COLLECTION)
+}
+
+pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
+    collection(store)
+        .create_index(index(doc! { "email": 1 }, true))
+        .await?;
+    Ok(())
+}
+
+/// An account with its password hash, for sign-in.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub account: Account,
+    pub password_hash: Option<PasswordHashString>,
+}
+
+impl From<AccountDoc> for Credentials {
+    fn from(doc: AccountDoc) -> Self {
+        Credentials {
+            account: doc.to_account(),
+            password_hash: doc.password_hash.map(PasswordHashString::from_stored),
+        }
+    }
+}
+
+/// `AlreadyExists` when the email has an account.
+pub async fn insert(
+    store: &Store,
+    session: &mut ClientSession,
+    account: &Account,
+    password_hash: Option<&PasswordHashString>,
+) -> Result<Inserted, MongoError> {
+    let doc = AccountDoc::new(account, password_hash.map(|h| h.as_str().to_owned()));
+    inserted(collection(store).insert_one(doc).session(session).await)
+}
+
+pub async fn find_by_email(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    email: &Email,
+) -> Result<Option<Credentials>, MongoError> {
+    let found = with_session!(
+        collection(store).find_one(doc! { "email": email.as_str() }),
+        session
+    )?;
+    Ok(found.map(Credentials::from))
+}
+
+pub async fn get(store: &Store, id: &AccountId) -> Result<Option<Account>, MongoError> {
+    let found = collection(store)
+        .find_one(doc! { "_id": id.as_str() })
+        .await?;
+    Ok(found.map(|doc| doc.to_account()))
+}

@@ -1,0 +1,115 @@
+use bson::{Bson, DateTime as BsonDateTime, doc};
+use mongodb::error::Error as MongoError;
+use mongodb::{ClientSession, Collection};
+use serde::{Deserialize, Serialize};
+
+use super::docs::bson_time;
+use super::{Store, index};
+use crate::domain::{Actor, AuditEvent};
+
+const COLLECTION: &str = "audit_events";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AuditDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    org_id: String,
+    at: BsonDateTime,
+    actor: ActorDoc,
+    action: String,
+    target: TargetDoc,
+    before: Option<Bson>,
+    after: Option<Bson>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ActorDoc {
+    /// `account`, `api_token`, `scim_token` or `system`.
+    kind: String,
+    account_id: Option<String>,
+    token_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TargetDoc {
+    kind: String,
+    id: String,
+}
+
+fn collection(store: &Store) -> Collection<AuditDoc> {
+    store.database().collection(COLLECTION)
+}
+
+pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
+    let events = collection(store);
+    events
+        .create_index(index(doc! { "org_id": 1, "at": -1 }, false))
+        .await?;
+    events.create_index(index(doc! { "at": 1 }, false)).await?;
+    Ok(())
+}
+
+fn actor_doc(actor: &Actor) -> ActorDoc {
+    let (kind, account_id, token_id) = match actor {
+        Actor::Account(account) => ("account", Some(account.to_string()), None),
+        Actor::ApiToken {
+            account_id,
+            token_id,
+        } => (
+            "api_token",
+            Some(account_id.to_string()),
+            Some(token_id.to_string()),
+        ),
+        Actor::ScimToken(token) => ("scim_token", None, Some(token.to_string())),
+        Actor::System => ("system", None, None),
+    };
+    ActorDoc {
+        kind: kind.to_owned(),
+        account_id,
+        token_id,
+    }
+}
+
+fn json_to_bson(value: &Option<serde_json::Value>) -> Result<Option<Bson>, MongoError> {
+    value
+        .as_ref()
+        .map(|v| bson::to_bson(v).map_err(MongoError::custom))
+        .transpose()
+}
+
+/// Writes one event, inside the transaction of the change it records.
+pub async fn record(
+    store: &Store,
+    session: &mut ClientSession,
+    event: &AuditEvent,
+) -> Result<(), MongoError> {
+    let doc = AuditDoc {
+        id: uuid::Uuid::now_v7().to_string(),
+        org_id: event.org_id.to_string(),
+        at: bson_time(event.at),
+        actor: actor_doc(&event.actor),
+        action: event.action.to_owned(),
+        target: TargetDoc {
+            kind: event.target.kind.to_owned(),
+            id: event.target.id.clone(),
+        },
+        before: json_to_bson(&event.before)?,
+        after: json_to_bson(&event.after)?,
+        ip: event.origin.ip.clone(),
+        user_agent: event.origin.user_agent.clone(),
+        request_id: event.origin.request_id.clone(),
+    };
+    collection(store).insert_one(doc).session(session).await?;
+    Ok(())
+}
+
+/// Events of an organization, newest first (for tests and, later, the
+/// audit API).
+pub async fn count_for_org(store: &Store, org_id: &str) -> Result<u64, MongoError> {
+    collection(store)
+        .count_documents(doc! { "org_id": org_id })
+        .await
+}

@@ -1,0 +1,242 @@
+//! MongoDB: the connection, indexes, one module per collection, and
+//! transactions. The only place that builds BSON.
+
+pub mod accounts;
+pub mod audit;
+mod docs;
+pub mod members;
+pub mod orgs;
+pub mod tokens;
+
+use std::time::Duration;
+
+use bson::doc;
+use mongodb::error::{
+    Error as MongoError, ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
+    WriteFailure,
+};
+use mongodb::options::{ClientOptions, ReadConcern, TransactionOptions, WriteConcern};
+use mongodb::{Client, ClientSession, Database};
+
+use crate::config::MongoSettings;
+
+/// MongoDB's code for a unique-index violation.
+pub const DUPLICATE_KEY: i32 = 11000;
+
+/// The server error code carried by a write, command, insert-many or bulk
+/// error. The driver keeps its own `code()` private.
+pub fn error_code(err: &MongoError) -> Option<i32> {
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(e)) => Some(e.code),
+        ErrorKind::Command(e) => Some(e.code),
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .and_then(|errors| errors.first())
+            .map(|e| e.code)
+            .or_else(|| e.write_concern_error.as_ref().map(|e| e.code)),
+        ErrorKind::BulkWrite(e) => e
+            .write_errors
+            .iter()
+            .min_by_key(|(index, _)| **index)
+            .map(|(_, e)| e.code)
+            .or_else(|| e.write_concern_errors.first().map(|e| e.code)),
+        _ => None,
+    }
+}
+
+pub fn is_duplicate_key(err: &MongoError) -> bool {
+    error_code(err) == Some(DUPLICATE_KEY)
+}
+
+/// An error type that transactions can run with: it can hold a driver error
+/// and say whether it is one, so the helper can retry transient failures
+/// while domain errors abort at once.
+pub trait TxError: From<MongoError> {
+    fn as_mongo(&self) -> Option<&MongoError>;
+}
+
+impl TxError for MongoError {
+    fn as_mongo(&self) -> Option<&MongoError> {
+        Some(self)
+    }
+}
+
+/// How often a transaction is attempted before its error is returned.
+const MAX_TRANSACTION_ATTEMPTS: u32 = 8;
+const MAX_COMMIT_ATTEMPTS: u32 = 4;
+
+fn backoff(attempt: u32) -> Duration {
+    // 5, 10, 20 ... 320 ms, with jitter so that two conflicting writers do
+    // not collide again in lockstep.
+    let base = 5u64 << attempt.min(6);
+    let jitter = rand::random::<u64>() % (base / 2 + 1);
+    Duration::from_millis(base + jitter)
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    db: Database,
+}
+
+impl Store {
+    /// Builds a client; connects lazily, so an unreachable server is
+    /// reported by the first operation (and by `/readyz`), not here.
+    pub async fn connect(settings: &MongoSettings) -> Result<Store, MongoError> {
+        let mut options = ClientOptions::parse(&settings.uri).await?;
+        options.app_name.get_or_insert_with(|| "muster".to_owned());
+        options.server_selection_timeout =
+            Some(Duration::from_millis(settings.server_selection_timeout_ms));
+        options.write_concern = Some(WriteConcern::majority());
+        let client = Client::with_options(options)?;
+        let db = client.database(&settings.database);
+        Ok(Store { client, db })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub async fn ping(&self) -> Result<(), MongoError> {
+        self.db.run_command(doc! { "ping": 1 }).await.map(|_| ())
+    }
+
+    /// Creates every collection's indexes. Idempotent: creating an index
+    /// that exists with the same definition is a no-op.
+    pub async fn migrate(&self) -> Result<(), MongoError> {
+        orgs::create_indexes(self).await?;
+        accounts::create_indexes(self).await?;
+        members::create_indexes(self).await?;
+        tokens::create_indexes(self).await?;
+        audit::create_indexes(self).await?;
+        Ok(())
+    }
+
+    /// Runs `body` in a transaction with majority write concern and commits.
+    /// Transient failures (write conflicts, elections) rerun the whole body
+    /// after a short backoff; an unknown commit result retries the commit.
+    /// Both are bounded, after which the error is returned. Any other error
+    /// aborts the transaction and is returned as is.
+    pub async fn transaction<T, E>(
+        &self,
+        mut body: impl AsyncFnMut(&mut ClientSession) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: TxError,
+    {
+        let mut session = self.client.start_session().await?;
+        let options = TransactionOptions::builder()
+            .write_concern(WriteConcern::majority())
+            .read_concern(ReadConcern::snapshot())
+            .build();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            session
+                .start_transaction()
+                .with_options(options.clone())
+                .await?;
+            let value = match body(&mut session).await {
+                Ok(value) => value,
+                Err(err) => {
+                    // Aborting can fail when the server is gone; the
+                    // transaction then dies with the session anyway.
+                    let _ = session.abort_transaction().await;
+                    let transient = err
+                        .as_mongo()
+                        .is_some_and(|e| e.contains_label(TRANSIENT_TRANSACTION_ERROR));
+                    if transient && attempt < MAX_TRANSACTION_ATTEMPTS {
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            match commit_with_retry(&mut session).await {
+                Ok(()) => return Ok(value),
+                Err(err)
+                    if err.contains_label(TRANSIENT_TRANSACTION_ERROR)
+                        && attempt < MAX_TRANSACTION_ATTEMPTS =>
+                {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
+
+async fn commit_with_retry(session: &mut ClientSession) -> Result<(), MongoError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match session.commit_transaction().await {
+            Err(err)
+                if err.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && attempt < MAX_COMMIT_ATTEMPTS =>
+            {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        assert!(backoff(1) >= Duration::from_millis(10));
+        assert!(backoff(1) <= Duration::from_millis(15));
+        assert!(backoff(30) <= Duration::from_millis(480));
+    }
+}
+
+/// The result of inserting into a collection with a unique index. Inside a
+/// transaction, `AlreadyExists` means the server has aborted it: return an
+/// error from the transaction body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Inserted {
+    Yes,
+    AlreadyExists,
+}
+
+fn inserted<T>(result: Result<T, MongoError>) -> Result<Inserted, MongoError> {
+    match result {
+        Ok(_) => Ok(Inserted::Yes),
+        Err(err) if is_duplicate_key(&err) => Ok(Inserted::AlreadyExists),
+        Err(err) => Err(err),
+    }
+}
+
+/// Runs a driver action with the session when there is one, so that the
+/// same read serves inside and outside transactions.
+macro_rules! with_session {
+    ($action:expr, $session:expr) => {
+        match $session {
+            Some(session) => $action.session(session).await,
+            None => $action.await,
+        }
+    };
+}
+pub(crate) use with_session;
+
+fn index(keys: bson::Document, unique: bool) -> mongodb::IndexModel {
+    mongodb::IndexModel::builder()
+        .keys(keys)
+        .options(
+            mongodb::options::IndexOptions::builder()
+                .unique(unique.then_some(true))
+                .build(),
+        )
+        .build()
+}

@@ -1,0 +1,57 @@
+use bson::doc;
+use futures::TryStreamExt;
+use mongodb::error::Error as MongoError;
+use mongodb::{ClientSession, Collection};
+
+use super::docs::OrgDoc;
+use super::{Inserted, Store, index, inserted, with_session};
+use crate::domain::{OrgId, Organization};
+
+const COLLECTION: &str = "organizations";
+
+fn collection(store: &Store) -> Collection<OrgDoc> {
+    store.database().collection(COLLECTION)
+}
+
+pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
+    collection(store)
+        .create_index(index(doc! { "slug": 1 }, true))
+        .await?;
+    Ok(())
+}
+
+/// `AlreadyExists` when an organization with the same slug exists.
+pub async fn insert(
+    store: &Store,
+    session: &mut ClientSession,
+    org: &Organization,
+) -> Result<Inserted, MongoError> {
+    inserted(
+        collection(store)
+            .insert_one(OrgDoc::from(org))
+            .session(session)
+            .await,
+    )
+}
+
+pub async fn get(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    id: &OrgId,
+) -> Result<Option<Organization>, MongoError> {
+    let found = with_session!(
+        collection(store).find_one(doc! { "_id": id.as_str() }),
+        session
+    )?;
+    Ok(found.map(Organization::from))
+}
+
+pub async fn get_many(store: &Store, ids: &[OrgId]) -> Result<Vec<Organization>, MongoError> {
+    let ids: Vec<&str> = ids.iter().map(OrgId::as_str).collect();
+    let docs: Vec<OrgDoc> = collection(store)
+        .find(doc! { "_id": { "$in": ids } })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs.into_iter().map(Organization::from).collect())
+}

@@ -1,0 +1,164 @@
+//! Personal API tokens, SCIM tokens and sessions: one document shape, one
+//! collection per kind, looked up by the SHA-256 of the secret.
+
+use bson::{DateTime as BsonDateTime, doc};
+use chrono::{DateTime, Duration, Utc};
+use futures::TryStreamExt;
+use mongodb::error::Error as MongoError;
+use mongodb::options::IndexOptions;
+use mongodb::{ClientSession, Collection, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use super::docs::bson_time;
+use super::{Inserted, Store, index, inserted, with_session};
+use crate::auth::token::{TokenHash, TokenKind, TokenRecord};
+use crate::domain::{AccountId, OrgId, TokenId};
+
+fn collection_name(kind: TokenKind) -> &'static str {
+    match kind {
+        TokenKind::Personal => "api_tokens",
+        TokenKind::Scim => "scim_tokens",
+        TokenKind::Session => "sessions",
+    }
+}
+
+fn collection(store: &Store, kind: TokenKind) -> Collection<TokenDoc> {
+    store.database().collection(collection_name(kind))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TokenDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    hash: String,
+    display_prefix: String,
+    name: Option<String>,
+    account_id: Option<String>,
+    org_id: Option<String>,
+    created_at: BsonDateTime,
+    expires_at: Option<BsonDateTime>,
+    last_used_at: Option<BsonDateTime>,
+}
+
+impl TokenDoc {
+    fn new(record: &TokenRecord) -> TokenDoc {
+        TokenDoc {
+            id: record.id.to_string(),
+            hash: record.hash.as_str().to_owned(),
+            display_prefix: record.display_prefix.clone(),
+            name: record.name.clone(),
+            account_id: record.account_id.as_ref().map(ToString::to_string),
+            org_id: record.org_id.as_ref().map(ToString::to_string),
+            created_at: bson_time(record.created_at),
+            expires_at: record.expires_at.map(bson_time),
+            last_used_at: record.last_used_at.map(bson_time),
+        }
+    }
+
+    fn into_record(self, kind: TokenKind) -> TokenRecord {
+        TokenRecord {
+            id: TokenId::from_stored(self.id),
+            kind,
+            hash: TokenHash::from_stored(self.hash),
+            display_prefix: self.display_prefix,
+            name: self.name,
+            account_id: self.account_id.map(AccountId::from_stored),
+            org_id: self.org_id.map(OrgId::from_stored),
+            created_at: self.created_at.to_chrono(),
+            expires_at: self.expires_at.map(BsonDateTime::to_chrono),
+            last_used_at: self.last_used_at.map(BsonDateTime::to_chrono),
+        }
+    }
+}
+
+pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
+    for kind in TokenKind::ALL {
+        let tokens = collection(store, kind);
+        tokens.create_index(index(doc! { "hash": 1 }, true)).await?;
+        tokens
+            .create_index(index(doc! { "org_id": 1, "account_id": 1 }, false))
+            .await?;
+    }
+    // Expired sessions are useless; MongoDB deletes them. Tokens with an
+    // expiry stay listable (as expired) until their owner deletes them.
+    collection(store, TokenKind::Session)
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! { "expires_at": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(std::time::Duration::ZERO)
+                        .build(),
+                )
+                .build(),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn insert(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    record: &TokenRecord,
+) -> Result<Inserted, MongoError> {
+    inserted(with_session!(
+        collection(store, record.kind).insert_one(TokenDoc::new(record)),
+        session
+    ))
+}
+
+pub async fn find_by_hash(
+    store: &Store,
+    kind: TokenKind,
+    hash: &TokenHash,
+) -> Result<Option<TokenRecord>, MongoError> {
+    let found = collection(store, kind)
+        .find_one(doc! { "hash": hash.as_str() })
+        .await?;
+    Ok(found
+        .map(|doc| doc.into_record(kind))
+        .filter(|record| record.hash.matches(hash)))
+}
+
+/// Records use, at most once a minute per token, so that authenticating
+/// is not a write per request.
+pub async fn touch(
+    store: &Store,
+    kind: TokenKind,
+    id: &TokenId,
+    now: DateTime<Utc>,
+) -> Result<(), MongoError> {
+    let stale = bson_time(now - Duration::minutes(1));
+    collection(store, kind)
+        .update_one(
+            doc! {
+                "_id": id.as_str(),
+                "$or": [ { "last_used_at": null }, { "last_used_at": { "$lt": stale } } ],
+            },
+            doc! { "$set": { "last_used_at": bson_time(now) } },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Deletes a token by id; false when there was none.
+pub async fn delete(store: &Store, kind: TokenKind, id: &TokenId) -> Result<bool, MongoError> {
+    let result = collection(store, kind)
+        .delete_one(doc! { "_id": id.as_str() })
+        .await?;
+    Ok(result.deleted_count == 1)
+}
+
+pub async fn list_for_org(
+    store: &Store,
+    kind: TokenKind,
+    org_id: &OrgId,
+) -> Result<Vec<TokenRecord>, MongoError> {
+    let docs: Vec<TokenDoc> = collection(store, kind)
+        .find(doc! { "org_id": org_id.as_str() })
+        .sort(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs.into_iter().map(|doc| doc.into_record(kind)).collect())
+}
