@@ -84,98 +84,95 @@ pub async fn bootstrap(
     let owner_token = IssuedToken::generate(TokenKind::Personal);
     let scim_token = IssuedToken::generate(TokenKind::Scim);
 
-    let (account_id, account_created) = store
-        .transaction(async |session| {
-            if store::orgs::insert(store, session, &org).await? == Inserted::AlreadyExists {
-                return Err(BootstrapError::OrgExists {
-                    name: org.name.clone(),
-                });
-            }
-            let (account_id, created) =
-                match store::accounts::find_by_email(store, Some(&mut *session), &email).await? {
-                    Some(existing) => (existing.account.id, false),
-                    None => {
-                        let account = Account {
-                            id: AccountId::new(),
-                            email: email.clone(),
-                            display_name: None,
-                            created_at: now,
-                            updated_at: now,
-                        };
-                        let inserted = store::accounts::insert(
-                            store,
-                            session,
-                            &account,
-                            password_hash.as_ref(),
-                        )
-                        .await?;
-                        if inserted == Inserted::AlreadyExists {
-                            return Err(BootstrapError::Concurrent);
-                        }
-                        (account.id, true)
+    let (account_id, account_created) = crate::in_transaction!(store, |session| -> Result<
+        (AccountId, bool),
+        BootstrapError,
+    > {
+        if store::orgs::insert(store, session, &org).await? == Inserted::AlreadyExists {
+            return Err(BootstrapError::OrgExists {
+                name: org.name.clone(),
+            });
+        }
+        let (account_id, created) =
+            match store::accounts::find_by_email(store, Some(&mut *session), &email).await? {
+                Some(existing) => (existing.account.id, false),
+                None => {
+                    let account = Account {
+                        id: AccountId::new(),
+                        email: email.clone(),
+                        display_name: None,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    let inserted =
+                        store::accounts::insert(store, session, &account, password_hash.as_ref())
+                            .await?;
+                    if inserted == Inserted::AlreadyExists {
+                        return Err(BootstrapError::Concurrent);
                     }
-                };
-            let member = Member {
-                id: MemberId::new(),
-                org_id: org.id.clone(),
-                account_id: account_id.clone(),
-                role: Role::Owner,
-                status: MemberStatus::Active,
-                suspended_until: None,
-                project_rights: Vec::new(),
-                created_at: now,
-                updated_at: now,
+                    (account.id, true)
+                }
             };
-            if store::members::insert(store, session, &member).await? == Inserted::AlreadyExists {
+        let member = Member {
+            id: MemberId::new(),
+            org_id: org.id.clone(),
+            account_id: account_id.clone(),
+            role: Role::Owner,
+            status: MemberStatus::Active,
+            suspended_until: None,
+            project_rights: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        if store::members::insert(store, session, &member).await? == Inserted::AlreadyExists {
+            return Err(BootstrapError::Concurrent);
+        }
+        for (issued, name, account) in [
+            (
+                &owner_token,
+                "bootstrap owner token",
+                Some(account_id.clone()),
+            ),
+            (&scim_token, "bootstrap SCIM token", None),
+        ] {
+            let record = TokenRecord::new(
+                issued,
+                Some(name.to_owned()),
+                account,
+                Some(org.id.clone()),
+                now,
+                None,
+            );
+            if store::tokens::insert(store, Some(&mut *session), &record).await?
+                == Inserted::AlreadyExists
+            {
                 return Err(BootstrapError::Concurrent);
             }
-            for (issued, name, account) in [
-                (
-                    &owner_token,
-                    "bootstrap owner token",
-                    Some(account_id.clone()),
-                ),
-                (&scim_token, "bootstrap SCIM token", None),
-            ] {
-                let record = TokenRecord::new(
-                    issued,
-                    Some(name.to_owned()),
-                    account,
-                    Some(org.id.clone()),
-                    now,
-                    None,
-                );
-                if store::tokens::insert(store, Some(&mut *session), &record).await?
-                    == Inserted::AlreadyExists
-                {
-                    return Err(BootstrapError::Concurrent);
-                }
-            }
-            store::audit::record(
-                store,
-                session,
-                &AuditEvent {
-                    org_id: org.id.clone(),
-                    at: now,
-                    actor: Actor::System,
-                    action: "organization.bootstrapped",
-                    target: Target {
-                        kind: "organization",
-                        id: org.id.to_string(),
-                    },
-                    before: None,
-                    after: Some(serde_json::json!({
-                        "name": org.name,
-                        "owner_account_id": account_id.to_string(),
-                        "owner_email": email.as_str(),
-                    })),
-                    origin: RequestOrigin::default(),
+        }
+        store::audit::record(
+            store,
+            session,
+            &AuditEvent {
+                org_id: org.id.clone(),
+                at: now,
+                actor: Actor::System,
+                action: "organization.bootstrapped",
+                target: Target {
+                    kind: "organization",
+                    id: org.id.to_string(),
                 },
-            )
-            .await?;
-            Ok((account_id, created))
-        })
+                before: None,
+                after: Some(serde_json::json!({
+                    "name": org.name,
+                    "owner_account_id": account_id.to_string(),
+                    "owner_email": email.as_str(),
+                })),
+                origin: RequestOrigin::default(),
+            },
+        )
         .await?;
+        Ok((account_id, created))
+    })?;
 
     Ok(BootstrapOutput {
         org_id: org.id.to_string(),

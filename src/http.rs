@@ -152,6 +152,7 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     async move {
         let started = Instant::now();
+        tracing::debug!("started");
         let mut response = match endpoint.call(req).await {
             Ok(response) => response.into_response(),
             Err(err) => surface.render(&AppError::from_poem(err)),

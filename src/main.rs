@@ -96,8 +96,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     .map_err(|err| anyhow::anyhow!("cannot listen on {addr} (http.addr): {err}"))?;
             let local = poem::listener::Acceptor::local_addr(&acceptor)
                 .first()
-                .and_then(|addr| addr.as_socket_addr().copied());
-            tracing::info!(addr = ?local, public_url = settings.public_url(), "listening");
+                .and_then(|addr| addr.as_socket_addr().copied())
+                .unwrap_or(addr);
+            tracing::info!(addr = %local, public_url = settings.public_url(), "listening");
             let state = AppState::new(store, settings);
             http::serve(acceptor, state, http::shutdown_signal()).await?;
             tracing::info!("stopped");

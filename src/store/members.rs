@@ -70,3 +70,27 @@ pub async fn list_for_account(
         .await?;
     Ok(docs.into_iter().map(Member::from).collect())
 }
+
+/// Sets a member's status (and the end of a suspension).
+pub async fn set_status(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    org_id: &OrgId,
+    member_id: &crate::domain::MemberId,
+    status: crate::domain::MemberStatus,
+    suspended_until: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, MongoError> {
+    let result = with_session!(
+        collection(store).update_one(
+            doc! { "_id": member_id.as_str(), "org_id": org_id.as_str() },
+            doc! { "$set": {
+                "status": status.as_str(),
+                "suspended_until": suspended_until.map(super::docs::bson_time),
+                "updated_at": super::docs::bson_time(now),
+            } },
+        ),
+        session
+    )?;
+    Ok(result.matched_count == 1)
+}

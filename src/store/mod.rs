@@ -118,58 +118,114 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `body` in a transaction with majority write concern and commits.
-    /// Transient failures (write conflicts, elections) rerun the whole body
-    /// after a short backoff; an unknown commit result retries the commit.
-    /// Both are bounded, after which the error is returned. Any other error
-    /// aborts the transaction and is returned as is.
-    pub async fn transaction<T, E>(
-        &self,
-        mut body: impl AsyncFnMut(&mut ClientSession) -> Result<T, E>,
-    ) -> Result<T, E>
-    where
-        E: TxError,
-    {
-        let mut session = self.client.start_session().await?;
+    /// Starts a session for `in_transaction!`, which is how transactions
+    /// are written.
+    pub async fn start_transaction(&self) -> Result<Transaction, MongoError> {
+        Ok(Transaction {
+            session: self.client.start_session().await?,
+            attempt: 0,
+        })
+    }
+}
+
+/// A session running one logical transaction, attempt after attempt.
+/// Driven by `in_transaction!`; its methods hold the retry policy.
+pub struct Transaction {
+    session: ClientSession,
+    attempt: u32,
+}
+
+/// What `Transaction::finish` decided.
+pub enum Step<T, E> {
+    Done(Result<T, E>),
+    /// A transient failure: run the body again.
+    Retry,
+}
+
+impl Transaction {
+    /// Starts the next attempt with majority write concern and snapshot
+    /// reads.
+    pub async fn begin_attempt(&mut self) -> Result<(), MongoError> {
+        self.attempt += 1;
         let options = TransactionOptions::builder()
             .write_concern(WriteConcern::majority())
             .read_concern(ReadConcern::snapshot())
             .build();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            session
-                .start_transaction()
-                .with_options(options.clone())
-                .await?;
-            let value = match body(&mut session).await {
-                Ok(value) => value,
-                Err(err) => {
-                    // Aborting can fail when the server is gone; the
-                    // transaction then dies with the session anyway.
-                    let _ = session.abort_transaction().await;
-                    let transient = err
-                        .as_mongo()
-                        .is_some_and(|e| e.contains_label(TRANSIENT_TRANSACTION_ERROR));
-                    if transient && attempt < MAX_TRANSACTION_ATTEMPTS {
-                        tokio::time::sleep(backoff(attempt)).await;
-                        continue;
-                    }
-                    return Err(err);
+        self.session.start_transaction().with_options(options).await
+    }
+
+    pub fn session(&mut self) -> &mut ClientSession {
+        &mut self.session
+    }
+
+    /// Commits after a successful body, aborts after a failed one.
+    /// Transient failures (write conflicts, elections) ask for another
+    /// attempt after a short backoff; an unknown commit result retries the
+    /// commit. Both are bounded, after which the error is returned. Any
+    /// other error is returned as is.
+    pub async fn finish<T, E: TxError>(&mut self, result: Result<T, E>) -> Step<T, E> {
+        let retry_allowed = self.attempt < MAX_TRANSACTION_ATTEMPTS;
+        match result {
+            Ok(value) => match commit_with_retry(&mut self.session).await {
+                Ok(()) => Step::Done(Ok(value)),
+                Err(err) if err.contains_label(TRANSIENT_TRANSACTION_ERROR) && retry_allowed => {
+                    tokio::time::sleep(backoff(self.attempt)).await;
+                    Step::Retry
                 }
-            };
-            match commit_with_retry(&mut session).await {
-                Ok(()) => return Ok(value),
-                Err(err)
-                    if err.contains_label(TRANSIENT_TRANSACTION_ERROR)
-                        && attempt < MAX_TRANSACTION_ATTEMPTS =>
-                {
-                    tokio::time::sleep(backoff(attempt)).await;
+                Err(err) => Step::Done(Err(err.into())),
+            },
+            Err(err) => {
+                // Aborting can fail when the server is gone; the
+                // transaction then dies with the session anyway.
+                let _ = self.session.abort_transaction().await;
+                let transient = err
+                    .as_mongo()
+                    .is_some_and(|e| e.contains_label(TRANSIENT_TRANSACTION_ERROR));
+                if transient && retry_allowed {
+                    tokio::time::sleep(backoff(self.attempt)).await;
+                    Step::Retry
+                } else {
+                    Step::Done(Err(err))
                 }
-                Err(err) => return Err(err.into()),
             }
         }
     }
+}
+
+/// Runs a block in a MongoDB transaction and commits it, retrying
+/// transient failures (see `Transaction::finish`):
+///
+/// ```ignore
+/// let id = in_transaction!(store, |session| -> Result<OrgId, AppError> {
+///     store::orgs::insert(store, session, &org).await?;
+///     Ok(org.id.clone())
+/// })?;
+/// ```
+///
+/// A macro rather than a function taking a closure: the body is an async
+/// block at the call site, so its future is `Send` whenever what it touches
+/// is, which closures borrowing the session cannot yet promise.
+#[macro_export]
+macro_rules! in_transaction {
+    ($store:expr, |$session:ident| -> $ret:ty $body:block) => {{
+        let result: $ret = match $store.start_transaction().await {
+            Err(err) => Err(err.into()),
+            Ok(mut transaction) => loop {
+                if let Err(err) = transaction.begin_attempt().await {
+                    break Err(err.into());
+                }
+                let attempt: $ret = {
+                    let $session = transaction.session();
+                    async { $body }.await
+                };
+                match transaction.finish(attempt).await {
+                    $crate::store::Step::Done(result) => break result,
+                    $crate::store::Step::Retry => continue,
+                }
+            },
+        };
+        result
+    }};
 }
 
 async fn commit_with_retry(session: &mut ClientSession) -> Result<(), MongoError> {

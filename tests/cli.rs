@@ -1,0 +1,167 @@
+//! The `muster` binary as scripts use it: bootstrap's JSON contract and
+//! configuration errors that name the key.
+
+mod common;
+
+use common::{TestApp, fresh_database_name, mongodb_uri, muster_command};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn bootstrap(database: &str, org_name: &str, email: &str) -> std::process::Output {
+    muster_command()
+        .args([
+            "bootstrap",
+            "--org-name",
+            org_name,
+            "--owner-email",
+            email,
+            "--json",
+        ])
+        .env("MUSTER_MONGODB__URI", mongodb_uri())
+        .env("MUSTER_MONGODB__DATABASE", database)
+        .output()
+        .expect("run muster bootstrap")
+}
+
+#[tokio::test]
+async fn bootstrap_prints_one_json_object_whose_tokens_authenticate() {
+    let database = fresh_database_name();
+    let output = bootstrap(&database, "Acme Corp", "Ada@Example.com");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(
+        stdout.trim().lines().count(),
+        1,
+        "exactly one line: {stdout}"
+    );
+    let printed: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let fields = printed.as_object().expect("an object");
+    let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["org_id", "owner_account_id", "owner_token", "scim_token"]
+    );
+    let owner_token = printed["owner_token"].as_str().expect("owner_token");
+    let scim_token = printed["scim_token"].as_str().expect("scim_token");
+    assert!(owner_token.starts_with("mst_pat_"));
+    assert!(scim_token.starts_with("mst_scim_"));
+
+    let app = TestApp::builder()
+        .database(&mongodb_uri(), &database)
+        .spawn()
+        .await;
+    let me = app
+        .get("/api/v1/me")
+        .bearer_auth(owner_token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(me.status(), StatusCode::OK);
+    let me: Value = me.json().await.expect("json");
+    assert_eq!(me["account"]["id"], printed["owner_account_id"]);
+    assert_eq!(me["account"]["email"], "ada@example.com");
+    assert_eq!(me["memberships"].as_array().map(Vec::len), Some(1));
+    assert_eq!(me["memberships"][0]["org_id"], printed["org_id"]);
+    assert_eq!(me["memberships"][0]["org_name"], "Acme Corp");
+    assert_eq!(me["memberships"][0]["role"], "owner");
+    assert_eq!(me["memberships"][0]["status"], "active");
+
+    let scim = app
+        .get("/scim/v2/Users")
+        .bearer_auth(scim_token)
+        .send()
+        .await
+        .expect("request");
+    assert_ne!(scim.status(), StatusCode::UNAUTHORIZED);
+
+    // Again, with the same name in another case: refused, nothing printed.
+    let again = bootstrap(&database, "ACME corp", "someone@example.com");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(again.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+
+    let events = muster::store::audit::count_for_org(
+        &app.store,
+        printed["org_id"].as_str().expect("org_id"),
+    )
+    .await
+    .expect("count audit events");
+    assert_eq!(events, 1, "bootstrap writes one audit event");
+    app.store
+        .database()
+        .drop()
+        .await
+        .expect("drop the test database");
+}
+
+#[tokio::test]
+async fn bootstrap_names_the_bad_flag() {
+    let database = fresh_database_name();
+    let output = bootstrap(&database, "Valid", "not-an-email");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--owner-email"), "{stderr}");
+
+    let output = bootstrap(&database, "   ", "ada@example.com");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--org-name"), "{stderr}");
+}
+
+fn run_with_env(args: &[&str], vars: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = muster_command();
+    command.args(args);
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run muster");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn configuration_errors_stop_start_up_and_name_the_key() {
+    for (var, value, key) in [
+        ("MUSTER_HTTP__ADDR", "not-an-address", "http.addr"),
+        ("MUSTER_HTTP__PORT", "8080", "http.port"),
+        ("MUSTER_LOG__FORMAT", "yaml", "log.format"),
+        ("MUSTER_MONGODB__URI", "http://localhost", "mongodb.uri"),
+        ("MUSTER_HTTP__PUBLIC_URL", "example.com", "http.public_url"),
+    ] {
+        for command in ["serve", "migrate"] {
+            let (code, stderr) = run_with_env(&[command], &[(var, value)]);
+            assert_eq!(code, Some(1), "{command} with {var}={value}");
+            assert!(
+                stderr.contains(key),
+                "{command} with {var}={value}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn file_and_secret_file_errors_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("muster.toml");
+    std::fs::write(&config, "[mongodb]\ndatbase = \"typo\"\n").expect("write");
+    let config = config.to_string_lossy().into_owned();
+    let (code, stderr) = run_with_env(&["--config", &config, "migrate"], &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("mongodb.datbase"), "{stderr}");
+    assert!(stderr.contains("muster.toml"), "{stderr}");
+
+    let (code, stderr) = run_with_env(
+        &["migrate"],
+        &[("MUSTER_MONGODB__URI_FILE", "/nonexistent/uri")],
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("MUSTER_MONGODB__URI_FILE"), "{stderr}");
+}

@@ -1,0 +1,330 @@
+//! The test harness: a real Muster server on a random port, against a
+//! fresh database on the test MongoDB server (started by `dev/test`), dropped
+//! when the test ends.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::Utc;
+use muster::auth::token::{IssuedToken, TokenKind, TokenRecord};
+use muster::bootstrap::{BootstrapInput, bootstrap};
+use muster::config::Settings;
+use muster::domain::{Account, AccountId, Email, Member, MemberId, MemberStatus, OrgId, Role};
+use muster::state::AppState;
+use muster::store::{self, Store};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Where the test database server listens; `dev/test` exports it.
+pub const MONGODB_URI_VAR: &str = "TEST_MONGODB_URI";
+/// The `secantusd-py` binary, for tests that start and stop their own server.
+pub const SECANTUSD_VAR: &str = "TEST_SECANTUSD_BIN";
+
+pub fn mongodb_uri() -> String {
+    std::env::var(MONGODB_URI_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{MONGODB_URI_VAR} is not set: run the tests through dev/test, which starts a database"
+        )
+    })
+}
+
+/// A database name no other test uses.
+pub fn fresh_database_name() -> String {
+    format!("test_{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn test_settings(uri: &str, database: &str) -> Settings {
+    let mut settings = Settings::default();
+    settings.mongodb.uri = uri.to_owned();
+    settings.mongodb.database = database.to_owned();
+    settings.mongodb.server_selection_timeout_ms = 2_000;
+    settings.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.http.shutdown_grace_seconds = 5;
+    settings
+}
+
+pub struct TestAppBuilder {
+    settings: Settings,
+    keep_database: bool,
+}
+
+impl TestAppBuilder {
+    pub fn settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(&mut self.settings);
+        self
+    }
+
+    /// Use a database the test manages itself (and drops itself).
+    pub fn database(mut self, uri: &str, database: &str) -> Self {
+        self.settings.mongodb.uri = uri.to_owned();
+        self.settings.mongodb.database = database.to_owned();
+        self.keep_database = true;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let store = Store::connect(&self.settings.mongodb)
+            .await
+            .expect("connect to the test database");
+        store.migrate().await.expect("migrate the test database");
+        let acceptor = TcpListener::bind(self.settings.http.addr)
+            .into_acceptor()
+            .await
+            .expect("bind a test port");
+        let addr = *acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("a TCP address");
+        let state = AppState::new(store.clone(), self.settings.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            muster::http::serve(acceptor, state, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        TestApp {
+            base_url: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            store,
+            settings: self.settings,
+            keep_database: self.keep_database,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub settings: Settings,
+    keep_database: bool,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// An organization with its owner and a SCIM token.
+#[derive(Debug, Clone)]
+pub struct OrgFixture {
+    pub org_id: OrgId,
+    pub owner: MemberFixture,
+    pub scim_token: String,
+}
+
+/// A member with a personal API token for the organization.
+#[derive(Debug, Clone)]
+pub struct MemberFixture {
+    pub account_id: AccountId,
+    pub member_id: MemberId,
+    pub email: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            settings: test_settings(&mongodb_uri(), &fresh_database_name()),
+            keep_database: false,
+        }
+    }
+
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    /// A new organization, its owner (with a personal token) and a SCIM
+    /// token, created the way `muster bootstrap` does it.
+    pub async fn with_org_owner(&self) -> OrgFixture {
+        let email = format!("owner-{}@example.com", uuid::Uuid::new_v4().simple());
+        let output = bootstrap(
+            &self.store,
+            Utc::now(),
+            BootstrapInput {
+                org_name: format!("Org {}", uuid::Uuid::new_v4().simple()),
+                owner_email: email.clone(),
+                owner_password: None,
+            },
+        )
+        .await
+        .expect("bootstrap an organization");
+        let org_id = OrgId::parse(&output.org_id).expect("org id");
+        let account_id = AccountId::parse(&output.owner_account_id).expect("account id");
+        let member = store::members::find_by_account(&self.store, None, &org_id, &account_id)
+            .await
+            .expect("read member")
+            .expect("owner membership");
+        OrgFixture {
+            org_id,
+            owner: MemberFixture {
+                account_id,
+                member_id: member.id,
+                email,
+                token: output.owner_token,
+            },
+            scim_token: output.scim_token,
+        }
+    }
+
+    /// A new account joined to `org` with `role`, active, with a personal
+    /// API token.
+    pub async fn with_member(&self, org: &OrgFixture, role: Role) -> MemberFixture {
+        let now = Utc::now();
+        let email = format!(
+            "{}-{}@example.com",
+            role.as_str(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let account = Account {
+            id: AccountId::new(),
+            email: Email::parse(&email).expect("email"),
+            display_name: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let member = Member {
+            id: MemberId::new(),
+            org_id: org.org_id.clone(),
+            account_id: account.id.clone(),
+            role,
+            status: MemberStatus::Active,
+            suspended_until: None,
+            project_rights: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let issued = IssuedToken::generate(TokenKind::Personal);
+        let record = TokenRecord::new(
+            &issued,
+            Some("test".into()),
+            Some(account.id.clone()),
+            Some(org.org_id.clone()),
+            now,
+            None,
+        );
+        let store = &self.store;
+        muster::in_transaction!(store, |session| -> Result<(), mongodb::error::Error> {
+            let _ = store::accounts::insert(store, session, &account, None).await?;
+            let _ = store::members::insert(store, session, &member).await?;
+            let _ = store::tokens::insert(store, Some(session), &record).await?;
+            Ok(())
+        })
+        .expect("create a member");
+        MemberFixture {
+            account_id: account.id,
+            member_id: member.id,
+            email,
+            token: issued.secret.into_exposed(),
+        }
+    }
+
+    /// Another SCIM token for `org`.
+    pub async fn with_scim_token(&self, org: &OrgFixture) -> String {
+        let issued = IssuedToken::generate(TokenKind::Scim);
+        let record = TokenRecord::new(
+            &issued,
+            Some("test".into()),
+            None,
+            Some(org.org_id.clone()),
+            Utc::now(),
+            None,
+        );
+        let _ = store::tokens::insert(&self.store, None, &record)
+            .await
+            .expect("insert a SCIM token");
+        issued.secret.into_exposed()
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if self.keep_database {
+            return;
+        }
+        // Drop cannot await, and the test's runtime may be shutting down:
+        // drop the database from a thread with a runtime of its own.
+        let mongodb = self.settings.mongodb.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(store) = Store::connect(&mongodb).await {
+                    let _ = store.database().drop().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit`; the way to
+/// wait for a condition without guessing a sleep.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `muster` binary with a clean `MUSTER_*` environment.
+pub fn muster_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_muster"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MUSTER_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A free TCP port on loopback (bound and released; good enough for a
+/// child process that binds it right away).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
