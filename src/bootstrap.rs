@@ -12,6 +12,7 @@ use crate::domain::{
     Account, AccountId, Actor, AuditEvent, Email, InvalidEmail, InvalidOrgName, Member, MemberId,
     MemberStatus, OrgId, OrgSettings, Organization, RequestOrigin, Role, Target,
 };
+use crate::scim::user::UserProfile;
 use crate::store::{self, Inserted, Store, TxError};
 
 pub struct BootstrapInput {
@@ -116,7 +117,7 @@ pub async fn bootstrap(
         let member = Member {
             id: MemberId::new(),
             org_id: org.id.clone(),
-            account_id: account_id.clone(),
+            account_id: Some(account_id.clone()),
             role: Role::Owner,
             status: MemberStatus::Active,
             suspended_until: None,
@@ -124,7 +125,9 @@ pub async fn bootstrap(
             created_at: now,
             updated_at: now,
         };
-        if store::members::insert(store, session, &member).await? == Inserted::AlreadyExists {
+        if store::members::insert(store, session, &member, &UserProfile::for_email(&email)).await?
+            == Inserted::AlreadyExists
+        {
             return Err(BootstrapError::Concurrent);
         }
         for (issued, name, account) in [

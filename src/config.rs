@@ -26,6 +26,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
     pub auth: AuthSettings,
+    pub scim: ScimSettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -156,6 +157,28 @@ impl Default for AuthSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScimSettings {
+    /// Most resources one list or search answers; larger `count`s are
+    /// clamped to it (advertised as `filter.maxResults`).
+    pub max_results: usize,
+    /// Most operations in one `/Bulk` request (`bulk.maxOperations`).
+    pub bulk_max_operations: usize,
+    /// Largest `/Bulk` body in bytes (`bulk.maxPayloadSize`).
+    pub bulk_max_payload_bytes: usize,
+}
+
+impl Default for ScimSettings {
+    fn default() -> Self {
+        Self {
+            max_results: 1000,
+            bulk_max_operations: 1000,
+            bulk_max_payload_bytes: 1024 * 1024,
+        }
+    }
+}
+
 /// A configuration that cannot be used, with the key to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -277,6 +300,18 @@ impl Settings {
                     "must be at least 1 (set rate_limit.enabled = false to turn limits off)",
                 ));
             }
+        }
+        if self.scim.max_results == 0 {
+            return Err(invalid("scim.max_results", "must be at least 1"));
+        }
+        if self.scim.bulk_max_operations == 0 {
+            return Err(invalid("scim.bulk_max_operations", "must be at least 1"));
+        }
+        if self.scim.bulk_max_payload_bytes > self.http.max_body_bytes {
+            return Err(invalid(
+                "scim.bulk_max_payload_bytes",
+                "must not exceed http.max_body_bytes, which every request is held to",
+            ));
         }
         if self.auth.session_ttl_hours == 0 {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));

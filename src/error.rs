@@ -52,6 +52,16 @@ pub enum AppError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     NotImplemented(String),
+    /// An `If-Match` precondition that does not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A SCIM error with its `scimType` (RFC 7644 §3.12).
+    #[error("{detail}")]
+    Scim {
+        status: StatusCode,
+        scim_type: ScimType,
+        detail: String,
+    },
     #[error("{0}")]
     Unavailable(String),
     /// Never shown: logged with the request id, answered generically.
@@ -84,6 +94,8 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            AppError::Scim { status, .. } => *status,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -103,6 +115,8 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::TooManyRequests { .. } => "rate-limited",
             AppError::NotImplemented(_) => "not-implemented",
+            AppError::PreconditionFailed(_) => "precondition-failed",
+            AppError::Scim { scim_type, .. } => scim_type.problem_name(),
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -155,7 +169,10 @@ impl AppError {
         let body = ScimErrorBody {
             schemas: [SCIM_ERROR_SCHEMA],
             status: self.status().as_u16().to_string(),
-            scim_type: None,
+            scim_type: match self {
+                AppError::Scim { scim_type, .. } => Some(scim_type.as_str()),
+                _ => None,
+            },
             detail: self.detail(),
         };
         let body = serde_json::to_string(&body).unwrap_or_default();
@@ -207,6 +224,71 @@ impl poem::error::ResponseError for AppError {
 
     fn as_response(&self) -> Response {
         self.problem_response()
+    }
+}
+
+/// RFC 7644 §3.12 `scimType` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimType {
+    InvalidFilter,
+    TooMany,
+    Uniqueness,
+    Mutability,
+    InvalidSyntax,
+    InvalidPath,
+    NoTarget,
+    InvalidValue,
+    InvalidVers,
+    Sensitive,
+}
+
+impl ScimType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimType::InvalidFilter => "invalidFilter",
+            ScimType::TooMany => "tooMany",
+            ScimType::Uniqueness => "uniqueness",
+            ScimType::Mutability => "mutability",
+            ScimType::InvalidSyntax => "invalidSyntax",
+            ScimType::InvalidPath => "invalidPath",
+            ScimType::NoTarget => "noTarget",
+            ScimType::InvalidValue => "invalidValue",
+            ScimType::InvalidVers => "invalidVers",
+            ScimType::Sensitive => "sensitive",
+        }
+    }
+
+    fn problem_name(self) -> &'static str {
+        match self {
+            ScimType::InvalidFilter => "scim-invalid-filter",
+            ScimType::TooMany => "scim-too-many",
+            ScimType::Uniqueness => "scim-uniqueness",
+            ScimType::Mutability => "scim-mutability",
+            ScimType::InvalidSyntax => "scim-invalid-syntax",
+            ScimType::InvalidPath => "scim-invalid-path",
+            ScimType::NoTarget => "scim-no-target",
+            ScimType::InvalidValue => "scim-invalid-value",
+            ScimType::InvalidVers => "scim-invalid-vers",
+            ScimType::Sensitive => "scim-sensitive",
+        }
+    }
+
+    /// The status RFC 7644 pairs with this type.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ScimType::Uniqueness => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl AppError {
+    pub fn scim(scim_type: ScimType, detail: impl Into<String>) -> AppError {
+        AppError::Scim {
+            status: scim_type.status(),
+            scim_type,
+            detail: detail.into(),
+        }
     }
 }
 

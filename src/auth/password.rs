@@ -57,6 +57,15 @@ pub fn hash_password(password: &str) -> Result<PasswordHashString, PasswordError
     hash_unchecked(password)
 }
 
+/// Hashes without the length minimum: for passwords an identity provider
+/// sets, whose policy is its own. The maximum still holds.
+pub fn hash_idp_password(password: &str) -> Result<PasswordHashString, PasswordError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(PasswordError::TooLong);
+    }
+    hash_unchecked(password)
+}
+
 fn hash_unchecked(password: &str) -> Result<PasswordHashString, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()

@@ -99,7 +99,10 @@ pub struct ProjectGrant {
 pub struct Member {
     pub id: MemberId,
     pub org_id: OrgId,
-    pub account_id: AccountId,
+    /// The login behind the membership. `None` for a person an identity
+    /// provider created who has no login yet: the account is linked when
+    /// they accept their activation invitation.
+    pub account_id: Option<AccountId>,
     pub role: Role,
     pub status: MemberStatus,
     pub suspended_until: Option<DateTime<Utc>>,
@@ -132,6 +135,19 @@ pub fn effective_status(
 /// exactly this authentication.
 pub fn may_authenticate(status: MemberStatus) -> bool {
     matches!(status, MemberStatus::Active | MemberStatus::Pending)
+}
+
+/// The status an identity provider's `active` flag leads to. Deactivation
+/// always wins; reactivation restores an active member if they have a
+/// login, a pending one otherwise, and leaves a suspension (Muster's own
+/// decision) in place.
+pub fn status_for_idp_active(current: MemberStatus, active: bool, has_login: bool) -> MemberStatus {
+    match (active, current) {
+        (false, _) => MemberStatus::Inactive,
+        (true, MemberStatus::Inactive) if has_login => MemberStatus::Active,
+        (true, MemberStatus::Inactive) => MemberStatus::Pending,
+        (true, other) => other,
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +198,19 @@ mod tests {
         assert!(may_authenticate(Pending));
         assert!(!may_authenticate(Inactive));
         assert!(!may_authenticate(Suspended));
+    }
+
+    #[test]
+    fn identity_provider_activation() {
+        for current in MemberStatus::ALL {
+            assert_eq!(status_for_idp_active(current, false, true), Inactive);
+            let next = status_for_idp_active(current, true, true);
+            assert!(current.transition(next).is_ok(), "{current} -> {next}");
+        }
+        assert_eq!(status_for_idp_active(Inactive, true, true), Active);
+        assert_eq!(status_for_idp_active(Inactive, true, false), Pending);
+        assert_eq!(status_for_idp_active(Suspended, true, true), Suspended);
+        assert_eq!(status_for_idp_active(Pending, true, false), Pending);
     }
 
     #[test]

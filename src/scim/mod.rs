@@ -1,41 +1,227 @@
 //! SCIM 2.0 (RFC 7643/7644) under `/scim/v2`. The bearer SCIM token
-//! selects the organization. The resource endpoints land with the SCIM
-//! issue; until then every authenticated request is answered 501 in the
-//! SCIM error format, so identity providers get an honest answer.
+//! selects the organization; every handler receives a `ScimContext`,
+//! which only a valid SCIM token can build.
 
-use poem::{Endpoint, EndpointExt, Request, Response, Route, handler};
+pub mod discovery;
+pub mod filter;
+pub mod groups;
+pub mod params;
+pub mod patch;
+pub mod schema;
+pub mod user;
+pub mod users;
+
+use poem::http::header::{CONTENT_TYPE, ETAG, LOCATION};
+use poem::http::{HeaderMap, StatusCode};
+use poem::web::Data;
+use poem::{
+    Endpoint, EndpointExt, FromRequest, Request, RequestBody, Response, Route, get, handler, post,
+};
+use serde_json::Value;
 
 use crate::auth::{AuthError, Principal, authenticate, bearer_secret};
-use crate::domain::{OrgId, TokenId};
-use crate::error::AppError;
+use crate::domain::{OrgId, RequestOrigin, TokenId};
+use crate::error::{AppError, SCIM_JSON, ScimType};
+use crate::http::RequestId;
 use crate::state::AppState;
 
-/// An identity provider acting in one organization; only `scim_context`
-/// builds it, after checking a SCIM token.
-#[derive(Debug, Clone)]
+/// An identity provider acting in one organization.
+#[derive(Clone)]
 pub struct ScimContext {
+    pub state: AppState,
     pub org_id: OrgId,
     pub token_id: TokenId,
+    pub origin: RequestOrigin,
+    /// The absolute SCIM base URL, for `meta.location` and `$ref`s.
+    pub base_url: String,
 }
 
-pub async fn scim_context(state: &AppState, req: &Request) -> Result<ScimContext, AppError> {
-    let header = req
-        .headers()
-        .get(poem::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
-    let secret = bearer_secret(header)?;
-    match authenticate(state.store(), secret, state.clock().now()).await? {
-        Principal::Scim { org_id, token_id } => Ok(ScimContext { org_id, token_id }),
-        _ => Err(AuthError::Invalid.into()),
+impl<'a> FromRequest<'a> for ScimContext {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let state = req
+            .data::<AppState>()
+            .ok_or_else(|| AppError::internal("application state missing"))?
+            .clone();
+        let header = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let secret = bearer_secret(header).map_err(AppError::from)?;
+        let principal = authenticate(state.store(), secret, state.clock().now())
+            .await
+            .map_err(AppError::from)?;
+        let Principal::Scim { org_id, token_id } = principal else {
+            return Err(AppError::from(AuthError::Invalid).into());
+        };
+        let base_url = format!("{}/scim/v2", state.settings().public_url());
+        Ok(ScimContext {
+            state,
+            org_id,
+            token_id,
+            origin: origin_of(req),
+            base_url,
+        })
     }
 }
 
-pub fn routes() -> impl Endpoint<Output = Response> {
-    Route::new().at("/*path", not_yet).map_to_response()
+/// Where a request came from, for audit events.
+pub fn origin_of(req: &Request) -> RequestOrigin {
+    RequestOrigin {
+        ip: req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|addr| addr.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(|agent| agent.chars().take(256).collect()),
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+    }
 }
 
+/// A JSON request body, accepted as `application/scim+json` or
+/// `application/json`.
+pub struct ScimBody(pub Value);
+
+impl<'a> FromRequest<'a> for ScimBody {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
+            let essence = content_type
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if essence != "application/scim+json" && essence != "application/json" {
+                return Err(AppError::UnsupportedMediaType(format!(
+                    "send application/scim+json (or application/json), not `{essence}`"
+                ))
+                .into());
+            }
+        }
+        let bytes = body.take()?.into_bytes().await.map_err(|err| {
+            AppError::scim(
+                ScimType::InvalidSyntax,
+                format!("cannot read the body: {err}"),
+            )
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|err| {
+            AppError::scim(
+                ScimType::InvalidSyntax,
+                format!("the body is not valid JSON: {err}"),
+            )
+        })?;
+        Ok(ScimBody(value))
+    }
+}
+
+pub fn scim_response(status: StatusCode, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type(SCIM_JSON)
+        .body(body.to_string())
+}
+
+/// A resource answer with its `ETag` (and `Location` after a create).
+pub fn resource_response(
+    status: StatusCode,
+    body: &Value,
+    version: i64,
+    location: Option<&str>,
+) -> Response {
+    let mut response = scim_response(status, body);
+    if let Ok(etag) = user::etag(version).parse() {
+        response.headers_mut().insert(ETAG, etag);
+    }
+    if let Some(location) = location.and_then(|l| l.parse().ok()) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    response
+}
+
+/// 304 for a matching `If-None-Match`: no body, the current ETag.
+pub fn not_modified_response(version: i64) -> Response {
+    let mut response = Response::builder()
+        .status(StatusCode::NOT_MODIFIED)
+        .finish();
+    if let Ok(etag) = user::etag(version).parse() {
+        response.headers_mut().insert(ETAG, etag);
+    }
+    response
+}
+
+/// The ETags an `If-Match` or `If-None-Match` header lists (`*` included).
+fn listed_etags(headers: &HeaderMap, name: &str) -> Option<Vec<String>> {
+    let value = headers.get(name)?.to_str().ok()?;
+    Some(
+        value
+            .split(',')
+            .map(|tag| tag.trim().trim_start_matches("W/").to_owned())
+            .collect(),
+    )
+}
+
+/// Checks `If-Match` against the current version: 412 when it names
+/// another version. Weak comparison, as RFC 7644 §3.14 uses weak tags.
+pub fn check_if_match(headers: &HeaderMap, version: i64) -> Result<(), AppError> {
+    let Some(tags) = listed_etags(headers, "if-match") else {
+        return Ok(());
+    };
+    let current = format!("\"{version}\"");
+    if tags.iter().any(|tag| tag == "*" || *tag == current) {
+        Ok(())
+    } else {
+        Err(AppError::PreconditionFailed(format!(
+            "the resource has changed: its version is now W/{current}"
+        )))
+    }
+}
+
+/// Whether `If-None-Match` names the current version (answer 304).
+pub fn not_modified(headers: &HeaderMap, version: i64) -> bool {
+    let current = format!("\"{version}\"");
+    listed_etags(headers, "if-none-match")
+        .is_some_and(|tags| tags.iter().any(|tag| tag == "*" || *tag == current))
+}
+
+pub fn routes() -> impl Endpoint<Output = Response> {
+    Route::new()
+        .at(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
+        .at("/ResourceTypes", get(discovery::resource_types))
+        .at("/ResourceTypes/:id", get(discovery::resource_type))
+        .at("/Schemas", get(discovery::list_schemas))
+        .at("/Schemas/:id", get(discovery::read_schema))
+        .at("/Users", get(users::list).post(users::create))
+        .at("/Users/.search", post(users::search))
+        .at(
+            "/Users/:id",
+            get(users::read)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
+        .at("/Groups", get(groups::list).post(groups::create))
+        .at("/Groups/.search", post(groups::search))
+        .at(
+            "/Groups/:id",
+            get(groups::read)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        )
+        .at("/.search", post(params::root_search))
+        .at("/Me", me)
+        .map_to_response()
+}
+
+/// SCIM tokens belong to an organization, not to a user: there is no "me".
 #[handler]
-async fn not_yet(req: &Request, state: poem::web::Data<&AppState>) -> poem::Result<Response> {
-    scim_context(&state, req).await?;
-    Err(AppError::NotImplemented("this SCIM endpoint is not implemented yet".into()).into())
+async fn me(_context: ScimContext, _state: Data<&AppState>) -> poem::Result<Response> {
+    Err(AppError::NotImplemented("/Me is not supported: SCIM tokens are not users".into()).into())
 }

@@ -2,15 +2,18 @@
 //! apart from the domain so that the domain knows nothing of BSON and a
 //! stored field can be renamed without touching a rule.
 
-use bson::DateTime as BsonDateTime;
+use bson::{DateTime as BsonDateTime, Document};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::domain::member::ProjectGrant;
 use crate::domain::{
     Account, AccountId, Email, Member, MemberId, MemberStatus, OrgId, OrgSettings, Organization,
     Role,
 };
+use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, MUSTER_GROUP_SCHEMA};
+use crate::scim::user::{UserProfile, UserRecord};
 
 pub fn bson_time(at: DateTime<Utc>) -> BsonDateTime {
     BsonDateTime::from_chrono(at)
@@ -117,27 +120,103 @@ pub struct MemberDoc {
     #[serde(rename = "_id")]
     pub id: String,
     pub org_id: String,
-    pub account_id: String,
+    pub account_id: Option<String>,
     pub role: Role,
     pub status: MemberStatus,
     pub suspended_until: Option<BsonDateTime>,
     pub project_rights: Vec<ProjectGrant>,
     pub created_at: BsonDateTime,
     pub updated_at: BsonDateTime,
+    /// The SCIM profile. `user_name_lc`, `display_name_lc` and `emails_lc`
+    /// are lower-cased shadows so that case-insensitive filters use indexes.
+    pub user_name: String,
+    pub user_name_lc: String,
+    pub external_id: Option<String>,
+    pub display_name_lc: Option<String>,
+    pub emails_lc: Vec<String>,
+    /// The other SCIM attributes; extensions under short keys (see
+    /// `EXTENSION_KEYS`), because schema URNs contain dots.
+    pub scim: Document,
+    /// Bumped by every write; the SCIM ETag.
+    pub version: i64,
 }
 
-impl From<&Member> for MemberDoc {
-    fn from(member: &Member) -> Self {
-        MemberDoc {
+/// Schema URNs as stored: MongoDB paths cannot address keys with dots.
+pub const EXTENSION_KEYS: [(&str, &str); 2] = [
+    (ENTERPRISE_USER_SCHEMA, "enterprise"),
+    (MUSTER_GROUP_SCHEMA, "muster"),
+];
+
+pub fn stored_key(name: &str) -> &str {
+    EXTENSION_KEYS
+        .iter()
+        .find(|(urn, _)| *urn == name)
+        .map_or(name, |(_, key)| key)
+}
+
+fn attribute_key(stored: &str) -> &str {
+    EXTENSION_KEYS
+        .iter()
+        .find(|(_, key)| *key == stored)
+        .map_or(stored, |(urn, _)| urn)
+}
+
+/// SCIM attributes (JSON) as a stored document.
+pub fn encode_attributes(attributes: &Map<String, Value>) -> Result<Document, bson::ser::Error> {
+    let mut doc = Document::new();
+    for (name, value) in attributes {
+        doc.insert(stored_key(name), bson::to_bson(value)?);
+    }
+    Ok(doc)
+}
+
+pub fn decode_attributes(doc: Document) -> Map<String, Value> {
+    doc.into_iter()
+        .map(|(key, value)| (attribute_key(&key).to_owned(), value.into_relaxed_extjson()))
+        .collect()
+}
+
+impl MemberDoc {
+    pub fn new(
+        member: &Member,
+        profile: &UserProfile,
+        version: i64,
+    ) -> Result<Self, bson::ser::Error> {
+        Ok(MemberDoc {
             id: member.id.to_string(),
             org_id: member.org_id.to_string(),
-            account_id: member.account_id.to_string(),
+            account_id: member.account_id.as_ref().map(ToString::to_string),
             role: member.role,
             status: member.status,
             suspended_until: member.suspended_until.map(bson_time),
             project_rights: member.project_rights.clone(),
             created_at: bson_time(member.created_at),
             updated_at: bson_time(member.updated_at),
+            user_name: profile.user_name.clone(),
+            user_name_lc: profile.user_name.to_lowercase(),
+            external_id: profile.external_id.clone(),
+            display_name_lc: profile.display_name().map(str::to_lowercase),
+            emails_lc: profile
+                .emails()
+                .into_iter()
+                .map(str::to_lowercase)
+                .collect(),
+            scim: encode_attributes(&profile.attributes)?,
+            version,
+        })
+    }
+
+    pub fn into_record(self) -> UserRecord {
+        let profile = UserProfile {
+            user_name: self.user_name.clone(),
+            external_id: self.external_id.clone(),
+            attributes: decode_attributes(self.scim.clone()),
+        };
+        let version = self.version;
+        UserRecord {
+            member: Member::from(self),
+            profile,
+            version,
         }
     }
 }
@@ -147,7 +226,7 @@ impl From<MemberDoc> for Member {
         Member {
             id: MemberId::from_stored(doc.id),
             org_id: OrgId::from_stored(doc.org_id),
-            account_id: AccountId::from_stored(doc.account_id),
+            account_id: doc.account_id.map(AccountId::from_stored),
             role: doc.role,
             status: doc.status,
             suspended_until: doc.suspended_until.map(BsonDateTime::to_chrono),

@@ -1,11 +1,16 @@
-use bson::doc;
+//! Members: memberships and, on the same document, their SCIM profile.
+
+use bson::{Document, doc};
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::error::Error as MongoError;
-use mongodb::{ClientSession, Collection};
+use mongodb::options::IndexOptions;
+use mongodb::{ClientSession, Collection, IndexModel};
 
-use super::docs::MemberDoc;
+use super::docs::{MemberDoc, bson_time};
 use super::{Inserted, Store, index, inserted, with_session};
-use crate::domain::{AccountId, Member, OrgId};
+use crate::domain::{AccountId, Member, MemberId, MemberStatus, OrgId, Role};
+use crate::scim::user::{UserProfile, UserRecord};
 
 const COLLECTION: &str = "members";
 
@@ -13,32 +18,56 @@ fn collection(store: &Store) -> Collection<MemberDoc> {
     store.database().collection(COLLECTION)
 }
 
+fn unique_where(keys: Document, partial: Document) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .unique(true)
+                .partial_filter_expression(partial)
+                .build(),
+        )
+        .build()
+}
+
 pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
     let members = collection(store);
-    members
-        .create_index(index(doc! { "org_id": 1, "account_id": 1 }, true))
-        .await?;
-    members
-        .create_index(index(doc! { "account_id": 1 }, false))
-        .await?;
-    members
-        .create_index(index(doc! { "org_id": 1, "role": 1, "status": 1 }, false))
-        .await?;
+    for model in [
+        unique_where(
+            doc! { "org_id": 1, "account_id": 1 },
+            doc! { "account_id": { "$type": "string" } },
+        ),
+        index(doc! { "org_id": 1, "user_name_lc": 1 }, true),
+        unique_where(
+            doc! { "org_id": 1, "external_id": 1 },
+            doc! { "external_id": { "$type": "string" } },
+        ),
+        // Lookups, beside the unique partial index above: query planners
+        // (the development server's among them) may not pick a partial
+        // index for a plain equality.
+        index(doc! { "org_id": 1, "external_id": 1, "_id": 1 }, false),
+        index(doc! { "account_id": 1 }, false),
+        index(doc! { "org_id": 1, "_id": 1 }, false),
+        index(doc! { "org_id": 1, "role": 1, "status": 1 }, false),
+        index(doc! { "org_id": 1, "emails_lc": 1 }, false),
+        index(doc! { "org_id": 1, "display_name_lc": 1 }, false),
+        index(doc! { "org_id": 1, "updated_at": 1 }, false),
+    ] {
+        members.create_index(model).await?;
+    }
     Ok(())
 }
 
-/// `AlreadyExists` when the account is already a member of the organization.
+/// `AlreadyExists` when the account is already a member of the
+/// organization, or the userName or externalId is taken in it.
 pub async fn insert(
     store: &Store,
     session: &mut ClientSession,
     member: &Member,
+    profile: &UserProfile,
 ) -> Result<Inserted, MongoError> {
-    inserted(
-        collection(store)
-            .insert_one(MemberDoc::from(member))
-            .session(session)
-            .await,
-    )
+    let doc = MemberDoc::new(member, profile, 1)?;
+    inserted(collection(store).insert_one(doc).session(session).await)
 }
 
 pub async fn find_by_account(
@@ -76,21 +105,219 @@ pub async fn set_status(
     store: &Store,
     session: Option<&mut ClientSession>,
     org_id: &OrgId,
-    member_id: &crate::domain::MemberId,
-    status: crate::domain::MemberStatus,
-    suspended_until: Option<chrono::DateTime<chrono::Utc>>,
-    now: chrono::DateTime<chrono::Utc>,
+    member_id: &MemberId,
+    status: MemberStatus,
+    suspended_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
 ) -> Result<bool, MongoError> {
     let result = with_session!(
         collection(store).update_one(
             doc! { "_id": member_id.as_str(), "org_id": org_id.as_str() },
-            doc! { "$set": {
-                "status": status.as_str(),
-                "suspended_until": suspended_until.map(super::docs::bson_time),
-                "updated_at": super::docs::bson_time(now),
-            } },
+            doc! {
+                "$set": {
+                    "status": status.as_str(),
+                    "suspended_until": suspended_until.map(bson_time),
+                    "updated_at": bson_time(now),
+                },
+                "$inc": { "version": 1 },
+            },
         ),
         session
     )?;
     Ok(result.matched_count == 1)
+}
+
+/// The number of active owners, read in the caller's transaction for the
+/// last-owner rule.
+pub async fn count_active_owners(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+) -> Result<u64, MongoError> {
+    collection(store)
+        .count_documents(doc! {
+            "org_id": org_id.as_str(),
+            "role": Role::Owner.as_str(),
+            "status": MemberStatus::Active.as_str(),
+        })
+        .session(session)
+        .await
+}
+
+pub async fn get_user(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    org_id: &OrgId,
+    member_id: &MemberId,
+) -> Result<Option<UserRecord>, MongoError> {
+    let found = with_session!(
+        collection(store).find_one(doc! { "_id": member_id.as_str(), "org_id": org_id.as_str() }),
+        session
+    )?;
+    Ok(found.map(MemberDoc::into_record))
+}
+
+/// Which unique SCIM attribute another member of the organization holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    UserName,
+    ExternalId,
+}
+
+/// Checked before a write so the answer names the attribute; the unique
+/// indexes still catch races.
+pub async fn find_taken(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    profile: &UserProfile,
+    except: Option<&MemberId>,
+) -> Result<Option<Taken>, MongoError> {
+    let mut candidates = vec![doc! { "user_name_lc": profile.user_name.to_lowercase() }];
+    if let Some(external_id) = &profile.external_id {
+        candidates.push(doc! { "external_id": external_id });
+    }
+    let mut filter = doc! { "org_id": org_id.as_str(), "$or": candidates };
+    if let Some(except) = except {
+        filter.insert("_id", doc! { "$ne": except.as_str() });
+    }
+    let Some(other) = collection(store).find_one(filter).session(session).await? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        if other.user_name_lc == profile.user_name.to_lowercase() {
+            Taken::UserName
+        } else {
+            Taken::ExternalId
+        },
+    ))
+}
+
+/// Writes a member's new profile, role and status if its version is still
+/// `expected_version`; false when it changed or vanished meanwhile. Fields
+/// this function does not know (a password hash) are kept.
+pub async fn replace_user(
+    store: &Store,
+    session: &mut ClientSession,
+    member: &Member,
+    profile: &UserProfile,
+    expected_version: i64,
+) -> Result<bool, MongoError> {
+    let mut fields = bson::to_document(&MemberDoc::new(member, profile, expected_version + 1)?)?;
+    fields.remove("_id");
+    fields.remove("org_id");
+    fields.remove("created_at");
+    let result = collection(store)
+        .update_one(
+            doc! {
+                "_id": member.id.as_str(),
+                "org_id": member.org_id.as_str(),
+                "version": expected_version,
+            },
+            doc! { "$set": fields },
+        )
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}
+
+/// Keeps the hash of a password an identity provider sent (Okta always
+/// sends one). It is never returned and does not sign anyone in.
+pub async fn set_idp_password_hash(
+    store: &Store,
+    session: &mut ClientSession,
+    member_id: &MemberId,
+    hash: &str,
+) -> Result<(), MongoError> {
+    collection(store)
+        .update_one(
+            doc! { "_id": member_id.as_str() },
+            doc! { "$set": { "idp_password_hash": hash } },
+        )
+        .session(session)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    member_id: &MemberId,
+) -> Result<bool, MongoError> {
+    let result = collection(store)
+        .delete_one(doc! { "_id": member_id.as_str(), "org_id": org_id.as_str() })
+        .session(session)
+        .await?;
+    Ok(result.deleted_count == 1)
+}
+
+/// One page of users matching `filter` (already scoped by the caller's
+/// query compiler), with the total count.
+pub async fn list_users(
+    store: &Store,
+    org_id: &OrgId,
+    mut filter: Document,
+    sort: Document,
+    skip: u64,
+    limit: i64,
+) -> Result<(Vec<UserRecord>, u64), MongoError> {
+    filter.insert("org_id", org_id.as_str());
+    let members = collection(store);
+    let total = members.count_documents(filter.clone()).await?;
+    if limit == 0 || skip >= total {
+        return Ok((Vec::new(), total));
+    }
+    let docs: Vec<MemberDoc> = members
+        .find(filter)
+        .sort(sort)
+        .skip(skip)
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await?;
+    Ok((
+        docs.into_iter().map(MemberDoc::into_record).collect(),
+        total,
+    ))
+}
+
+/// Which of `ids` are members of the organization.
+pub async fn existing_ids(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    org_id: &OrgId,
+    ids: &[String],
+) -> Result<Vec<String>, MongoError> {
+    let filter = doc! { "org_id": org_id.as_str(), "_id": { "$in": ids } };
+    let found: Vec<Document> = match session {
+        Some(session) => {
+            let mut cursor = store
+                .database()
+                .collection::<Document>(COLLECTION)
+                .find(filter)
+                .projection(doc! { "_id": 1 })
+                .session(&mut *session)
+                .await?;
+            let mut found = Vec::new();
+            while let Some(doc) = cursor.next(&mut *session).await.transpose()? {
+                found.push(doc);
+            }
+            found
+        }
+        None => {
+            store
+                .database()
+                .collection::<Document>(COLLECTION)
+                .find(filter)
+                .projection(doc! { "_id": 1 })
+                .await?
+                .try_collect()
+                .await?
+        }
+    };
+    Ok(found
+        .into_iter()
+        .filter_map(|doc| doc.get_str("_id").ok().map(str::to_owned))
+        .collect())
 }

@@ -4,8 +4,10 @@
 pub mod accounts;
 pub mod audit;
 mod docs;
+pub mod groups;
 pub mod members;
 pub mod orgs;
+pub mod scim_query;
 pub mod tokens;
 
 use std::time::Duration;
@@ -113,6 +115,7 @@ impl Store {
         orgs::create_indexes(self).await?;
         accounts::create_indexes(self).await?;
         members::create_indexes(self).await?;
+        groups::create_indexes(self).await?;
         tokens::create_indexes(self).await?;
         audit::create_indexes(self).await?;
         Ok(())

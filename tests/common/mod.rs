@@ -13,6 +13,7 @@ use muster::auth::token::{IssuedToken, TokenKind, TokenRecord};
 use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::config::Settings;
 use muster::domain::{Account, AccountId, Email, Member, MemberId, MemberStatus, OrgId, Role};
+use muster::scim::user::UserProfile;
 use muster::state::AppState;
 use muster::store::{self, Store};
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -201,7 +202,7 @@ impl TestApp {
         let member = Member {
             id: MemberId::new(),
             org_id: org.org_id.clone(),
-            account_id: account.id.clone(),
+            account_id: Some(account.id.clone()),
             role,
             status: MemberStatus::Active,
             suspended_until: None,
@@ -221,7 +222,13 @@ impl TestApp {
         let store = &self.store;
         muster::in_transaction!(store, |session| -> Result<(), mongodb::error::Error> {
             let _ = store::accounts::insert(store, session, &account, None).await?;
-            let _ = store::members::insert(store, session, &member).await?;
+            let _ = store::members::insert(
+                store,
+                session,
+                &member,
+                &UserProfile::for_email(&account.email),
+            )
+            .await?;
             let _ = store::tokens::insert(store, Some(session), &record).await?;
             Ok(())
         })
@@ -327,4 +334,161 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("a free port")
+}
+
+/// A SCIM client for one organization's token.
+pub struct Scim<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+}
+
+/// A SCIM answer: status, headers and the JSON body (Null when empty).
+pub struct ScimAnswer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl ScimAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn scim_type(&self) -> Option<&str> {
+        self.body["scimType"].as_str()
+    }
+
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().expect("a resource id").to_owned()
+    }
+}
+
+impl<'a> Scim<'a> {
+    pub fn new(app: &'a TestApp, token: &str) -> Scim<'a> {
+        Scim {
+            app,
+            token: token.to_owned(),
+        }
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> ScimAnswer {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        let body = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        ScimAnswer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.app.url(&format!("/scim/v2{path}"))
+    }
+
+    pub async fn get(&self, path: &str) -> ScimAnswer {
+        self.send(self.app.client.get(self.url(path))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> ScimAnswer {
+        self.send(self.app.client.delete(self.url(path))).await
+    }
+
+    fn with_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.app
+            .client
+            .request(method, self.url(path))
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> ScimAnswer {
+        self.send(self.with_body(reqwest::Method::POST, path, body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> ScimAnswer {
+        self.send(self.with_body(reqwest::Method::PUT, path, body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: &serde_json::Value) -> ScimAnswer {
+        self.send(self.with_body(reqwest::Method::PATCH, path, body))
+            .await
+    }
+
+    /// A PatchOp with these operations.
+    pub async fn patch_ops(&self, path: &str, operations: serde_json::Value) -> ScimAnswer {
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations,
+        });
+        self.patch(path, &body).await
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn create_user(&self, user_name: &str) -> String {
+        let answer = self
+            .post(
+                "/Users",
+                &serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": user_name,
+                    "name": { "givenName": "Test", "familyName": user_name },
+                    "emails": [{ "value": user_name, "type": "work", "primary": true }],
+                }),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            reqwest::StatusCode::CREATED,
+            "{}",
+            answer.body
+        );
+        answer.id()
+    }
+
+    /// Finds users with a filter; returns the list response body.
+    pub async fn filter(&self, resource: &str, filter: &str) -> ScimAnswer {
+        let query: String = form_urlencoded_query(&[("filter", filter)]);
+        self.get(&format!("/{resource}?{query}")).await
+    }
+}
+
+pub fn form_urlencoded_query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(raw: &str) -> String {
+    let mut out = String::new();
+    for byte in raw.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
 }

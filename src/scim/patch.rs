@@ -1,0 +1,826 @@
+//! PATCH (RFC 7644 §3.5.2): add, replace and remove, with and without
+//! paths, value-filter paths, URN paths and the shapes identity providers
+//! really send (Entra ID's `Replace`, dotted pathless keys, member removal
+//! by value). Operations apply to a copy of the resource, which is then
+//! validated and written as a whole, so a request applies entirely or not
+//! at all.
+
+use serde_json::{Map, Value};
+
+use super::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath, matches, parse_patch_path};
+use super::schema::{Mutability, Resolved, ResourceKind, extension_urn, resolve};
+use crate::error::{AppError, ScimType};
+
+pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub op: Op,
+    pub path: Option<PatchPath>,
+    /// The raw path, for messages.
+    pub raw_path: Option<String>,
+    pub value: Option<Value>,
+}
+
+fn invalid_syntax(detail: impl Into<String>) -> AppError {
+    AppError::scim(ScimType::InvalidSyntax, detail)
+}
+
+fn invalid_value(detail: impl Into<String>) -> AppError {
+    AppError::scim(ScimType::InvalidValue, detail)
+}
+
+fn no_target(detail: impl Into<String>) -> AppError {
+    AppError::scim(ScimType::NoTarget, detail)
+}
+
+fn mutability(detail: impl Into<String>) -> AppError {
+    AppError::scim(ScimType::Mutability, detail)
+}
+
+/// Validates a PatchOp body. Names are matched case-insensitively, as
+/// Entra ID capitalises them.
+pub fn parse_request(body: &Value) -> Result<Vec<Operation>, AppError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| invalid_syntax("a PATCH body is a PatchOp object"))?;
+    let operations = object
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("Operations"))
+        .map(|(_, value)| value)
+        .ok_or_else(|| invalid_syntax("a PATCH body needs `Operations`"))?;
+    let operations = operations
+        .as_array()
+        .filter(|ops| !ops.is_empty())
+        .ok_or_else(|| invalid_syntax("`Operations` is a non-empty array"))?;
+    operations.iter().map(parse_operation).collect()
+}
+
+fn parse_operation(raw: &Value) -> Result<Operation, AppError> {
+    let object = raw.as_object().ok_or_else(|| {
+        invalid_syntax("each operation is an object with `op`, `path` and `value`")
+    })?;
+    let field = |name: &str| {
+        object
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    };
+    let op = match field("op")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("add") => Op::Add,
+        Some("remove") => Op::Remove,
+        Some("replace") => Op::Replace,
+        other => {
+            return Err(invalid_syntax(format!(
+                "`op` must be add, remove or replace, not {}",
+                other.map_or_else(|| "missing".to_owned(), |o| format!("`{o}`"))
+            )));
+        }
+    };
+    let raw_path = match field("path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(path)) if path.trim().is_empty() => None,
+        Some(Value::String(path)) => Some(path.trim().to_owned()),
+        Some(_) => {
+            return Err(AppError::scim(
+                ScimType::InvalidPath,
+                "`path` must be a string",
+            ));
+        }
+    };
+    let path = raw_path
+        .as_deref()
+        .map(|raw| {
+            parse_patch_path(raw)
+                .map_err(|err| AppError::scim(ScimType::InvalidPath, err.to_string()))
+        })
+        .transpose()?;
+    let value = field("value").filter(|value| !value.is_null()).cloned();
+    match (op, &path, &value) {
+        (Op::Remove, None, _) => Err(no_target("remove needs a `path`")),
+        (Op::Add | Op::Replace, None, Some(Value::Object(_))) => Ok(()),
+        (Op::Add | Op::Replace, None, _) => Err(invalid_value(
+            "an add or replace without `path` needs an object `value` of attributes",
+        )),
+        (Op::Add | Op::Replace, Some(_), None) => {
+            Err(invalid_value("add and replace need a `value`"))
+        }
+        _ => Ok(()),
+    }?;
+    Ok(Operation {
+        op,
+        path,
+        raw_path,
+        value,
+    })
+}
+
+/// Applies `operations` in order to a copy of `resource`.
+pub fn apply(
+    kind: ResourceKind,
+    resource: &Value,
+    operations: &[Operation],
+) -> Result<Value, AppError> {
+    let mut patched = resource
+        .as_object()
+        .cloned()
+        .ok_or_else(|| AppError::internal("a stored resource is not an object"))?;
+    for operation in operations {
+        apply_one(kind, &mut patched, operation)?;
+    }
+    Ok(Value::Object(patched))
+}
+
+fn apply_one(
+    kind: ResourceKind,
+    resource: &mut Map<String, Value>,
+    operation: &Operation,
+) -> Result<(), AppError> {
+    match &operation.path {
+        Some(path) => apply_at(
+            kind,
+            resource,
+            operation.op,
+            path,
+            operation.value.as_ref(),
+            operation.raw_path.as_deref(),
+        ),
+        None => {
+            let Some(Value::Object(values)) = &operation.value else {
+                return Err(invalid_value(
+                    "an add or replace without `path` needs an object `value`",
+                ));
+            };
+            for (key, value) in values {
+                if let Some(urn) = extension_urn(kind, key) {
+                    // `"urn:…:enterprise:2.0:User": { "department": "…" }`
+                    let Value::Object(inner) = value else {
+                        return Err(invalid_value(format!(
+                            "`{key}` holds an object of extension attributes"
+                        )));
+                    };
+                    for (name, value) in inner {
+                        let path = qualified(urn, name)?;
+                        apply_at(kind, resource, operation.op, &path, Some(value), Some(name))?;
+                    }
+                    continue;
+                }
+                // Entra ID sends dotted (`name.givenName`) and URN-qualified
+                // keys here; both are paths.
+                let path = parse_patch_path(key)
+                    .map_err(|_| invalid_value(format!("`{key}` is not an attribute")))?;
+                if path.value_filter.is_some() {
+                    return Err(invalid_value(format!(
+                        "`{key}`: value filters belong in `path`"
+                    )));
+                }
+                if value.is_null() {
+                    continue;
+                }
+                apply_at(kind, resource, operation.op, &path, Some(value), Some(key))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn qualified(urn: &str, name: &str) -> Result<PatchPath, AppError> {
+    parse_patch_path(&format!("{urn}:{name}"))
+        .map_err(|_| invalid_value(format!("`{name}` is not an attribute of {urn}")))
+}
+
+/// The object an attribute lives in: the resource, or its extension object.
+fn container<'a>(
+    resource: &'a mut Map<String, Value>,
+    resolved: &Resolved,
+    create: bool,
+) -> Option<&'a mut Map<String, Value>> {
+    if !resolved.extension {
+        return Some(resource);
+    }
+    let key = resolved.schema.id;
+    if create && !resource.contains_key(key) {
+        resource.insert(key.to_owned(), Value::Object(Map::new()));
+    }
+    resource.get_mut(key)?.as_object_mut()
+}
+
+fn describe(raw: Option<&str>, resolved: &Resolved) -> String {
+    raw.map_or_else(|| resolved.attribute.name.to_owned(), str::to_owned)
+}
+
+fn apply_at(
+    kind: ResourceKind,
+    resource: &mut Map<String, Value>,
+    op: Op,
+    path: &PatchPath,
+    value: Option<&Value>,
+    raw: Option<&str>,
+) -> Result<(), AppError> {
+    let resolved = resolve(kind, &path.attr).ok_or_else(|| {
+        AppError::scim(
+            ScimType::InvalidPath,
+            format!(
+                "`{}` is not an attribute of this resource",
+                raw.unwrap_or(&path.attr.name)
+            ),
+        )
+    })?;
+    let name = describe(raw, &resolved);
+    check_mutability(resource, &resolved, path, value, &name)?;
+    let attribute = resolved.attribute;
+    let sub_name = path
+        .sub_attr
+        .as_deref()
+        .or(path.attr.sub_attr.as_deref())
+        .map(|sub| canonical_sub(&resolved, sub))
+        .transpose()?;
+    let Some(target) = container(resource, &resolved, op != Op::Remove) else {
+        // Removing from an extension the resource does not have.
+        return match path.value_filter {
+            Some(_) => Err(no_target(format!("`{name}` matches nothing"))),
+            None => Ok(()),
+        };
+    };
+
+    if let Some(filter) = &path.value_filter {
+        return apply_filtered(
+            kind,
+            target,
+            op,
+            &path.attr,
+            attribute.name,
+            filter,
+            sub_name,
+            value,
+            &name,
+        );
+    }
+
+    match (op, sub_name, attribute.multi_valued) {
+        (Op::Remove, None, true) => {
+            match value {
+                // Entra ID: `{"op":"Remove","path":"members","value":[{"value":"id"}]}`.
+                Some(value) => {
+                    let doomed = as_array(value);
+                    if let Some(Value::Array(items)) = target.get_mut(attribute.name) {
+                        items.retain(|item| !doomed.iter().any(|d| same_value(item, d)));
+                    }
+                }
+                None => {
+                    target.remove(attribute.name);
+                }
+            }
+            Ok(())
+        }
+        (Op::Remove, None, false) => {
+            target.remove(attribute.name);
+            Ok(())
+        }
+        (Op::Remove, Some(sub), _) => {
+            match target.get_mut(attribute.name) {
+                Some(Value::Object(inner)) => {
+                    inner.remove(sub);
+                }
+                Some(Value::Array(items)) => {
+                    for item in items.iter_mut() {
+                        if let Some(item) = item.as_object_mut() {
+                            item.remove(sub);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        (Op::Add | Op::Replace, None, true) => {
+            let Some(value) = value else {
+                return Err(invalid_value(format!("`{name}` needs a value")));
+            };
+            let new_items = as_array(value);
+            let items = match (op, target.get_mut(attribute.name)) {
+                (Op::Add, Some(Value::Array(items))) => {
+                    for item in new_items {
+                        if !items.iter().any(|existing| existing == &item) {
+                            items.push(item);
+                        }
+                    }
+                    items
+                }
+                _ => {
+                    target.insert(attribute.name.to_owned(), Value::Array(new_items));
+                    match target.get_mut(attribute.name) {
+                        Some(Value::Array(items)) => items,
+                        _ => return Ok(()),
+                    }
+                }
+            };
+            let count = as_array(value).len();
+            keep_one_primary(items, count);
+            Ok(())
+        }
+        (Op::Add | Op::Replace, None, false) => {
+            let Some(value) = value else {
+                return Err(invalid_value(format!("`{name}` needs a value")));
+            };
+            match (target.get_mut(attribute.name), value) {
+                // A complex value merges: sub-attributes not given stay.
+                (Some(Value::Object(existing)), Value::Object(new)) => {
+                    for (key, sub_value) in new {
+                        let key = canonical_sub(&resolved, key)?;
+                        existing.insert(key.to_owned(), sub_value.clone());
+                    }
+                }
+                _ => {
+                    target.insert(attribute.name.to_owned(), value.clone());
+                }
+            }
+            Ok(())
+        }
+        (Op::Add | Op::Replace, Some(sub), multi) => {
+            let Some(value) = value else {
+                return Err(invalid_value(format!("`{name}` needs a value")));
+            };
+            if multi {
+                return Err(AppError::scim(
+                    ScimType::InvalidPath,
+                    format!(
+                        "`{name}`: select values of a multi-valued attribute with a filter, e.g. emails[type eq \"work\"].value"
+                    ),
+                ));
+            }
+            let entry = target
+                .entry(attribute.name.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Some(inner) = entry.as_object_mut() {
+                inner.insert(sub.to_owned(), value.clone());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn canonical_sub(resolved: &Resolved, sub: &str) -> Result<&'static str, AppError> {
+    resolved
+        .attribute
+        .sub_attributes
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(sub))
+        .map(|a| a.name)
+        .ok_or_else(|| {
+            AppError::scim(
+                ScimType::InvalidPath,
+                format!("`{}` has no sub-attribute `{sub}`", resolved.attribute.name),
+            )
+        })
+}
+
+fn as_array(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.iter().filter(|v| !v.is_null()).cloned().collect(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Two values of a multi-valued attribute are the same when their `value`
+/// sub-attributes are (or, for simple values, the values themselves).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a.get("value"), b.get("value")) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn is_primary(item: &Value) -> bool {
+    match item.get("primary") {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(flag)) => flag.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// Setting one value primary clears it on the others (RFC 7643 §2.4): the
+/// last of the `added` items that is primary wins over the ones that were
+/// there.
+fn keep_one_primary(items: &mut [Value], added: usize) {
+    let start = items.len().saturating_sub(added);
+    let winner = items[start..]
+        .iter()
+        .rposition(is_primary)
+        .map(|i| i + start)
+        .or_else(|| items.iter().rposition(is_primary));
+    if let Some(winner) = winner {
+        clear_primary_except(items, winner);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_filtered(
+    kind: ResourceKind,
+    target: &mut Map<String, Value>,
+    op: Op,
+    path: &AttrPath,
+    canonical: &'static str,
+    filter: &Filter,
+    sub: Option<&'static str>,
+    value: Option<&Value>,
+    name: &str,
+) -> Result<(), AppError> {
+    let items: Vec<Value> = match target.get(canonical) {
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    let value_path = Filter::ValuePath {
+        path: AttrPath {
+            urn: path.urn.clone(),
+            name: path.name.clone(),
+            sub_attr: None,
+        },
+        filter: Box::new(filter.clone()),
+    };
+    let mut hits = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let mut probe = Map::new();
+        probe.insert(canonical.to_owned(), Value::Array(vec![item.clone()]));
+        let probe = wrap_for(path, probe);
+        let hit = matches(&value_path, &probe, kind)
+            .map_err(|err| AppError::scim(ScimType::InvalidPath, err.to_string()))?;
+        if hit {
+            hits.push(index);
+        }
+    }
+    let mut items = items;
+    if hits.is_empty() {
+        // Entra ID adds `emails[type eq "work"].value` to a user without a
+        // work email: create the element the filter describes.
+        if let (Op::Add | Op::Replace, Some(sub), Some(value)) = (op, sub, value)
+            && let Some(mut element) = element_from_filter(filter)
+        {
+            element.insert(sub.to_owned(), value.clone());
+            items.push(Value::Object(element));
+            target.insert(canonical.to_owned(), Value::Array(items));
+            return Ok(());
+        }
+        return Err(no_target(format!("`{name}` matches no value")));
+    }
+    match (op, sub) {
+        (Op::Remove, None) => {
+            let mut index = 0;
+            items.retain(|_| {
+                let keep = !hits.contains(&index);
+                index += 1;
+                keep
+            });
+        }
+        (Op::Remove, Some(sub)) => {
+            for &i in &hits {
+                if let Some(object) = items[i].as_object_mut() {
+                    object.remove(sub);
+                }
+            }
+        }
+        (Op::Add | Op::Replace, Some(sub)) => {
+            let Some(value) = value else {
+                return Err(invalid_value(format!("`{name}` needs a value")));
+            };
+            for &i in &hits {
+                if let Some(object) = items[i].as_object_mut() {
+                    object.insert(sub.to_owned(), value.clone());
+                }
+            }
+            if sub == "primary"
+                && is_primary(value)
+                && let Some(&last) = hits.last()
+            {
+                clear_primary_except(&mut items, last);
+            }
+        }
+        (Op::Add | Op::Replace, None) => {
+            let Some(Value::Object(new)) = value else {
+                return Err(invalid_value(format!("`{name}` needs an object value")));
+            };
+            for &i in &hits {
+                if op == Op::Replace {
+                    items[i] = Value::Object(new.clone());
+                } else if let Some(object) = items[i].as_object_mut() {
+                    for (key, v) in new {
+                        object.insert(key.clone(), v.clone());
+                    }
+                }
+            }
+            if is_primary(&Value::Object(new.clone()))
+                && let Some(&last) = hits.last()
+            {
+                clear_primary_except(&mut items, last);
+            }
+        }
+    }
+    if items.is_empty() {
+        target.remove(canonical);
+    } else {
+        target.insert(canonical.to_owned(), Value::Array(items));
+    }
+    Ok(())
+}
+
+fn clear_primary_except(items: &mut [Value], keep: usize) {
+    for (i, item) in items.iter_mut().enumerate() {
+        if i != keep
+            && is_primary(item)
+            && let Some(object) = item.as_object_mut()
+        {
+            object.insert("primary".into(), Value::Bool(false));
+        }
+    }
+}
+
+/// Extension attributes are probed under their URN, as stored.
+fn wrap_for(path: &AttrPath, probe: Map<String, Value>) -> Value {
+    match &path.urn {
+        Some(urn) if !urn.to_ascii_lowercase().contains(":core:") => {
+            let mut outer = Map::new();
+            outer.insert(urn.clone(), Value::Object(probe));
+            Value::Object(outer)
+        }
+        _ => Value::Object(probe),
+    }
+}
+
+/// `type eq "work"` (and conjunctions of such) as an element.
+fn element_from_filter(filter: &Filter) -> Option<Map<String, Value>> {
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value,
+        } if path.sub_attr.is_none() && path.urn.is_none() => {
+            let value = match value {
+                CompValue::Str(s) => Value::String(s.clone()),
+                CompValue::Bool(b) => Value::Bool(*b),
+                CompValue::Num(n) => Value::Number(n.clone()),
+                CompValue::Null => return None,
+            };
+            let mut element = Map::new();
+            element.insert(path.name.clone(), value);
+            Some(element)
+        }
+        Filter::And(left, right) => {
+            let mut element = element_from_filter(left)?;
+            element.extend(element_from_filter(right)?);
+            Some(element)
+        }
+        _ => None,
+    }
+}
+
+/// Read-only attributes cannot be written, except `id` set to its own
+/// value (Okta includes it in group renames).
+fn check_mutability(
+    resource: &Map<String, Value>,
+    resolved: &Resolved,
+    path: &PatchPath,
+    value: Option<&Value>,
+    name: &str,
+) -> Result<(), AppError> {
+    let sub = path.attr.sub_attr.as_deref().or(path.sub_attr.as_deref());
+    let leaf = match sub {
+        Some(sub) => resolved
+            .attribute
+            .sub_attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(sub))
+            .map_or(resolved.attribute.mutability, |a| a.mutability),
+        None => resolved.attribute.mutability,
+    };
+    if leaf != Mutability::ReadOnly {
+        return Ok(());
+    }
+    if resolved.attribute.name == "id" && value.is_some_and(|v| Some(v) == resource.get("id")) {
+        return Ok(());
+    }
+    Err(mutability(format!("`{name}` is read-only")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ops(body: Value) -> Vec<Operation> {
+        parse_request(&body).expect("valid PatchOp")
+    }
+
+    fn patch(resource: Value, operations: Value) -> Result<Value, AppError> {
+        apply(
+            ResourceKind::User,
+            &resource,
+            &ops(json!({ "schemas": [PATCH_OP_SCHEMA], "Operations": operations })),
+        )
+    }
+
+    fn user() -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": "u1",
+            "userName": "bjensen@example.com",
+            "name": { "givenName": "Barbara", "familyName": "Jensen" },
+            "emails": [
+                { "value": "bjensen@example.com", "type": "work", "primary": true },
+                { "value": "babs@home.example", "type": "home" }
+            ],
+            "active": true
+        })
+    }
+
+    fn scim_type(err: &AppError) -> Option<ScimType> {
+        match err {
+            AppError::Scim { scim_type, .. } => Some(*scim_type),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn okta_deactivation_without_path() {
+        let out = patch(
+            user(),
+            json!([{ "op": "replace", "value": { "active": false } }]),
+        )
+        .expect("patched");
+        assert_eq!(out["active"], false);
+    }
+
+    #[test]
+    fn entra_capitalised_ops_and_string_booleans_pass_through() {
+        let out = patch(
+            user(),
+            json!([{ "op": "Replace", "path": "active", "value": "False" }]),
+        )
+        .expect("patched");
+        // Validation afterwards turns "False" into false.
+        assert_eq!(out["active"], "False");
+    }
+
+    #[test]
+    fn dotted_pathless_keys_set_sub_attributes() {
+        let out = patch(
+            user(),
+            json!([{ "op": "replace", "value": { "name.givenName": "Babs" } }]),
+        )
+        .expect("patched");
+        assert_eq!(out["name"]["givenName"], "Babs");
+        assert_eq!(out["name"]["familyName"], "Jensen");
+    }
+
+    #[test]
+    fn value_filter_paths() {
+        let out = patch(
+            user(),
+            json!([{ "op": "replace", "path": "emails[type eq \"work\"].value", "value": "b@corp.example" }]),
+        )
+        .expect("patched");
+        assert_eq!(out["emails"][0]["value"], "b@corp.example");
+        assert_eq!(out["emails"][1]["value"], "babs@home.example");
+    }
+
+    #[test]
+    fn a_missing_filtered_element_is_created_for_add() {
+        let out = patch(
+            user(),
+            json!([{ "op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0100" }]),
+        )
+        .expect("patched");
+        assert_eq!(
+            out["phoneNumbers"],
+            json!([{ "type": "mobile", "value": "+1 555 0100" }])
+        );
+    }
+
+    #[test]
+    fn remove_by_filter_and_no_target() {
+        let out = patch(
+            user(),
+            json!([{ "op": "remove", "path": "emails[type eq \"home\"]" }]),
+        )
+        .expect("patched");
+        assert_eq!(out["emails"].as_array().map(Vec::len), Some(1));
+        let err = patch(
+            user(),
+            json!([{ "op": "remove", "path": "emails[type eq \"other\"]" }]),
+        )
+        .expect_err("nothing");
+        assert_eq!(scim_type(&err), Some(ScimType::NoTarget));
+        let err =
+            parse_request(&json!({ "Operations": [{ "op": "remove" }] })).expect_err("no path");
+        assert_eq!(scim_type(&err), Some(ScimType::NoTarget));
+    }
+
+    #[test]
+    fn urn_paths_and_manager_as_a_bare_string() {
+        let out = patch(
+            user(),
+            json!([
+                { "op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "m1" },
+                { "op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "R&D" }
+            ]),
+        )
+        .expect("patched");
+        let ext = &out["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+        assert_eq!(ext["manager"], "m1");
+        assert_eq!(ext["department"], "R&D");
+        let out = patch(
+            out,
+            json!([{ "op": "Remove", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager" }]),
+        )
+        .expect("patched");
+        assert!(
+            out["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+                .get("manager")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn adding_a_primary_value_clears_the_others() {
+        let out = patch(
+            user(),
+            json!([{ "op": "add", "path": "emails", "value": [{ "value": "new@example.com", "primary": true }] }]),
+        )
+        .expect("patched");
+        let primaries: Vec<&Value> = out["emails"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["primary"] == true)
+            .collect();
+        assert_eq!(primaries.len(), 1);
+        assert_eq!(primaries[0]["value"], "new@example.com");
+    }
+
+    #[test]
+    fn read_only_attributes_are_refused() {
+        let err = patch(
+            user(),
+            json!([{ "op": "replace", "path": "meta.created", "value": "2020-01-01T00:00:00Z" }]),
+        )
+        .expect_err("read-only");
+        assert_eq!(scim_type(&err), Some(ScimType::Mutability));
+        let err = patch(
+            user(),
+            json!([{ "op": "replace", "path": "groups", "value": [] }]),
+        )
+        .expect_err("read-only");
+        assert_eq!(scim_type(&err), Some(ScimType::Mutability));
+    }
+
+    #[test]
+    fn bad_requests() {
+        for body in [
+            json!([]),
+            json!({ "Operations": [] }),
+            json!({ "Operations": [{ "op": "move", "path": "userName" }] }),
+            json!({ "Operations": [{ "op": "replace", "value": "x" }] }),
+        ] {
+            assert!(parse_request(&body).is_err(), "{body}");
+        }
+        let err = parse_request(
+            &json!({ "Operations": [{ "op": "add", "path": "emails[type eq", "value": 1 }] }),
+        )
+        .expect_err("bad path");
+        assert_eq!(scim_type(&err), Some(ScimType::InvalidPath));
+        let err = patch(
+            user(),
+            json!([{ "op": "add", "path": "nonsense", "value": 1 }]),
+        )
+        .expect_err("unknown");
+        assert_eq!(scim_type(&err), Some(ScimType::InvalidPath));
+    }
+
+    #[test]
+    fn operations_apply_in_order_on_a_copy() {
+        let original = user();
+        let out = patch(
+            original.clone(),
+            json!([
+                { "op": "replace", "path": "userName", "value": "first" },
+                { "op": "replace", "path": "userName", "value": "second" }
+            ]),
+        )
+        .expect("patched");
+        assert_eq!(out["userName"], "second");
+        assert_eq!(original["userName"], "bjensen@example.com");
+    }
+}

@@ -1,0 +1,442 @@
+//! Groups and their memberships. Memberships are documents of their own
+//! (one per group and member), so a group may have any number of members,
+//! adding or removing one costs the same whatever the group's size, and
+//! concurrent changes to one group cannot overwrite each other.
+
+use std::collections::{HashMap, HashSet};
+
+use bson::{DateTime as BsonDateTime, Document, doc};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::error::Error as MongoError;
+use mongodb::{ClientSession, Collection};
+use serde::{Deserialize, Serialize};
+
+use super::docs::bson_time;
+use super::{Inserted, Store, index, inserted, with_session};
+use crate::domain::member::ProjectGrant;
+use crate::domain::{OrgId, Role};
+use crate::scim::user::GroupRef;
+
+const GROUPS: &str = "groups";
+const MEMBERSHIPS: &str = "group_members";
+
+/// The role and project rights membership in a group grants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleMapping {
+    pub role: Option<Role>,
+    pub project_rights: Vec<ProjectGrant>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub org_id: OrgId,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub role_mapping: Option<RoleMapping>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GroupDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    org_id: String,
+    display_name: String,
+    display_name_lc: String,
+    external_id: Option<String>,
+    role_mapping: Option<RoleMapping>,
+    created_at: BsonDateTime,
+    updated_at: BsonDateTime,
+    version: i64,
+}
+
+impl GroupDoc {
+    fn new(group: &Group) -> GroupDoc {
+        GroupDoc {
+            id: group.id.clone(),
+            org_id: group.org_id.to_string(),
+            display_name: group.display_name.clone(),
+            display_name_lc: group.display_name.to_lowercase(),
+            external_id: group.external_id.clone(),
+            role_mapping: group.role_mapping.clone(),
+            created_at: bson_time(group.created_at),
+            updated_at: bson_time(group.updated_at),
+            version: group.version,
+        }
+    }
+
+    fn into_group(self) -> Group {
+        Group {
+            id: self.id,
+            org_id: OrgId::from_stored(self.org_id),
+            display_name: self.display_name,
+            external_id: self.external_id,
+            role_mapping: self.role_mapping,
+            created_at: self.created_at.to_chrono(),
+            updated_at: self.updated_at.to_chrono(),
+            version: self.version,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MembershipDoc {
+    /// `{group_id}:{member_id}`: unique by construction.
+    #[serde(rename = "_id")]
+    id: String,
+    org_id: String,
+    group_id: String,
+    member_id: String,
+    added_at: BsonDateTime,
+}
+
+fn groups(store: &Store) -> Collection<GroupDoc> {
+    store.database().collection(GROUPS)
+}
+
+fn memberships(store: &Store) -> Collection<MembershipDoc> {
+    store.database().collection(MEMBERSHIPS)
+}
+
+pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
+    let g = groups(store);
+    g.create_index(index(doc! { "org_id": 1, "display_name_lc": 1 }, true))
+        .await?;
+    g.create_index(
+        mongodb::IndexModel::builder()
+            .keys(doc! { "org_id": 1, "external_id": 1 })
+            .options(
+                mongodb::options::IndexOptions::builder()
+                    .unique(true)
+                    .partial_filter_expression(doc! { "external_id": { "$type": "string" } })
+                    .build(),
+            )
+            .build(),
+    )
+    .await?;
+    g.create_index(index(doc! { "org_id": 1, "_id": 1 }, false))
+        .await?;
+    // For lookups: planners may not pick the partial index for equality.
+    g.create_index(index(
+        doc! { "org_id": 1, "external_id": 1, "_id": 1 },
+        false,
+    ))
+    .await?;
+    g.create_index(index(doc! { "org_id": 1, "updated_at": 1 }, false))
+        .await?;
+    let m = memberships(store);
+    m.create_index(index(doc! { "group_id": 1, "member_id": 1 }, false))
+        .await?;
+    m.create_index(index(doc! { "member_id": 1 }, false))
+        .await?;
+    Ok(())
+}
+
+/// Which unique attribute of a group another group holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    DisplayName,
+    ExternalId,
+}
+
+pub async fn find_taken(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    display_name: &str,
+    external_id: Option<&str>,
+    except: Option<&str>,
+) -> Result<Option<Taken>, MongoError> {
+    let lowered = display_name.to_lowercase();
+    let mut candidates = vec![doc! { "display_name_lc": &lowered }];
+    if let Some(external_id) = external_id {
+        candidates.push(doc! { "external_id": external_id });
+    }
+    let mut filter = doc! { "org_id": org_id.as_str(), "$or": candidates };
+    if let Some(except) = except {
+        filter.insert("_id", doc! { "$ne": except });
+    }
+    let other = groups(store).find_one(filter).session(session).await?;
+    Ok(other.map(|other| {
+        if other.display_name_lc == lowered {
+            Taken::DisplayName
+        } else {
+            Taken::ExternalId
+        }
+    }))
+}
+
+pub async fn insert(
+    store: &Store,
+    session: &mut ClientSession,
+    group: &Group,
+) -> Result<Inserted, MongoError> {
+    inserted(
+        groups(store)
+            .insert_one(GroupDoc::new(group))
+            .session(session)
+            .await,
+    )
+}
+
+pub async fn get(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    org_id: &OrgId,
+    id: &str,
+) -> Result<Option<Group>, MongoError> {
+    let found = with_session!(
+        groups(store).find_one(doc! { "_id": id, "org_id": org_id.as_str() }),
+        session
+    )?;
+    Ok(found.map(GroupDoc::into_group))
+}
+
+/// Writes the group if its version is still `expected_version` (the new
+/// document carries `expected_version + 1`); false otherwise.
+pub async fn replace(
+    store: &Store,
+    session: &mut ClientSession,
+    group: &Group,
+    expected_version: i64,
+) -> Result<bool, MongoError> {
+    let result = groups(store)
+        .replace_one(
+            doc! { "_id": &group.id, "org_id": group.org_id.as_str(), "version": expected_version },
+            GroupDoc::new(group),
+        )
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}
+
+/// Deletes the group and its memberships.
+pub async fn delete(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    id: &str,
+) -> Result<bool, MongoError> {
+    let result = groups(store)
+        .delete_one(doc! { "_id": id, "org_id": org_id.as_str() })
+        .session(&mut *session)
+        .await?;
+    if result.deleted_count == 0 {
+        return Ok(false);
+    }
+    memberships(store)
+        .delete_many(doc! { "group_id": id })
+        .session(session)
+        .await?;
+    Ok(true)
+}
+
+pub async fn list(
+    store: &Store,
+    org_id: &OrgId,
+    mut filter: Document,
+    sort: Document,
+    skip: u64,
+    limit: i64,
+) -> Result<(Vec<Group>, u64), MongoError> {
+    filter.insert("org_id", org_id.as_str());
+    let total = groups(store).count_documents(filter.clone()).await?;
+    if limit == 0 || skip >= total {
+        return Ok((Vec::new(), total));
+    }
+    let docs: Vec<GroupDoc> = groups(store)
+        .find(filter)
+        .sort(sort)
+        .skip(skip)
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await?;
+    Ok((docs.into_iter().map(GroupDoc::into_group).collect(), total))
+}
+
+/// Member ids of a group, in the order they joined.
+pub async fn member_ids(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    group_id: &str,
+) -> Result<Vec<String>, MongoError> {
+    let filter = doc! { "group_id": group_id };
+    let docs: Vec<MembershipDoc> = match session {
+        Some(session) => {
+            let mut cursor = memberships(store)
+                .find(filter)
+                .session(&mut *session)
+                .await?;
+            let mut docs = Vec::new();
+            while let Some(doc) = cursor.next(&mut *session).await.transpose()? {
+                docs.push(doc);
+            }
+            docs
+        }
+        None => memberships(store).find(filter).await?.try_collect().await?,
+    };
+    Ok(docs.into_iter().map(|doc| doc.member_id).collect())
+}
+
+/// Adds members that are not in the group yet; returns how many were new.
+pub async fn add_members(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    group_id: &str,
+    member_ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<usize, MongoError> {
+    if member_ids.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = member_ids
+        .iter()
+        .map(|m| format!("{group_id}:{m}"))
+        .collect();
+    let mut existing = HashSet::new();
+    let mut cursor = memberships(store)
+        .find(doc! { "_id": { "$in": &ids } })
+        .session(&mut *session)
+        .await?;
+    while let Some(doc) = cursor.next(&mut *session).await.transpose()? {
+        existing.insert(doc.member_id);
+    }
+    let mut seen = HashSet::new();
+    let new: Vec<MembershipDoc> = member_ids
+        .iter()
+        .filter(|m| !existing.contains(*m) && seen.insert((*m).clone()))
+        .map(|m| MembershipDoc {
+            id: format!("{group_id}:{m}"),
+            org_id: org_id.to_string(),
+            group_id: group_id.to_owned(),
+            member_id: m.clone(),
+            added_at: bson_time(now),
+        })
+        .collect();
+    if new.is_empty() {
+        return Ok(0);
+    }
+    let count = new.len();
+    memberships(store).insert_many(new).session(session).await?;
+    Ok(count)
+}
+
+/// Removes members from the group; returns how many were in it.
+pub async fn remove_members(
+    store: &Store,
+    session: &mut ClientSession,
+    group_id: &str,
+    member_ids: &[String],
+) -> Result<u64, MongoError> {
+    if member_ids.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = member_ids
+        .iter()
+        .map(|m| format!("{group_id}:{m}"))
+        .collect();
+    let result = memberships(store)
+        .delete_many(doc! { "_id": { "$in": ids } })
+        .session(session)
+        .await?;
+    Ok(result.deleted_count)
+}
+
+pub async fn remove_all_members(
+    store: &Store,
+    session: &mut ClientSession,
+    group_id: &str,
+) -> Result<u64, MongoError> {
+    let result = memberships(store)
+        .delete_many(doc! { "group_id": group_id })
+        .session(session)
+        .await?;
+    Ok(result.deleted_count)
+}
+
+/// Removes a deleted member from every group.
+pub async fn forget_member(
+    store: &Store,
+    session: &mut ClientSession,
+    member_id: &str,
+) -> Result<(), MongoError> {
+    memberships(store)
+        .delete_many(doc! { "member_id": member_id })
+        .session(session)
+        .await?;
+    Ok(())
+}
+
+/// The groups of each of `member_ids`, for the users' `groups` attribute.
+pub async fn groups_of(
+    store: &Store,
+    member_ids: &[&str],
+) -> Result<HashMap<String, Vec<GroupRef>>, MongoError> {
+    let mut by_member: HashMap<String, Vec<GroupRef>> = HashMap::new();
+    if member_ids.is_empty() {
+        return Ok(by_member);
+    }
+    let links: Vec<MembershipDoc> = memberships(store)
+        .find(doc! { "member_id": { "$in": member_ids } })
+        .await?
+        .try_collect()
+        .await?;
+    if links.is_empty() {
+        return Ok(by_member);
+    }
+    let group_ids: HashSet<&str> = links.iter().map(|l| l.group_id.as_str()).collect();
+    let group_ids: Vec<&str> = group_ids.into_iter().collect();
+    #[derive(Deserialize)]
+    struct Name {
+        #[serde(rename = "_id")]
+        id: String,
+        display_name: String,
+    }
+    let names: HashMap<String, String> = store
+        .database()
+        .collection::<Name>(GROUPS)
+        .find(doc! { "_id": { "$in": group_ids } })
+        .projection(doc! { "_id": 1, "display_name": 1 })
+        .await?
+        .try_collect::<Vec<Name>>()
+        .await?
+        .into_iter()
+        .map(|g| (g.id, g.display_name))
+        .collect();
+    for link in links {
+        if let Some(name) = names.get(&link.group_id) {
+            by_member.entry(link.member_id).or_default().push(GroupRef {
+                id: link.group_id,
+                display_name: name.clone(),
+            });
+        }
+    }
+    Ok(by_member)
+}
+
+/// Member ids of several groups at once, for list pages.
+pub async fn member_ids_of(
+    store: &Store,
+    group_ids: &[&str],
+) -> Result<HashMap<String, Vec<String>>, MongoError> {
+    let mut by_group: HashMap<String, Vec<String>> = HashMap::new();
+    if group_ids.is_empty() {
+        return Ok(by_group);
+    }
+    let mut cursor = memberships(store)
+        .find(doc! { "group_id": { "$in": group_ids } })
+        .await?;
+    while let Some(link) = cursor.try_next().await? {
+        by_group
+            .entry(link.group_id)
+            .or_default()
+            .push(link.member_id);
+    }
+    Ok(by_group)
+}

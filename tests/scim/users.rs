@@ -1,0 +1,340 @@
+use muster::domain::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{scim, setup};
+
+fn bjensen() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "bjensen@example.com",
+        "externalId": "00u1",
+        "password": "t1meMa$heen",
+        "name": { "givenName": "Barbara", "familyName": "Jensen" },
+        "displayName": "Babs Jensen",
+        "emails": [{ "value": "bjensen@example.com", "type": "work", "primary": true }],
+        "active": true,
+    })
+}
+
+#[tokio::test]
+async fn create_read_delete() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let created = scim.post("/Users", &bjensen()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let location = created.header("location").expect("Location").to_owned();
+    assert_eq!(created.body["meta"]["location"], location.as_str());
+    assert!(location.starts_with("http"), "absolute: {location}");
+    assert_eq!(created.body["meta"]["resourceType"], "User");
+    assert!(created.body["meta"]["created"].is_string());
+    assert!(created.body["meta"]["lastModified"].is_string());
+    assert_eq!(
+        created.header("etag"),
+        created.body["meta"]["version"].as_str()
+    );
+    assert!(
+        created.body.get("password").is_none(),
+        "password is never returned"
+    );
+    assert_eq!(created.body["active"], true);
+    let id = created.id();
+
+    let read = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.body["userName"], "bjensen@example.com");
+    assert_eq!(read.body["name"]["givenName"], "Barbara");
+    assert!(read.body.get("password").is_none());
+
+    let deleted = scim.delete(&format!("/Users/{id}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        scim.get(&format!("/Users/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        scim.delete(&format!("/Users/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn ids_that_are_not_ours_are_404() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    for id in ["nope", "00000000-0000-0000-0000-000000000000", "%24ne"] {
+        let answer = scim.get(&format!("/Users/{id}")).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{id}");
+        assert_eq!(answer.body["status"], "404");
+    }
+    // Another organization's user is not ours either.
+    let other = app.with_org_owner().await;
+    let theirs = super::scim(&app, &other)
+        .create_user("theirs@example.com")
+        .await;
+    assert_eq!(
+        scim.get(&format!("/Users/{theirs}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        scim.delete(&format!("/Users/{theirs}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        scim.patch_ops(
+            &format!("/Users/{theirs}"),
+            json!([{ "op": "replace", "path": "active", "value": false }])
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn user_name_is_unique_case_insensitively_and_external_id_exactly() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    assert_eq!(
+        scim.post("/Users", &bjensen()).await.status,
+        StatusCode::CREATED
+    );
+
+    let mut same_name = bjensen();
+    same_name["userName"] = json!("BJENSEN@example.com");
+    same_name["externalId"] = json!("00u2");
+    let conflict = scim.post("/Users", &same_name).await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert_eq!(conflict.scim_type(), Some("uniqueness"));
+    assert_eq!(conflict.body["status"], "409");
+
+    let mut same_external = bjensen();
+    same_external["userName"] = json!("someone.else@example.com");
+    let conflict = scim.post("/Users", &same_external).await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert!(
+        conflict.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("externalId"))
+    );
+
+    // externalId is caseExact: another case is another id.
+    let mut other_case = bjensen();
+    other_case["userName"] = json!("third@example.com");
+    other_case["externalId"] = json!("00U1");
+    other_case["emails"] = json!([{ "value": "third@example.com" }]);
+    assert_eq!(
+        scim.post("/Users", &other_case).await.status,
+        StatusCode::CREATED
+    );
+    let list = scim.get("/Users?count=0").await;
+    assert_eq!(list.body["totalResults"], 3, "the owner and two users");
+}
+
+#[tokio::test]
+async fn etags_guard_writes_and_spare_reads() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let created = scim.post("/Users", &bjensen()).await;
+    let id = created.id();
+    let etag = created.header("etag").expect("ETag").to_owned();
+    assert_eq!(etag, "W/\"1\"");
+
+    let unchanged = scim
+        .send(
+            app.client
+                .get(app.url(&format!("/scim/v2/Users/{id}")))
+                .header("If-None-Match", &etag),
+        )
+        .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+
+    let stale = scim
+        .send(
+            app.client
+                .patch(app.url(&format!("/scim/v2/Users/{id}")))
+                .header("If-Match", "W/\"7\"")
+                .header("content-type", "application/scim+json")
+                .body(
+                    json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [{ "op": "replace", "path": "displayName", "value": "X" }] })
+                    .to_string(),
+                ),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.body["status"], "412");
+
+    let fresh = scim
+        .send(
+            app.client
+                .put(app.url(&format!("/scim/v2/Users/{id}")))
+                .header("If-Match", &etag)
+                .header("content-type", "application/scim+json")
+                .body(bjensen().to_string()),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    assert_eq!(fresh.header("etag"), Some("W/\"2\""));
+    assert_eq!(fresh.body["meta"]["version"], "W/\"2\"");
+
+    let stale_delete = scim
+        .send(
+            app.client
+                .delete(app.url(&format!("/scim/v2/Users/{id}")))
+                .header("If-Match", &etag),
+        )
+        .await;
+    assert_eq!(stale_delete.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        scim.get(&format!("/Users/{id}")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn put_replaces_the_profile() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let id = scim.post("/Users", &bjensen()).await.id();
+    let replacement = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "bjensen@example.com",
+        "name": { "givenName": "Babs" },
+        "title": "Tour Guide",
+        "active": true,
+    });
+    let put = scim.put(&format!("/Users/{id}"), &replacement).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert_eq!(put.body["title"], "Tour Guide");
+    assert!(
+        put.body.get("displayName").is_none(),
+        "PUT clears what it omits"
+    );
+    assert!(put.body["name"].get("familyName").is_none());
+    assert!(put.body.get("externalId").is_none());
+}
+
+#[tokio::test]
+async fn deactivation_keeps_the_user_listable_and_stops_their_tokens() {
+    let (app, org) = setup().await;
+    let member = app.with_member(&org, Role::Contributor).await;
+    let scim = scim(&app, &org);
+    let found = scim
+        .filter("Users", &format!("userName eq \"{}\"", member.email))
+        .await;
+    assert_eq!(found.body["totalResults"], 1);
+    let id = found.body["Resources"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            app.get("/api/v1/me")
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }
+    };
+    assert_eq!(me(member.token.clone()).await, StatusCode::OK);
+
+    let off = scim
+        .patch_ops(
+            &format!("/Users/{id}"),
+            json!([{ "op": "replace", "value": { "active": false } }]),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK);
+    assert_eq!(off.body["active"], false);
+    assert_eq!(me(member.token.clone()).await, StatusCode::UNAUTHORIZED);
+
+    let listed = scim.filter("Users", "active eq false").await;
+    assert_eq!(listed.body["totalResults"], 1);
+    assert_eq!(listed.body["Resources"][0]["id"], id.as_str());
+
+    let on = scim
+        .patch_ops(
+            &format!("/Users/{id}"),
+            json!([{ "op": "replace", "value": { "active": true } }]),
+        )
+        .await;
+    assert_eq!(on.body["active"], true);
+    assert_eq!(me(member.token.clone()).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_existing_account_is_linked_not_duplicated() {
+    let (app, org) = setup().await;
+    // The owner of another organization, pushed into this one by its IdP.
+    let other = app.with_org_owner().await;
+    let scim = scim(&app, &org);
+    let created = scim
+        .post(
+            "/Users",
+            &json!({ "userName": other.owner.email.to_uppercase(), "emails": [{ "value": other.owner.email }] }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let member = muster::store::members::find_by_account(
+        &app.store,
+        None,
+        &org.org_id,
+        &other.owner.account_id,
+    )
+    .await
+    .expect("read")
+    .expect("the existing account became a member");
+    assert_eq!(member.id.as_str(), created.id());
+    assert_eq!(member.status, muster::domain::MemberStatus::Pending);
+}
+
+#[tokio::test]
+async fn scim_cannot_remove_or_deactivate_the_last_owner() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let owner = org.owner.member_id.as_str();
+    let off = scim
+        .patch_ops(
+            &format!("/Users/{owner}"),
+            json!([{ "op": "replace", "path": "active", "value": false }]),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::CONFLICT, "{}", off.body);
+    assert!(
+        off.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("owner"))
+    );
+    let delete = scim.delete(&format!("/Users/{owner}")).await;
+    assert_eq!(delete.status, StatusCode::CONFLICT);
+    let still = scim.get(&format!("/Users/{owner}")).await;
+    assert_eq!(still.body["active"], true);
+
+    // With a second owner, the first may go.
+    app.with_member(&org, Role::Owner).await;
+    let delete = scim.delete(&format!("/Users/{owner}")).await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn every_change_writes_an_audit_event() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let count = || muster::store::audit::count_for_org(&app.store, org.org_id.as_str());
+    let start = count().await.expect("count");
+    let id = scim.post("/Users", &bjensen()).await.id();
+    scim.patch_ops(
+        &format!("/Users/{id}"),
+        json!([{ "op": "replace", "path": "title", "value": "X" }]),
+    )
+    .await;
+    scim.put(&format!("/Users/{id}"), &bjensen()).await;
+    scim.delete(&format!("/Users/{id}")).await;
+    assert_eq!(count().await.expect("count"), start + 4);
+    // A refused change writes nothing.
+    scim.post("/Users", &json!({ "userName": 5 })).await;
+    assert_eq!(count().await.expect("count"), start + 4);
+}
