@@ -2,6 +2,7 @@
 //! selects the organization; every handler receives a `ScimContext`,
 //! which only a valid SCIM token can build.
 
+pub mod bulk;
 pub mod discovery;
 pub mod filter;
 pub mod groups;
@@ -66,6 +67,10 @@ impl<'a> FromRequest<'a> for ScimContext {
 
 /// Where a request came from, for audit events.
 pub fn origin_of(req: &Request) -> RequestOrigin {
+    // A `/Bulk` sub-request carries its parent's origin.
+    if let Some(origin) = req.extensions().get::<RequestOrigin>() {
+        return origin.clone();
+    }
     RequestOrigin {
         ip: req
             .remote_addr()
@@ -188,7 +193,7 @@ pub fn not_modified(headers: &HeaderMap, version: i64) -> bool {
 }
 
 pub fn routes() -> impl Endpoint<Output = Response> {
-    Route::new()
+    let route = Route::new()
         .at(
             "/ServiceProviderConfig",
             get(discovery::service_provider_config),
@@ -197,6 +202,19 @@ pub fn routes() -> impl Endpoint<Output = Response> {
         .at("/ResourceTypes/:id", get(discovery::resource_type))
         .at("/Schemas", get(discovery::list_schemas))
         .at("/Schemas/:id", get(discovery::read_schema))
+        .at("/.search", post(params::root_search))
+        .at("/Bulk", post(bulk::bulk))
+        .at("/Me", me);
+    with_resource_routes(route).map_to_response()
+}
+
+/// Users and Groups alone: what `/Bulk` operations may address.
+pub fn resource_routes() -> impl Endpoint<Output = Response> {
+    with_resource_routes(Route::new()).map_to_response()
+}
+
+fn with_resource_routes(route: Route) -> Route {
+    route
         .at("/Users", get(users::list).post(users::create))
         .at("/Users/.search", post(users::search))
         .at(
@@ -215,9 +233,6 @@ pub fn routes() -> impl Endpoint<Output = Response> {
                 .patch(groups::patch)
                 .delete(groups::delete),
         )
-        .at("/.search", post(params::root_search))
-        .at("/Me", me)
-        .map_to_response()
 }
 
 /// SCIM tokens belong to an organization, not to a user: there is no "me".

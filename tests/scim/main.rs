@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod bulk;
 mod discovery;
 mod groups;
 mod idp_shapes;
