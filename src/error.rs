@@ -64,6 +64,11 @@ pub enum AppError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// A database error: 503 when the database is unreachable or the
+    /// resource is contended, otherwise an internal error. Kept whole so
+    /// that transactions can see whether it is worth retrying.
+    #[error("database error")]
+    Store(#[source] mongodb::error::Error),
     /// Never shown: logged with the request id, answered generically.
     #[error("internal error")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),
@@ -97,7 +102,8 @@ impl AppError {
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::Scim { status, .. } => *status,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Store(err) if store_is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -118,13 +124,17 @@ impl AppError {
             AppError::PreconditionFailed(_) => "precondition-failed",
             AppError::Scim { scim_type, .. } => scim_type.problem_name(),
             AppError::Unavailable(_) => "unavailable",
-            AppError::Internal(_) => "internal",
+            AppError::Store(err) if store_is_unavailable(err) => "unavailable",
+            AppError::Store(_) | AppError::Internal(_) => "internal",
         }
     }
 
     fn detail(&self) -> String {
         match self {
-            AppError::Internal(_) => {
+            AppError::Store(err) if store_is_unavailable(err) => {
+                "the database is unavailable or busy; try again shortly".to_owned()
+            }
+            AppError::Store(_) | AppError::Internal(_) => {
                 "an internal error occurred; quote the X-Request-Id response header when reporting it"
                     .to_owned()
             }
@@ -134,9 +144,16 @@ impl AppError {
     }
 
     fn log_if_internal(&self) {
-        if let AppError::Internal(source) = self {
+        match self {
             // Runs inside the request's span, so the line carries its id.
-            tracing::error!(error = %source, debug = ?source, "internal error");
+            AppError::Internal(source) => {
+                tracing::error!(error = %source, debug = ?source, "internal error")
+            }
+            AppError::Store(err) if store_is_unavailable(err) => {
+                tracing::warn!(error = %err, "database unavailable or busy")
+            }
+            AppError::Store(err) => tracing::error!(error = %err, debug = ?err, "database error"),
+            _ => {}
         }
     }
 
@@ -365,20 +382,23 @@ impl IntoResponse for AppError {
 
 impl From<mongodb::error::Error> for AppError {
     fn from(err: mongodb::error::Error) -> Self {
-        use mongodb::error::ErrorKind;
-        match err.kind.as_ref() {
-            ErrorKind::ServerSelection { .. } => {
-                AppError::Unavailable("the database is unavailable; try again shortly".into())
-            }
-            _ => AppError::internal(err),
-        }
+        AppError::Store(err)
     }
+}
+
+/// Unreachable (no server selected) or contended past the retry budget:
+/// worth retrying later, not a bug.
+fn store_is_unavailable(err: &mongodb::error::Error) -> bool {
+    matches!(
+        err.kind.as_ref(),
+        mongodb::error::ErrorKind::ServerSelection { .. }
+    ) || err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
 }
 
 impl crate::store::TxError for AppError {
     fn as_mongo(&self) -> Option<&mongodb::error::Error> {
         match self {
-            AppError::Internal(source) => source.downcast_ref(),
+            AppError::Store(err) => Some(err),
             _ => None,
         }
     }

@@ -321,3 +321,20 @@ pub async fn existing_ids(
         .filter_map(|doc| doc.get_str("_id").ok().map(str::to_owned))
         .collect())
 }
+
+/// Inserts many members at once, outside any transaction: for imports and
+/// benchmarks that seed large organizations. Stops at the first error.
+pub async fn insert_many(
+    store: &Store,
+    members: &[(Member, UserProfile)],
+) -> Result<(), MongoError> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    let docs = members
+        .iter()
+        .map(|(member, profile)| MemberDoc::new(member, profile, 1))
+        .collect::<Result<Vec<_>, _>>()?;
+    collection(store).insert_many(docs).await?;
+    Ok(())
+}

@@ -65,14 +65,15 @@ impl TxError for MongoError {
     }
 }
 
-/// How often a transaction is attempted before its error is returned.
-const MAX_TRANSACTION_ATTEMPTS: u32 = 8;
+/// How long a transaction keeps retrying transient failures (write
+/// conflicts under contention, elections) before its error is returned.
+const TRANSACTION_RETRY_BUDGET: Duration = Duration::from_secs(10);
 const MAX_COMMIT_ATTEMPTS: u32 = 4;
 
 fn backoff(attempt: u32) -> Duration {
-    // 5, 10, 20 ... 320 ms, with jitter so that two conflicting writers do
-    // not collide again in lockstep.
-    let base = 5u64 << attempt.min(6);
+    // 2, 4, 8 ... 128 ms, with jitter so that conflicting writers do not
+    // collide again in lockstep.
+    let base = 1u64 << attempt.min(7);
     let jitter = rand::random::<u64>() % (base / 2 + 1);
     Duration::from_millis(base + jitter)
 }
@@ -127,6 +128,7 @@ impl Store {
         Ok(Transaction {
             session: self.client.start_session().await?,
             attempt: 0,
+            started: std::time::Instant::now(),
         })
     }
 }
@@ -136,6 +138,7 @@ impl Store {
 pub struct Transaction {
     session: ClientSession,
     attempt: u32,
+    started: std::time::Instant,
 }
 
 /// What `Transaction::finish` decided.
@@ -167,7 +170,7 @@ impl Transaction {
     /// commit. Both are bounded, after which the error is returned. Any
     /// other error is returned as is.
     pub async fn finish<T, E: TxError>(&mut self, result: Result<T, E>) -> Step<T, E> {
-        let retry_allowed = self.attempt < MAX_TRANSACTION_ATTEMPTS;
+        let retry_allowed = self.started.elapsed() < TRANSACTION_RETRY_BUDGET;
         match result {
             Ok(value) => match commit_with_retry(&mut self.session).await {
                 Ok(()) => Step::Done(Ok(value)),
@@ -253,9 +256,10 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_bounded() {
-        assert!(backoff(1) >= Duration::from_millis(10));
-        assert!(backoff(1) <= Duration::from_millis(15));
-        assert!(backoff(30) <= Duration::from_millis(480));
+        assert!(backoff(1) >= Duration::from_millis(2));
+        assert!(backoff(1) <= Duration::from_millis(3));
+        assert!(backoff(30) >= Duration::from_millis(128));
+        assert!(backoff(30) <= Duration::from_millis(192));
     }
 }
 
