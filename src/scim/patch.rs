@@ -126,6 +126,29 @@ fn parse_operation(raw: &Value) -> Result<Operation, AppError> {
     })
 }
 
+/// The password a PATCH sets, if any (the last one wins). Found before the
+/// transaction so it can be hashed outside it: hashing is slow on purpose.
+pub fn new_password(operations: &[Operation]) -> Option<String> {
+    let is_password = |name: &str| name.eq_ignore_ascii_case("password");
+    operations
+        .iter()
+        .rev()
+        .filter(|operation| operation.op != Op::Remove)
+        .find_map(|operation| match (&operation.path, &operation.value) {
+            (Some(path), Some(Value::String(password)))
+                if is_password(&path.attr.name) && path.attr.sub_attr.is_none() =>
+            {
+                Some(password.clone())
+            }
+            (None, Some(Value::Object(values))) => values
+                .iter()
+                .find(|(key, _)| is_password(key))
+                .and_then(|(_, value)| value.as_str())
+                .map(str::to_owned),
+            _ => None,
+        })
+}
+
 /// Applies `operations` in order to a copy of `resource`.
 pub fn apply(
     kind: ResourceKind,
@@ -784,6 +807,19 @@ mod tests {
         )
         .expect_err("read-only");
         assert_eq!(scim_type(&err), Some(ScimType::Mutability));
+    }
+
+    #[test]
+    fn a_new_password_is_found_before_applying() {
+        let operations = ops(json!({ "Operations": [
+            { "op": "replace", "value": { "Password": "first" } },
+            { "op": "replace", "path": "password", "value": "second" },
+            { "op": "replace", "path": "title", "value": "x" }
+        ] }));
+        assert_eq!(new_password(&operations).as_deref(), Some("second"));
+        let none =
+            ops(json!({ "Operations": [{ "op": "replace", "path": "title", "value": "x" }] }));
+        assert_eq!(new_password(&none), None);
     }
 
     #[test]

@@ -439,6 +439,7 @@ pub async fn patch(
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
     let operations = super::patch::parse_request(&body.0)?;
+    let password_hash = hash(super::patch::new_password(&operations)).await?;
     let record = write_user(
         &context,
         req,
@@ -447,7 +448,7 @@ pub async fn patch(
             let resource = user_resource(current, &[], &context.base_url);
             let patched = super::patch::apply(ResourceKind::User, &resource, &operations)?;
             let input = user_input(&patched)?;
-            Ok((input.profile, input.active, None))
+            Ok((input.profile, input.active, password_hash.clone()))
         },
         "member.patched",
     )

@@ -338,3 +338,44 @@ async fn every_change_writes_an_audit_event() {
     scim.post("/Users", &json!({ "userName": 5 })).await;
     assert_eq!(count().await.expect("count"), start + 4);
 }
+
+#[tokio::test]
+async fn passwords_are_kept_as_argon2id_hashes_and_never_returned() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let created = scim.post("/Users", &bjensen()).await;
+    let id = created.id();
+    let stored_hash = || {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.store
+                .database()
+                .collection::<bson::Document>("members")
+                .find_one(bson::doc! { "_id": id })
+                .await
+                .expect("read")
+                .and_then(|doc| doc.get_str("idp_password_hash").ok().map(str::to_owned))
+                .expect("a stored hash")
+        }
+    };
+    let first = stored_hash().await;
+    assert!(first.starts_with("$argon2id$"), "{first}");
+    assert!(!first.contains("t1meMa$heen"));
+
+    let changed = scim
+        .patch_ops(
+            &format!("/Users/{id}"),
+            json!([{ "op": "replace", "path": "password", "value": "an0ther-Secret" }]),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert!(changed.body.get("password").is_none());
+    let second = stored_hash().await;
+    assert_ne!(first, second, "the new password was hashed and stored");
+    let asked = scim.get(&format!("/Users/{id}?attributes=password")).await;
+    assert!(
+        asked.body.get("password").is_none(),
+        "not even when asked for"
+    );
+}
