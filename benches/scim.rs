@@ -287,6 +287,7 @@ async fn seed_users(store: &Store, org: &OrgId, from: usize, to: usize) -> Fixtu
             user_name: name.clone(),
             external_id: Some(format!("ext-{i}")),
             attributes: serde_json::Map::new(),
+            active_assigned: true,
         };
         profile
             .attributes
@@ -346,6 +347,7 @@ async fn seed_muster_groups(
             display_name: format!("Group {g}"),
             external_id: None,
             role_mapping: None,
+            extension_assigned: false,
             created_at: now,
             updated_at: now,
             version: 1,

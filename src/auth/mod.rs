@@ -113,7 +113,13 @@ pub async fn authenticate(
             return Err(AuthError::MemberNotActive);
         }
     }
-    store::tokens::touch(store, kind, &record.id, now).await?;
+    // Use is recorded at most once a minute: most requests need no write.
+    if record
+        .last_used_at
+        .is_none_or(|at| now - at >= store::tokens::TOUCH_INTERVAL)
+    {
+        store::tokens::touch(store, kind, &record.id, now).await?;
+    }
     Ok(principal)
 }
 

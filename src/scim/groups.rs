@@ -39,7 +39,7 @@ fn parse_id(raw: &str) -> Result<String, AppError> {
 pub fn group_resource(group: &Group, members: Option<&[String]>, base_url: &str) -> Value {
     let mut resource = Map::new();
     let mut schemas = vec![Value::from(GROUP_SCHEMA)];
-    if group.role_mapping.is_some() {
+    if group.role_mapping.is_some() || group.extension_assigned {
         schemas.push(Value::from(MUSTER_GROUP_SCHEMA));
     }
     resource.insert("schemas".into(), Value::Array(schemas));
@@ -58,17 +58,20 @@ pub fn group_resource(group: &Group, members: Option<&[String]>, base_url: &str)
             .collect();
         resource.insert("members".into(), Value::Array(members));
     }
-    if let Some(mapping) = &group.role_mapping {
-        let rights: Vec<Value> = mapping
-            .project_rights
+    if group.role_mapping.is_some() || group.extension_assigned {
+        let rights: Vec<Value> = group
+            .role_mapping
             .iter()
+            .flat_map(|mapping| &mapping.project_rights)
             .map(|grant| json!({ "projectId": grant.project_id.as_str(), "rights": grant.rights }))
             .collect();
         let mut extension = Map::new();
-        if let Some(role) = mapping.role {
+        if let Some(role) = group.role_mapping.as_ref().and_then(|mapping| mapping.role) {
             extension.insert("role".into(), Value::from(role.as_str()));
         }
-        extension.insert("projectRights".into(), Value::Array(rights));
+        if !rights.is_empty() {
+            extension.insert("projectRights".into(), Value::Array(rights));
+        }
         resource.insert(MUSTER_GROUP_SCHEMA.into(), Value::Object(extension));
     }
     resource.insert(
@@ -97,6 +100,8 @@ struct GroupInput {
     display_name: String,
     external_id: Option<String>,
     members: Vec<String>,
+    /// Whether the body carries Muster's (read-only) extension object.
+    extension_assigned: bool,
 }
 
 fn member_ids(members: Option<&Value>) -> Result<Vec<String>, AppError> {
@@ -141,7 +146,13 @@ fn group_input(body: &Value) -> Result<GroupInput, AppError> {
             ));
         }
     };
+    let extension_assigned = body.as_object().is_some_and(|object| {
+        object
+            .iter()
+            .any(|(key, value)| key.eq_ignore_ascii_case(MUSTER_GROUP_SCHEMA) && !value.is_null())
+    });
     Ok(GroupInput {
+        extension_assigned,
         display_name,
         external_id: attributes
             .get("externalId")
@@ -168,36 +179,27 @@ fn taken(which: Taken, display_name: &str, external_id: Option<&str>) -> AppErro
     )
 }
 
-/// Refuses ids that are not users of this organization, naming them, so
-/// an identity provider gets a reason rather than a retry loop.
-async fn ensure_users_exist(
+/// The ids among `ids` that are users of this organization. Others are
+/// left out rather than failing the request: RFC 7644 does not ask for
+/// the check, and an identity provider that adds a member before creating
+/// the user (or one since deleted) should not have the whole change, and
+/// its retries, refused. The audit event counts what was left out.
+async fn known_users(
     context: &ScimContext,
     session: &mut mongodb::ClientSession,
     ids: &[String],
-) -> Result<(), AppError> {
+) -> Result<Vec<String>, AppError> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let found =
         store::members::existing_ids(context.state.store(), Some(session), &context.org_id, ids)
             .await?;
-    let missing: Vec<&str> = ids
+    Ok(ids
         .iter()
-        .filter(|id| !found.contains(id))
-        .map(String::as_str)
-        .take(10)
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::scim(
-            ScimType::InvalidValue,
-            format!(
-                "no user with id {} in this organization",
-                missing.join(", ")
-            ),
-        ))
-    }
+        .filter(|id| found.contains(id))
+        .cloned()
+        .collect())
 }
 
 fn event(
@@ -323,6 +325,7 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
         display_name: input.display_name,
         external_id: input.external_id,
         role_mapping: None,
+        extension_assigned: input.extension_assigned,
         created_at: now,
         updated_at: now,
         version: 1,
@@ -346,13 +349,14 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
                 group.external_id.as_deref(),
             ));
         }
-        ensure_users_exist(&context, session, &input.members).await?;
+        let members = known_users(&context, session, &input.members).await?;
         if store::groups::insert(store, session, &group).await? == Inserted::AlreadyExists {
             return Err(taken(Taken::DisplayName, &group.display_name, None));
         }
-        store::groups::add_members(store, session, org_id, &group.id, &input.members, now).await?;
+        store::groups::add_members(store, session, org_id, &group.id, &members, now).await?;
         let mut after = audit_view(&group);
-        after["members_added"] = json!(input.members.len());
+        after["members_added"] = json!(members.len());
+        after["unknown_members_ignored"] = json!(input.members.len() - members.len());
         store::audit::record(
             store,
             session,
@@ -501,23 +505,32 @@ async fn apply_member_changes(
     session: &mut mongodb::ClientSession,
     group_id: &str,
     changes: &[MemberChange],
-) -> Result<(usize, u64), AppError> {
+) -> Result<MemberCounts, AppError> {
     let store = context.state.store();
     let now = context.state.clock().now();
-    let (mut added, mut removed) = (0, 0);
+    let mut counts = MemberCounts::default();
     for change in changes {
         match change {
             MemberChange::Add(ids) => {
-                ensure_users_exist(context, session, ids).await?;
-                added +=
-                    store::groups::add_members(store, session, &context.org_id, group_id, ids, now)
-                        .await?;
+                let known = known_users(context, session, ids).await?;
+                counts.ignored += ids.len() - known.len();
+                counts.added += store::groups::add_members(
+                    store,
+                    session,
+                    &context.org_id,
+                    group_id,
+                    &known,
+                    now,
+                )
+                .await?;
             }
             MemberChange::Remove(ids) => {
-                removed += store::groups::remove_members(store, session, group_id, ids).await?
+                counts.removed +=
+                    store::groups::remove_members(store, session, group_id, ids).await?
             }
             MemberChange::RemoveAll => {
-                removed += store::groups::remove_all_members(store, session, group_id).await?
+                counts.removed +=
+                    store::groups::remove_all_members(store, session, group_id).await?
             }
             MemberChange::RemoveWhere(filter) => {
                 let ids = match ids_named_by(filter) {
@@ -552,11 +565,19 @@ async fn apply_member_changes(
                         "the member filter matches no member",
                     ));
                 }
-                removed += count;
+                counts.removed += count;
             }
         }
     }
-    Ok((added, removed))
+    Ok(counts)
+}
+
+/// What a write did to a group's membership, for its audit event.
+#[derive(Default)]
+struct MemberCounts {
+    added: usize,
+    removed: u64,
+    ignored: usize,
 }
 
 /// Applies attribute changes and membership changes to a group in one
@@ -566,7 +587,7 @@ async fn write_group(
     req: &Request,
     id: &str,
     changes: &[MemberChange],
-    attributes: impl Fn(&Group) -> Result<(String, Option<String>), AppError>,
+    attributes: impl Fn(&Group) -> Result<(String, Option<String>, bool), AppError>,
     action: &'static str,
 ) -> Result<Group, AppError> {
     let store = context.state.store();
@@ -577,7 +598,7 @@ async fn write_group(
             .await?
             .ok_or_else(not_found)?;
         check_if_match(req.headers(), current.version)?;
-        let (display_name, external_id) = attributes(&current)?;
+        let (display_name, external_id, extension_assigned) = attributes(&current)?;
         if let Some(which) = store::groups::find_taken(
             store,
             session,
@@ -590,10 +611,11 @@ async fn write_group(
         {
             return Err(taken(which, &display_name, external_id.as_deref()));
         }
-        let (added, removed) = apply_member_changes(context, session, id, changes).await?;
+        let counts = apply_member_changes(context, session, id, changes).await?;
         let group = Group {
             display_name,
             external_id,
+            extension_assigned,
             updated_at: now,
             version: current.version + 1,
             ..current.clone()
@@ -604,8 +626,9 @@ async fn write_group(
             return Err(not_found());
         }
         let mut after = audit_view(&group);
-        after["members_added"] = json!(added);
-        after["members_removed"] = json!(removed);
+        after["members_added"] = json!(counts.added);
+        after["members_removed"] = json!(counts.removed);
+        after["unknown_members_ignored"] = json!(counts.ignored);
         store::audit::record(
             store,
             session,
@@ -634,7 +657,13 @@ pub async fn replace(
         req,
         &id,
         &changes,
-        |_| Ok((input.display_name.clone(), input.external_id.clone())),
+        |_| {
+            Ok((
+                input.display_name.clone(),
+                input.external_id.clone(),
+                input.extension_assigned,
+            ))
+        },
         "group.replaced",
     )
     .await?;
@@ -657,12 +686,20 @@ pub async fn patch(
         &changes,
         |current| {
             if others.is_empty() {
-                return Ok((current.display_name.clone(), current.external_id.clone()));
+                return Ok((
+                    current.display_name.clone(),
+                    current.external_id.clone(),
+                    current.extension_assigned,
+                ));
             }
             let resource = group_resource(current, None, &context.base_url);
             let patched = apply(ResourceKind::Group, &resource, &others)?;
             let input = group_input(&patched)?;
-            Ok((input.display_name, input.external_id))
+            Ok((
+                input.display_name,
+                input.external_id,
+                input.extension_assigned,
+            ))
         },
         "group.patched",
     )

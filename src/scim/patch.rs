@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath, matches, parse_patch_path};
-use super::schema::{Mutability, Resolved, ResourceKind, extension_urn, resolve};
+use super::schema::{Mutability, Resolved, ResourceKind, extension_urn, resolve, whole_extension};
 use crate::error::{AppError, ScimType};
 
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -251,6 +251,9 @@ fn apply_at(
     value: Option<&Value>,
     raw: Option<&str>,
 ) -> Result<(), AppError> {
+    if let Some(urn) = whole_extension(kind, &path.attr) {
+        return apply_to_extension(kind, resource, op, urn, value, path);
+    }
     let resolved = resolve(kind, &path.attr).ok_or_else(|| {
         AppError::scim(
             ScimType::InvalidPath,
@@ -394,6 +397,48 @@ fn apply_at(
             }
             Ok(())
         }
+    }
+}
+
+/// A path naming a whole extension: `add` and `replace` set the
+/// attributes the value names, `remove` removes the extension.
+fn apply_to_extension(
+    kind: ResourceKind,
+    resource: &mut Map<String, Value>,
+    op: Op,
+    urn: &'static str,
+    value: Option<&Value>,
+    path: &PatchPath,
+) -> Result<(), AppError> {
+    if path.value_filter.is_some() || path.sub_attr.is_some() {
+        return Err(AppError::scim(
+            ScimType::InvalidPath,
+            format!("`{urn}` takes no filter"),
+        ));
+    }
+    match (op, value) {
+        (Op::Remove, _) => {
+            resource.remove(urn);
+            Ok(())
+        }
+        (Op::Add | Op::Replace, Some(Value::Object(values))) => {
+            // Even an empty value assigns the extension.
+            resource
+                .entry(urn.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            for (name, value) in values {
+                // The value may repeat the extension's `schemas`.
+                if name.eq_ignore_ascii_case("schemas") || value.is_null() {
+                    continue;
+                }
+                let attribute = qualified(urn, name)?;
+                apply_at(kind, resource, op, &attribute, Some(value), Some(name))?;
+            }
+            Ok(())
+        }
+        _ => Err(invalid_value(format!(
+            "`{urn}` takes an object of its attributes"
+        ))),
     }
 }
 

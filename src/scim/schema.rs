@@ -1267,7 +1267,11 @@ pub fn project(kind: ResourceKind, resource: &Value, projection: &Projection) ->
                         kept.insert(attribute.name.to_owned(), value);
                     }
                 }
-                if !kept.is_empty() {
+                // An extension the resource has stays visible, even with
+                // nothing in it, unless the projection selects attributes.
+                let unprojected =
+                    projection.attributes.is_empty() && projection.excluded_attributes.is_empty();
+                if !kept.is_empty() || unprojected {
                     projected.insert(schema.id.to_owned(), Value::Object(kept));
                 }
             }

@@ -16,6 +16,10 @@ pub struct UserProfile {
     /// under their schema URN, as `schema::normalize_resource` returns
     /// them; never `userName`, `externalId`, `active` or `password`.
     pub attributes: Map<String, Value>,
+    /// Whether `active` is shown. It mirrors the member's status, but an
+    /// identity provider may leave it unassigned (omit it, or remove it),
+    /// and then it is left out of the resource as RFC 7644 §3.5.2.2 asks.
+    pub active_assigned: bool,
 }
 
 impl UserProfile {
@@ -31,6 +35,7 @@ impl UserProfile {
             user_name: email.to_string(),
             external_id: None,
             attributes,
+            active_assigned: true,
         }
     }
 
@@ -123,10 +128,12 @@ pub fn user_resource(record: &UserRecord, groups: &[GroupRef], base_url: &str) -
     for (name, value) in &record.profile.attributes {
         resource.insert(name.clone(), value.clone());
     }
-    resource.insert(
-        "active".into(),
-        Value::from(is_active(record.member.status)),
-    );
+    if record.profile.active_assigned {
+        resource.insert(
+            "active".into(),
+            Value::from(is_active(record.member.status)),
+        );
+    }
     if !groups.is_empty() {
         let groups: Vec<Value> = groups
             .iter()

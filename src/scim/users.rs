@@ -82,6 +82,7 @@ fn user_input(body: &Value) -> Result<UserInput, AppError> {
             user_name,
             external_id,
             attributes,
+            active_assigned: active.is_some(),
         },
         active,
         password,

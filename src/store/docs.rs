@@ -139,6 +139,13 @@ pub struct MemberDoc {
     pub scim: Document,
     /// Bumped by every write; the SCIM ETag.
     pub version: i64,
+    /// Whether SCIM shows `active` (see `UserProfile::active_assigned`).
+    #[serde(default = "assigned")]
+    pub active_assigned: bool,
+}
+
+fn assigned() -> bool {
+    true
 }
 
 /// Schema URNs as stored: MongoDB paths cannot address keys with dots.
@@ -203,6 +210,7 @@ impl MemberDoc {
                 .collect(),
             scim: encode_attributes(&profile.attributes)?,
             version,
+            active_assigned: profile.active_assigned,
         })
     }
 
@@ -211,6 +219,7 @@ impl MemberDoc {
             user_name: self.user_name.clone(),
             external_id: self.external_id.clone(),
             attributes: decode_attributes(self.scim.clone()),
+            active_assigned: self.active_assigned,
         };
         let version = self.version;
         UserRecord {

@@ -35,6 +35,9 @@ pub struct Group {
     pub display_name: String,
     pub external_id: Option<String>,
     pub role_mapping: Option<RoleMapping>,
+    /// Whether SCIM shows Muster's extension on a group that maps to
+    /// nothing: a client may add (or remove) the empty extension object.
+    pub extension_assigned: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -49,6 +52,8 @@ struct GroupDoc {
     display_name_lc: String,
     external_id: Option<String>,
     role_mapping: Option<RoleMapping>,
+    #[serde(default)]
+    extension_assigned: bool,
     created_at: BsonDateTime,
     updated_at: BsonDateTime,
     version: i64,
@@ -63,6 +68,7 @@ impl GroupDoc {
             display_name_lc: group.display_name.to_lowercase(),
             external_id: group.external_id.clone(),
             role_mapping: group.role_mapping.clone(),
+            extension_assigned: group.extension_assigned,
             created_at: bson_time(group.created_at),
             updated_at: bson_time(group.updated_at),
             version: group.version,
@@ -76,6 +82,7 @@ impl GroupDoc {
             display_name: self.display_name,
             external_id: self.external_id,
             role_mapping: self.role_mapping,
+            extension_assigned: self.extension_assigned,
             created_at: self.created_at.to_chrono(),
             updated_at: self.updated_at.to_chrono(),
             version: self.version,

@@ -120,6 +120,9 @@ pub async fn find_by_hash(
         .filter(|record| record.hash.matches(hash)))
 }
 
+/// How stale `last_used_at` may get.
+pub const TOUCH_INTERVAL: Duration = Duration::minutes(1);
+
 /// Records use, at most once a minute per token, so that authenticating
 /// is not a write per request.
 pub async fn touch(
@@ -128,7 +131,7 @@ pub async fn touch(
     id: &TokenId,
     now: DateTime<Utc>,
 ) -> Result<(), MongoError> {
-    let stale = bson_time(now - Duration::minutes(1));
+    let stale = bson_time(now - TOUCH_INTERVAL);
     collection(store, kind)
         .update_one(
             doc! {

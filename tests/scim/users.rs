@@ -379,3 +379,56 @@ async fn passwords_are_kept_as_argon2id_hashes_and_never_returned() {
         "not even when asked for"
     );
 }
+
+#[tokio::test]
+async fn whole_extension_paths_and_unassigned_attributes() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let id = scim.post("/Users", &bjensen()).await.id();
+    let path = format!("/Users/{id}");
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let added = scim
+        .patch_ops(
+            &path,
+            json!([{ "op": "add", "path": enterprise, "value": {
+                "schemas": [enterprise], "employeeNumber": "7", "department": "Ops" } }]),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert_eq!(added.body[enterprise]["employeeNumber"], "7");
+    let removed = scim
+        .patch_ops(&path, json!([{ "op": "remove", "path": enterprise }]))
+        .await;
+    assert!(removed.body.get(enterprise).is_none(), "{}", removed.body);
+    assert!(
+        !removed.body["schemas"]
+            .as_array()
+            .expect("schemas")
+            .contains(&json!(enterprise))
+    );
+
+    // Removing `active` leaves it unassigned: not shown, status unchanged.
+    let unassigned = scim
+        .patch_ops(&path, json!([{ "op": "remove", "path": "active" }]))
+        .await;
+    assert_eq!(unassigned.status, StatusCode::OK);
+    assert!(
+        unassigned.body.get("active").is_none(),
+        "{}",
+        unassigned.body
+    );
+    let active = scim
+        .filter(
+            "Users",
+            "active eq true and userName eq \"bjensen@example.com\"",
+        )
+        .await;
+    assert_eq!(active.body["totalResults"], 1, "still an active member");
+    let shown = scim
+        .patch_ops(
+            &path,
+            json!([{ "op": "add", "path": "active", "value": true }]),
+        )
+        .await;
+    assert_eq!(shown.body["active"], true);
+}
