@@ -342,7 +342,7 @@ async fn seed_muster_groups(
     let mut big = String::new();
     for g in 0..groups {
         let group = store::groups::Group {
-            id: OrgId::new().into_string(),
+            id: muster::domain::GroupId::new().into_string(),
             org_id: org.clone(),
             display_name: format!("Group {g}"),
             external_id: None,

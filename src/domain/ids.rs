@@ -81,6 +81,10 @@ id_type!(
     ProjectId
 );
 id_type!(
+    /// A group inside an organization (a SCIM Group).
+    GroupId
+);
+id_type!(
     /// A personal API token, SCIM token or session.
     TokenId
 );

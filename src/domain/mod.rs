@@ -14,7 +14,7 @@ pub mod role;
 pub use account::{Account, Email, InvalidEmail};
 pub use audit::{Actor, AuditEvent, RequestOrigin, Target};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use ids::{AccountId, InvalidId, MemberId, OrgId, ProjectId, TokenId};
+pub use ids::{AccountId, GroupId, InvalidId, MemberId, OrgId, ProjectId, TokenId};
 pub use member::{Member, MemberStatus, StatusTransitionError};
 pub use org::{InvalidOrgName, OrgSettings, Organization, Project, org_name_and_slug};
 pub use policy::{LastOwner, OwnerGrantError, Standing};

@@ -18,7 +18,7 @@ use super::schema::{
 use super::user::{etag, format_time};
 use super::users::resource_error;
 use super::{ScimBody, ScimContext, check_if_match, not_modified, resource_response};
-use crate::domain::{Actor, AuditEvent, OrgId, Target};
+use crate::domain::{Actor, AuditEvent, GroupId, Target};
 use crate::error::{AppError, ScimType};
 use crate::in_transaction;
 use crate::store::groups::{Group, Taken};
@@ -29,8 +29,8 @@ fn not_found() -> AppError {
 }
 
 fn parse_id(raw: &str) -> Result<String, AppError> {
-    crate::domain::ids::OrgId::parse(raw)
-        .map(|_| raw.to_owned())
+    GroupId::parse(raw)
+        .map(GroupId::into_string)
         .map_err(|_| not_found())
 }
 
@@ -320,7 +320,7 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
     let input = group_input(&body.0)?;
     let now = context.state.clock().now();
     let group = Group {
-        id: OrgId::new().into_string(),
+        id: GroupId::new().into_string(),
         org_id: context.org_id.clone(),
         display_name: input.display_name,
         external_id: input.external_id,
