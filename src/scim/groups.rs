@@ -10,7 +10,7 @@ use poem::{Request, Response, handler};
 use serde_json::{Map, Value, json};
 
 use super::filter::{Filter, matches};
-use super::params::{ListParams, from_query, from_search, list_response};
+use super::params::{ListParams, from_query, from_search};
 use super::patch::{Op, Operation, apply, parse_request};
 use super::schema::{
     GROUP_SCHEMA, MUSTER_GROUP_SCHEMA, Projection, ResourceKind, normalize_resource, project,
@@ -18,11 +18,11 @@ use super::schema::{
 use super::user::{etag, format_time};
 use super::users::resource_error;
 use super::{ScimBody, ScimContext, check_if_match, not_modified, resource_response};
-use crate::domain::{Actor, AuditEvent, GroupId, Target};
+use crate::domain::GroupId;
 use crate::error::{AppError, ScimType};
 use crate::in_transaction;
 use crate::store::groups::{Group, Taken};
-use crate::store::{self, Inserted, scim_query};
+use crate::store::{self, Inserted};
 
 fn not_found() -> AppError {
     AppError::NotFound("group")
@@ -202,28 +202,6 @@ async fn known_users(
         .collect())
 }
 
-fn event(
-    context: &ScimContext,
-    action: &'static str,
-    id: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> AuditEvent {
-    AuditEvent {
-        org_id: context.org_id.clone(),
-        at: context.state.clock().now(),
-        actor: Actor::ScimToken(context.token_id.clone()),
-        action,
-        target: Target {
-            kind: "group",
-            id: id.to_owned(),
-        },
-        before,
-        after,
-        origin: context.origin.clone(),
-    }
-}
-
 fn audit_view(group: &Group) -> Value {
     json!({ "displayName": group.display_name, "externalId": group.external_id })
 }
@@ -257,17 +235,7 @@ pub async fn page(
     skip: u64,
     limit: u64,
 ) -> Result<(Vec<Value>, u64), AppError> {
-    let filter = match &params.filter {
-        Some(filter) => scim_query::compile(ResourceKind::Group, filter)
-            .map_err(|err| AppError::scim(ScimType::InvalidFilter, err.to_string()))?,
-        None => bson::Document::new(),
-    };
-    let sort = scim_query::sort(
-        ResourceKind::Group,
-        params.sort_by.as_ref(),
-        params.descending,
-    )
-    .map_err(|err| AppError::scim(ScimType::InvalidValue, format!("sortBy: {err}")))?;
+    let (filter, sort) = super::params::query(ResourceKind::Group, params)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let (groups, total) = store::groups::list(
         context.state.store(),
@@ -299,20 +267,14 @@ pub async fn page(
     Ok((resources, total))
 }
 
-async fn list_with(context: &ScimContext, params: ListParams) -> Result<Response, AppError> {
-    let limit = params.limit(context.state.settings().scim.max_results);
-    let (resources, total) = page(context, &params, params.skip(), limit).await?;
-    Ok(list_response(resources, total, params.start_index))
-}
-
 #[handler]
 pub async fn list(context: ScimContext, req: &Request) -> poem::Result<Response> {
-    Ok(list_with(&context, from_query(req)?).await?)
+    Ok(super::params::list(&context, ResourceKind::Group, from_query(req)?).await?)
 }
 
 #[handler]
 pub async fn search(context: ScimContext, body: ScimBody) -> poem::Result<Response> {
-    Ok(list_with(&context, from_search(&body.0)?).await?)
+    Ok(super::params::list(&context, ResourceKind::Group, from_search(&body.0)?).await?)
 }
 
 #[handler]
@@ -360,7 +322,7 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
         store::audit::record(
             store,
             session,
-            &event(&context, "group.created", &group.id, None, Some(after)),
+            &context.event("group.created", "group", &group.id, None, Some(after)),
         )
         .await?;
         Ok(())
@@ -632,7 +594,7 @@ async fn write_group(
         store::audit::record(
             store,
             session,
-            &event(context, action, id, Some(audit_view(&current)), Some(after)),
+            &context.event(action, "group", id, Some(audit_view(&current)), Some(after)),
         )
         .await?;
         Ok(group)
@@ -725,9 +687,9 @@ pub async fn delete(
         store::audit::record(
             store,
             session,
-            &event(
-                &context,
+            &context.event(
                 "group.deleted",
+                "group",
                 &id,
                 Some(audit_view(&current)),
                 None,

@@ -21,7 +21,7 @@ use poem::{
 use serde_json::Value;
 
 use crate::auth::{AuthError, Principal, authenticate, bearer_secret};
-use crate::domain::{OrgId, RequestOrigin, TokenId};
+use crate::domain::{Actor, AuditEvent, OrgId, RequestOrigin, Target, TokenId};
 use crate::error::{AppError, SCIM_JSON, ScimType};
 use crate::http::RequestId;
 use crate::state::AppState;
@@ -62,6 +62,32 @@ impl<'a> FromRequest<'a> for ScimContext {
             origin: origin_of(req),
             base_url,
         })
+    }
+}
+
+impl ScimContext {
+    /// The audit event of a change this identity provider made.
+    pub fn event(
+        &self,
+        action: &'static str,
+        kind: &'static str,
+        id: &str,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> AuditEvent {
+        AuditEvent {
+            org_id: self.org_id.clone(),
+            at: self.state.clock().now(),
+            actor: Actor::ScimToken(self.token_id.clone()),
+            action,
+            target: Target {
+                kind,
+                id: id.to_owned(),
+            },
+            before,
+            after,
+            origin: self.origin.clone(),
+        }
     }
 }
 

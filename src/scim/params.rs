@@ -6,9 +6,11 @@ use poem::{Request, Response, handler};
 use serde_json::{Value, json};
 
 use super::filter::{AttrPath, Filter, parse_filter, parse_patch_path};
-use super::schema::Projection;
+use super::schema::{Projection, ResourceKind};
 use super::{ScimBody, ScimContext, groups, scim_response, users};
 use crate::error::{AppError, ScimType};
+use crate::store::scim_query;
+use bson::Document;
 
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -194,6 +196,43 @@ fn is_invalid_filter(err: &AppError) -> bool {
     )
 }
 
+/// The MongoDB filter and sort for a list of `kind`.
+pub fn query(kind: ResourceKind, params: &ListParams) -> Result<(Document, Document), AppError> {
+    let filter = match &params.filter {
+        Some(filter) => scim_query::compile(kind, filter)
+            .map_err(|err| AppError::scim(ScimType::InvalidFilter, err.to_string()))?,
+        None => Document::new(),
+    };
+    let sort = scim_query::sort(kind, params.sort_by.as_ref(), params.descending)
+        .map_err(|err| AppError::scim(ScimType::InvalidValue, format!("sortBy: {err}")))?;
+    Ok((filter, sort))
+}
+
+/// One page of `kind`, rendered, with the total.
+pub async fn page(
+    context: &ScimContext,
+    kind: ResourceKind,
+    params: &ListParams,
+    skip: u64,
+    limit: u64,
+) -> Result<(Vec<Value>, u64), AppError> {
+    match kind {
+        ResourceKind::User => users::page(context, params, skip, limit).await,
+        ResourceKind::Group => groups::page(context, params, skip, limit).await,
+    }
+}
+
+/// A list answer for `GET /{Users,Groups}` and `POST …/.search`.
+pub async fn list(
+    context: &ScimContext,
+    kind: ResourceKind,
+    params: ListParams,
+) -> Result<Response, AppError> {
+    let limit = params.limit(context.state.settings().scim.max_results);
+    let (resources, total) = page(context, kind, &params, params.skip(), limit).await?;
+    Ok(list_response(resources, total, params.start_index))
+}
+
 pub fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> Response {
     let body = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
@@ -215,7 +254,7 @@ pub async fn root_search(context: ScimContext, body: ScimBody) -> poem::Result<R
     let skip = params.skip();
     // A filter on an attribute one resource type lacks matches none of
     // that type; only when it fits neither is it invalid.
-    let users = users::page(&context, &params, skip, limit).await;
+    let users = page(&context, ResourceKind::User, &params, skip, limit).await;
     let users_rejected = matches!(&users, Err(err) if is_invalid_filter(err));
     let (mut resources, users_total) = match users {
         Err(err) if is_invalid_filter(&err) => (Vec::new(), 0),
@@ -223,7 +262,14 @@ pub async fn root_search(context: ScimContext, body: ScimBody) -> poem::Result<R
     };
     let taken = resources.len() as u64;
     let group_skip = skip.saturating_sub(users_total);
-    let groups = groups::page(&context, &params, group_skip, limit - taken).await;
+    let groups = page(
+        &context,
+        ResourceKind::Group,
+        &params,
+        group_skip,
+        limit - taken,
+    )
+    .await;
     let (groups, groups_total) = match groups {
         Err(err) if is_invalid_filter(&err) && !users_rejected => (Vec::new(), 0),
         other => other?,

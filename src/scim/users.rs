@@ -7,17 +7,17 @@ use poem::web::Path;
 use poem::{Request, Response, handler};
 use serde_json::{Value, json};
 
-use super::params::{ListParams, from_query, from_search, list_response};
+use super::params::{ListParams, from_query, from_search};
 use super::schema::{Projection, ResourceError, ResourceKind, normalize_resource, project};
 use super::user::{GroupRef, UserProfile, UserRecord, user_resource};
 use super::{ScimBody, ScimContext, check_if_match, not_modified, resource_response};
 use crate::auth::password::hash_idp_password;
 use crate::domain::member::status_for_idp_active;
 use crate::domain::policy::ensure_an_owner_remains;
-use crate::domain::{AuditEvent, Member, MemberId, MemberStatus, Role, Standing, Target};
+use crate::domain::{Member, MemberId, MemberStatus, Role, Standing};
 use crate::error::{AppError, ScimType};
 use crate::in_transaction;
-use crate::store::{self, Inserted, scim_query};
+use crate::store::{self, Inserted};
 
 pub fn resource_error(err: ResourceError) -> AppError {
     let scim_type = match err {
@@ -110,28 +110,6 @@ fn audit_view(profile: &UserProfile, status: MemberStatus) -> Value {
     })
 }
 
-fn event(
-    context: &ScimContext,
-    action: &'static str,
-    id: &MemberId,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> AuditEvent {
-    AuditEvent {
-        org_id: context.org_id.clone(),
-        at: context.state.clock().now(),
-        actor: crate::domain::Actor::ScimToken(context.token_id.clone()),
-        action,
-        target: Target {
-            kind: "member",
-            id: id.to_string(),
-        },
-        before,
-        after,
-        origin: context.origin.clone(),
-    }
-}
-
 fn wants_groups(projection: &Projection) -> bool {
     let named = |paths: &[super::filter::AttrPath]| {
         paths.iter().any(|p| p.name.eq_ignore_ascii_case("groups"))
@@ -191,17 +169,7 @@ pub async fn page(
     skip: u64,
     limit: u64,
 ) -> Result<(Vec<Value>, u64), AppError> {
-    let filter = match &params.filter {
-        Some(filter) => scim_query::compile(ResourceKind::User, filter)
-            .map_err(|err| AppError::scim(ScimType::InvalidFilter, err.to_string()))?,
-        None => bson::Document::new(),
-    };
-    let sort = scim_query::sort(
-        ResourceKind::User,
-        params.sort_by.as_ref(),
-        params.descending,
-    )
-    .map_err(|err| AppError::scim(ScimType::InvalidValue, format!("sortBy: {err}")))?;
+    let (filter, sort) = super::params::query(ResourceKind::User, params)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let (records, total) = store::members::list_users(
         context.state.store(),
@@ -226,20 +194,14 @@ pub async fn page(
     Ok((resources, total))
 }
 
-async fn list_with(context: &ScimContext, params: ListParams) -> Result<Response, AppError> {
-    let limit = params.limit(context.state.settings().scim.max_results);
-    let (resources, total) = page(context, &params, params.skip(), limit).await?;
-    Ok(list_response(resources, total, params.start_index))
-}
-
 #[handler]
 pub async fn list(context: ScimContext, req: &Request) -> poem::Result<Response> {
-    Ok(list_with(&context, from_query(req)?).await?)
+    Ok(super::params::list(&context, ResourceKind::User, from_query(req)?).await?)
 }
 
 #[handler]
 pub async fn search(context: ScimContext, body: ScimBody) -> poem::Result<Response> {
-    Ok(list_with(&context, from_search(&body.0)?).await?)
+    Ok(super::params::list(&context, ResourceKind::User, from_search(&body.0)?).await?)
 }
 
 #[handler]
@@ -307,10 +269,10 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
         if let Some(hash) = &password_hash {
             store::members::set_idp_password_hash(store, session, &member.id, hash).await?;
         }
-        let created = event(
-            &context,
+        let created = context.event(
             "member.created",
-            &member.id,
+            "member",
+            member.id.as_str(),
             None,
             Some(audit_view(&profile, status)),
         );
@@ -392,10 +354,10 @@ pub async fn write_user(
         if let Some(password) = &password {
             store::members::set_idp_password_hash(store, session, id, password).await?;
         }
-        let change = event(
-            context,
+        let change = context.event(
             action,
-            id,
+            "member",
+            id.as_str(),
             Some(audit_view(&current.profile, current.member.status)),
             Some(audit_view(&profile, member.status)),
         );
@@ -481,10 +443,10 @@ pub async fn delete(
         }
         store::members::delete(store, session, org_id, &id).await?;
         store::groups::forget_member(store, session, id.as_str()).await?;
-        let removed = event(
-            &context,
+        let removed = context.event(
             "member.deleted",
-            &id,
+            "member",
+            id.as_str(),
             Some(audit_view(&current.profile, current.member.status)),
             None,
         );

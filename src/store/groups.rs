@@ -150,6 +150,7 @@ pub enum Taken {
     ExternalId,
 }
 
+/// Two point lookups rather than one `$or`, which may be planned as a scan.
 pub async fn find_taken(
     store: &Store,
     session: &mut ClientSession,
@@ -158,23 +159,32 @@ pub async fn find_taken(
     external_id: Option<&str>,
     except: Option<&str>,
 ) -> Result<Option<Taken>, MongoError> {
-    let lowered = display_name.to_lowercase();
-    let mut candidates = vec![doc! { "display_name_lc": &lowered }];
+    let mut candidates = vec![(
+        Taken::DisplayName,
+        doc! { "org_id": org_id.as_str(), "display_name_lc": display_name.to_lowercase() },
+    )];
     if let Some(external_id) = external_id {
-        candidates.push(doc! { "external_id": external_id });
+        candidates.push((
+            Taken::ExternalId,
+            doc! { "org_id": org_id.as_str(), "external_id": external_id },
+        ));
     }
-    let mut filter = doc! { "org_id": org_id.as_str(), "$or": candidates };
-    if let Some(except) = except {
-        filter.insert("_id", doc! { "$ne": except });
-    }
-    let other = groups(store).find_one(filter).session(session).await?;
-    Ok(other.map(|other| {
-        if other.display_name_lc == lowered {
-            Taken::DisplayName
-        } else {
-            Taken::ExternalId
+    for (taken, mut filter) in candidates {
+        if let Some(except) = except {
+            filter.insert("_id", doc! { "$ne": except });
         }
-    }))
+        let other = store
+            .database()
+            .collection::<Document>(GROUPS)
+            .find_one(filter)
+            .projection(doc! { "_id": 1 })
+            .session(&mut *session)
+            .await?;
+        if other.is_some() {
+            return Ok(Some(taken));
+        }
+    }
+    Ok(None)
 }
 
 pub async fn insert(
