@@ -573,7 +573,6 @@ async fn write_group(
         {
             return Err(taken(which, &display_name, external_id.as_deref()));
         }
-        let counts = apply_member_changes(context, session, id, changes).await?;
         let group = Group {
             display_name,
             external_id,
@@ -582,11 +581,13 @@ async fn write_group(
             version: current.version + 1,
             ..current.clone()
         };
-        // Every change bumps the group's version, so concurrent changes to
-        // one group conflict and are retried rather than interleaved.
+        // The version is bumped first: concurrent changes to one group
+        // then conflict on their first write, back off and retry, instead
+        // of conflicting after doing all their work.
         if !store::groups::replace(store, session, &group, current.version).await? {
             return Err(not_found());
         }
+        let counts = apply_member_changes(context, session, id, changes).await?;
         let mut after = audit_view(&group);
         after["members_added"] = json!(counts.added);
         after["members_removed"] = json!(counts.removed);
