@@ -13,7 +13,7 @@ use mongodb::{ClientSession, Collection};
 use serde::{Deserialize, Serialize};
 
 use super::docs::bson_time;
-use super::{Inserted, Store, index, inserted, with_session};
+use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
 use crate::domain::member::ProjectGrant;
 use crate::domain::{OrgId, Role};
 use crate::scim::user::GroupRef;
@@ -150,7 +150,8 @@ pub enum Taken {
     ExternalId,
 }
 
-/// Two point lookups rather than one `$or`, which may be planned as a scan.
+/// Checked before a write so the answer names the attribute; the unique
+/// indexes still catch races.
 pub async fn find_taken(
     store: &Store,
     session: &mut ClientSession,
@@ -169,22 +170,7 @@ pub async fn find_taken(
             doc! { "org_id": org_id.as_str(), "external_id": external_id },
         ));
     }
-    for (taken, mut filter) in candidates {
-        if let Some(except) = except {
-            filter.insert("_id", doc! { "$ne": except });
-        }
-        let other = store
-            .database()
-            .collection::<Document>(GROUPS)
-            .find_one(filter)
-            .projection(doc! { "_id": 1 })
-            .session(&mut *session)
-            .await?;
-        if other.is_some() {
-            return Ok(Some(taken));
-        }
-    }
-    Ok(None)
+    first_taken(store, session, GROUPS, candidates, except).await
 }
 
 pub async fn insert(
@@ -255,24 +241,12 @@ pub async fn delete(
 pub async fn list(
     store: &Store,
     org_id: &OrgId,
-    mut filter: Document,
+    filter: Document,
     sort: Document,
     skip: u64,
     limit: i64,
 ) -> Result<(Vec<Group>, u64), MongoError> {
-    filter.insert("org_id", org_id.as_str());
-    let total = groups(store).count_documents(filter.clone()).await?;
-    if limit == 0 || skip >= total {
-        return Ok((Vec::new(), total));
-    }
-    let docs: Vec<GroupDoc> = groups(store)
-        .find(filter)
-        .sort(sort)
-        .skip(skip)
-        .limit(limit)
-        .await?
-        .try_collect()
-        .await?;
+    let (docs, total) = page(&groups(store), org_id, filter, sort, skip, limit).await?;
     Ok((docs.into_iter().map(GroupDoc::into_group).collect(), total))
 }
 

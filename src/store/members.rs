@@ -8,7 +8,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{ClientSession, Collection, IndexModel};
 
 use super::docs::{MemberDoc, bson_time};
-use super::{Inserted, Store, index, inserted, with_session};
+use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
 use crate::domain::{AccountId, Member, MemberId, MemberStatus, OrgId, Role};
 use crate::scim::user::{UserProfile, UserRecord};
 
@@ -165,8 +165,7 @@ pub enum Taken {
 }
 
 /// Checked before a write so the answer names the attribute; the unique
-/// indexes still catch races. Two point lookups rather than one `$or`:
-/// each is an index seek, where an `$or` may be planned as a scan.
+/// indexes still catch races.
 pub async fn find_taken(
     store: &Store,
     session: &mut ClientSession,
@@ -184,22 +183,14 @@ pub async fn find_taken(
             doc! { "org_id": org_id.as_str(), "external_id": external_id },
         ));
     }
-    for (taken, mut filter) in candidates {
-        if let Some(except) = except {
-            filter.insert("_id", doc! { "$ne": except.as_str() });
-        }
-        let other = store
-            .database()
-            .collection::<Document>(COLLECTION)
-            .find_one(filter)
-            .projection(doc! { "_id": 1 })
-            .session(&mut *session)
-            .await?;
-        if other.is_some() {
-            return Ok(Some(taken));
-        }
-    }
-    Ok(None)
+    first_taken(
+        store,
+        session,
+        COLLECTION,
+        candidates,
+        except.map(MemberId::as_str),
+    )
+    .await
 }
 
 /// Writes a member's new profile, role and status if its version is still
@@ -266,25 +257,12 @@ pub async fn delete(
 pub async fn list_users(
     store: &Store,
     org_id: &OrgId,
-    mut filter: Document,
+    filter: Document,
     sort: Document,
     skip: u64,
     limit: i64,
 ) -> Result<(Vec<UserRecord>, u64), MongoError> {
-    filter.insert("org_id", org_id.as_str());
-    let members = collection(store);
-    let total = members.count_documents(filter.clone()).await?;
-    if limit == 0 || skip >= total {
-        return Ok((Vec::new(), total));
-    }
-    let docs: Vec<MemberDoc> = members
-        .find(filter)
-        .sort(sort)
-        .skip(skip)
-        .limit(limit)
-        .await?
-        .try_collect()
-        .await?;
+    let (docs, total) = page(&collection(store), org_id, filter, sort, skip, limit).await?;
     Ok((
         docs.into_iter().map(MemberDoc::into_record).collect(),
         total,

@@ -293,6 +293,64 @@ macro_rules! with_session {
 }
 pub(crate) use with_session;
 
+/// One page of an organization's documents matching `filter`, with the
+/// total count.
+async fn page<T>(
+    collection: &mongodb::Collection<T>,
+    org_id: &crate::domain::OrgId,
+    mut filter: bson::Document,
+    sort: bson::Document,
+    skip: u64,
+    limit: i64,
+) -> Result<(Vec<T>, u64), MongoError>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    use futures::TryStreamExt;
+    filter.insert("org_id", org_id.as_str());
+    let total = collection.count_documents(filter.clone()).await?;
+    if limit == 0 || skip >= total {
+        return Ok((Vec::new(), total));
+    }
+    let docs = collection
+        .find(filter)
+        .sort(sort)
+        .skip(skip)
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await?;
+    Ok((docs, total))
+}
+
+/// The first of `candidates` (each a tag and a filter) that matches a
+/// document other than `except`: uniqueness checks that name the taken
+/// attribute. Point lookups one by one, never one `$or`, which a planner
+/// may run as a scan.
+async fn first_taken<T>(
+    store: &Store,
+    session: &mut ClientSession,
+    collection: &str,
+    candidates: Vec<(T, bson::Document)>,
+    except: Option<&str>,
+) -> Result<Option<T>, MongoError> {
+    let documents = store.database().collection::<bson::Document>(collection);
+    for (taken, mut filter) in candidates {
+        if let Some(except) = except {
+            filter.insert("_id", doc! { "$ne": except });
+        }
+        let other = documents
+            .find_one(filter)
+            .projection(doc! { "_id": 1 })
+            .session(&mut *session)
+            .await?;
+        if other.is_some() {
+            return Ok(Some(taken));
+        }
+    }
+    Ok(None)
+}
+
 fn index(keys: bson::Document, unique: bool) -> mongodb::IndexModel {
     mongodb::IndexModel::builder()
         .keys(keys)
