@@ -364,47 +364,42 @@ pub async fn forget_member(
     Ok(())
 }
 
-/// The groups of each of `member_ids`, for the users' `groups` attribute.
+/// The groups of each of `member_ids`, for the users' `groups` attribute:
+/// memberships joined with their groups' names in one round trip.
 pub async fn groups_of(
     store: &Store,
     member_ids: &[&str],
 ) -> Result<HashMap<String, Vec<GroupRef>>, MongoError> {
+    #[derive(Deserialize)]
+    struct Name {
+        display_name: String,
+    }
+    #[derive(Deserialize)]
+    struct Link {
+        group_id: String,
+        member_id: String,
+        group: Vec<Name>,
+    }
     let mut by_member: HashMap<String, Vec<GroupRef>> = HashMap::new();
     if member_ids.is_empty() {
         return Ok(by_member);
     }
-    let links: Vec<MembershipDoc> = memberships(store)
-        .find(doc! { "member_id": { "$in": member_ids } })
-        .await?
-        .try_collect()
+    let pipeline = vec![
+        doc! { "$match": { "member_id": { "$in": member_ids } } },
+        doc! { "$lookup": {
+            "from": GROUPS, "localField": "group_id", "foreignField": "_id", "as": "group",
+        } },
+        doc! { "$project": { "_id": 0, "group_id": 1, "member_id": 1, "group.display_name": 1 } },
+    ];
+    let mut links = memberships(store)
+        .aggregate(pipeline)
+        .with_type::<Link>()
         .await?;
-    if links.is_empty() {
-        return Ok(by_member);
-    }
-    let group_ids: HashSet<&str> = links.iter().map(|l| l.group_id.as_str()).collect();
-    let group_ids: Vec<&str> = group_ids.into_iter().collect();
-    #[derive(Deserialize)]
-    struct Name {
-        #[serde(rename = "_id")]
-        id: String,
-        display_name: String,
-    }
-    let names: HashMap<String, String> = store
-        .database()
-        .collection::<Name>(GROUPS)
-        .find(doc! { "_id": { "$in": group_ids } })
-        .projection(doc! { "_id": 1, "display_name": 1 })
-        .await?
-        .try_collect::<Vec<Name>>()
-        .await?
-        .into_iter()
-        .map(|g| (g.id, g.display_name))
-        .collect();
-    for link in links {
-        if let Some(name) = names.get(&link.group_id) {
+    while let Some(link) = links.try_next().await? {
+        if let Some(group) = link.group.into_iter().next() {
             by_member.entry(link.member_id).or_default().push(GroupRef {
                 id: link.group_id,
-                display_name: name.clone(),
+                display_name: group.display_name,
             });
         }
     }

@@ -308,18 +308,24 @@ where
 {
     use futures::TryStreamExt;
     filter.insert("org_id", org_id.as_str());
-    let total = collection.count_documents(filter.clone()).await?;
-    if limit == 0 || skip >= total {
-        return Ok((Vec::new(), total));
+    if limit == 0 {
+        return Ok((Vec::new(), collection.count_documents(filter).await?));
     }
-    let docs = collection
-        .find(filter)
+    let docs: Vec<T> = collection
+        .find(filter.clone())
         .sort(sort)
         .skip(skip)
         .limit(limit)
         .await?
         .try_collect()
         .await?;
+    // A first page that is not full is the whole answer: no count needed.
+    // That is every lookup an identity provider makes before a create.
+    let total = if skip == 0 && (docs.len() as u64) < limit.unsigned_abs() {
+        docs.len() as u64
+    } else {
+        collection.count_documents(filter).await?
+    };
     Ok((docs, total))
 }
 
