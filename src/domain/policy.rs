@@ -33,12 +33,17 @@ pub fn ensure_an_owner_remains(
     after: Option<Standing>,
     active_owners: u64,
 ) -> Result<(), LastOwner> {
-    let loses_an_owner = before.is_active_owner() && !after.is_some_and(Standing::is_active_owner);
-    if loses_an_owner && active_owners <= 1 {
+    if loses_an_owner(before, after) && active_owners <= 1 {
         Err(LastOwner)
     } else {
         Ok(())
     }
+}
+
+/// Whether a change takes an active owner away; only then does the
+/// last-owner rule need the count.
+pub fn loses_an_owner(before: Standing, after: Option<Standing>) -> bool {
+    before.is_active_owner() && !after.is_some_and(Standing::is_active_owner)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

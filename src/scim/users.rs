@@ -13,7 +13,6 @@ use super::user::{GroupRef, UserProfile, UserRecord, user_resource};
 use super::{ScimBody, ScimContext, check_if_match, not_modified, resource_response};
 use crate::auth::password::hash_idp_password;
 use crate::domain::member::status_for_idp_active;
-use crate::domain::policy::ensure_an_owner_remains;
 use crate::domain::{Member, MemberId, MemberStatus, Role, Standing};
 use crate::error::{AppError, ScimType};
 use crate::in_transaction;
@@ -342,10 +341,8 @@ pub async fn write_user(
             role: member.role,
             status: member.status,
         };
-        if before.is_active_owner() && !after.is_active_owner() {
-            let owners = store::members::count_active_owners(store, session, org_id).await?;
-            ensure_an_owner_remains(before, Some(after), owners)?;
-        }
+        store::members::ensure_an_owner_remains(store, session, org_id, before, Some(after))
+            .await??;
         member.updated_at = now;
         if !store::members::replace_user(store, session, &member, &profile, current.version).await?
         {
@@ -437,10 +434,7 @@ pub async fn delete(
             role: current.member.role,
             status: current.member.status,
         };
-        if before.is_active_owner() {
-            let owners = store::members::count_active_owners(store, session, org_id).await?;
-            ensure_an_owner_remains(before, None, owners)?;
-        }
+        store::members::ensure_an_owner_remains(store, session, org_id, before, None).await??;
         store::members::delete(store, session, org_id, &id).await?;
         store::groups::forget_member(store, session, id.as_str()).await?;
         let removed = context.event(

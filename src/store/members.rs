@@ -9,7 +9,8 @@ use mongodb::{ClientSession, Collection, IndexModel};
 
 use super::docs::{MemberDoc, bson_time};
 use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
-use crate::domain::{AccountId, Member, MemberId, MemberStatus, OrgId, Role};
+use crate::domain::policy::{self, LastOwner, loses_an_owner};
+use crate::domain::{AccountId, Member, MemberId, MemberStatus, OrgId, Role, Standing};
 use crate::scim::user::{UserProfile, UserRecord};
 
 const COLLECTION: &str = "members";
@@ -127,21 +128,31 @@ pub async fn set_status(
     Ok(result.matched_count == 1)
 }
 
-/// The number of active owners, read in the caller's transaction for the
-/// last-owner rule.
-pub async fn count_active_owners(
+/// The last-owner rule, inside the caller's transaction. When the change
+/// takes an active owner away, the organization's document is written
+/// too: two transactions that each remove one of two owners then conflict
+/// on it, and the one retried sees the other's change in its count.
+/// The outer error is the database's, the inner one the rule's.
+pub async fn ensure_an_owner_remains(
     store: &Store,
     session: &mut ClientSession,
     org_id: &OrgId,
-) -> Result<u64, MongoError> {
-    collection(store)
+    before: Standing,
+    after: Option<Standing>,
+) -> Result<Result<(), LastOwner>, MongoError> {
+    if !loses_an_owner(before, after) {
+        return Ok(Ok(()));
+    }
+    super::orgs::touch_owner_guard(store, session, org_id).await?;
+    let owners = collection(store)
         .count_documents(doc! {
             "org_id": org_id.as_str(),
             "role": Role::Owner.as_str(),
             "status": MemberStatus::Active.as_str(),
         })
         .session(session)
-        .await
+        .await?;
+    Ok(policy::ensure_an_owner_remains(before, after, owners))
 }
 
 pub async fn get_user(

@@ -55,3 +55,20 @@ pub async fn get_many(store: &Store, ids: &[OrgId]) -> Result<Vec<Organization>,
         .await?;
     Ok(docs.into_iter().map(Organization::from).collect())
 }
+
+/// Writes the organization's document to serialize changes that take an
+/// owner away (see `members::ensure_an_owner_remains`).
+pub async fn touch_owner_guard(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+) -> Result<(), MongoError> {
+    collection(store)
+        .update_one(
+            doc! { "_id": org_id.as_str() },
+            doc! { "$inc": { "owner_changes": 1_i64 } },
+        )
+        .session(session)
+        .await?;
+    Ok(())
+}

@@ -432,3 +432,28 @@ async fn whole_extension_paths_and_unassigned_attributes() {
         .await;
     assert_eq!(shown.body["active"], true);
 }
+
+#[tokio::test]
+async fn two_concurrent_removals_of_two_owners_cannot_both_succeed() {
+    let (app, org) = setup().await;
+    let second = app.with_member(&org, Role::Owner).await;
+    let scim = scim(&app, &org);
+    let off = json!([{ "op": "replace", "path": "active", "value": false }]);
+    let first_path = format!("/Users/{}", org.owner.member_id);
+    let second_path = format!("/Users/{}", second.member_id);
+    let (a, b) = tokio::join!(
+        scim.patch_ops(&first_path, off.clone()),
+        scim.patch_ops(&second_path, off.clone()),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{} / {}",
+        a.body,
+        b.body
+    );
+    let active = scim.filter("Users", "active eq true").await;
+    assert_eq!(active.body["totalResults"], 1, "one owner is still active");
+}
