@@ -1,8 +1,10 @@
 //! The management API (poem-openapi): every route is documented in the
 //! generated spec, which `muster openapi` prints and `openapi/` commits.
 
+pub mod access;
 pub mod auth;
 pub mod me;
+pub mod orgs;
 
 use poem::Request;
 use poem_openapi::auth::Bearer;
@@ -18,6 +20,20 @@ pub enum ApiTags {
     Auth,
     /// The caller's own account and memberships.
     Me,
+    /// Organizations (tenants) and their settings.
+    Organizations,
+    /// Projects of an organization.
+    Projects,
+    /// Members: roles, statuses, per-project rights; leaving.
+    Members,
+    /// The role and permission matrix.
+    Roles,
+    /// Groups (the ones SCIM provisions) and the roles they map to.
+    Groups,
+    /// Personal API tokens.
+    Tokens,
+    /// SCIM tokens that connect an identity provider.
+    ScimTokens,
 }
 
 /// A bearer token: a session (`mst_ses_…`, from `POST /auth/login`) or a
@@ -40,11 +56,11 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     Ok(principal)
 }
 
-pub type Apis = (auth::AuthApi, me::MeApi);
+pub type Apis = (auth::AuthApi, me::MeApi, orgs::OrgsApi);
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi),
+        (auth::AuthApi, me::MeApi, orgs::OrgsApi),
         "Muster management API",
         env!("CARGO_PKG_VERSION"),
     )

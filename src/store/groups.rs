@@ -426,3 +426,80 @@ pub async fn member_ids_of(
     }
     Ok(by_group)
 }
+
+/// A role a member holds through one of their groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedRole {
+    pub group_id: String,
+    pub group_name: String,
+    pub role: Role,
+}
+
+/// The roles each of `member_ids` holds through their groups' role
+/// mappings, in one round trip (memberships joined with their groups).
+pub async fn mapped_roles_of(
+    store: &Store,
+    member_ids: &[&str],
+) -> Result<HashMap<String, Vec<MappedRole>>, MongoError> {
+    #[derive(Deserialize)]
+    struct Mapped {
+        display_name: String,
+        role_mapping: Option<RoleMapping>,
+    }
+    #[derive(Deserialize)]
+    struct Link {
+        group_id: String,
+        member_id: String,
+        group: Vec<Mapped>,
+    }
+    let mut by_member: HashMap<String, Vec<MappedRole>> = HashMap::new();
+    if member_ids.is_empty() {
+        return Ok(by_member);
+    }
+    let pipeline = vec![
+        doc! { "$match": { "member_id": { "$in": member_ids } } },
+        doc! { "$lookup": {
+            "from": GROUPS, "localField": "group_id", "foreignField": "_id", "as": "group",
+        } },
+        doc! { "$project": {
+            "_id": 0, "group_id": 1, "member_id": 1,
+            "group.display_name": 1, "group.role_mapping": 1,
+        } },
+    ];
+    let mut links = memberships(store)
+        .aggregate(pipeline)
+        .with_type::<Link>()
+        .await?;
+    while let Some(link) = links.try_next().await? {
+        let Some(group) = link.group.into_iter().next() else {
+            continue;
+        };
+        if let Some(role) = group.role_mapping.and_then(|mapping| mapping.role) {
+            by_member
+                .entry(link.member_id)
+                .or_default()
+                .push(MappedRole {
+                    group_id: link.group_id,
+                    group_name: group.display_name,
+                    role,
+                });
+        }
+    }
+    Ok(by_member)
+}
+
+pub(super) async fn delete_for_org(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+) -> Result<(), MongoError> {
+    groups(store)
+        .delete_many(doc! { "org_id": org_id.as_str() })
+        .session(&mut *session)
+        .await?;
+    memberships(store)
+        .delete_many(doc! { "org_id": org_id.as_str() })
+        .session(session)
+        .await?;
+    Ok(())
+}

@@ -144,14 +144,7 @@ pub async fn ensure_an_owner_remains(
         return Ok(Ok(()));
     }
     super::orgs::touch_owner_guard(store, session, org_id).await?;
-    let owners = collection(store)
-        .count_documents(doc! {
-            "org_id": org_id.as_str(),
-            "role": Role::Owner.as_str(),
-            "status": MemberStatus::Active.as_str(),
-        })
-        .session(session)
-        .await?;
+    let owners = count_active_owners(store, Some(session), org_id).await?;
     Ok(policy::ensure_an_owner_remains(before, after, owners))
 }
 
@@ -335,4 +328,34 @@ pub async fn insert_many(
         .collect::<Result<Vec<_>, _>>()?;
     collection(store).insert_many(docs).await?;
     Ok(())
+}
+
+pub(super) async fn delete_for_org(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+) -> Result<(), MongoError> {
+    collection(store)
+        .delete_many(doc! { "org_id": org_id.as_str() })
+        .session(session)
+        .await?;
+    Ok(())
+}
+
+/// Active members whose direct role is owner. The last-owner rule counts
+/// these: a role held through a group mapping can be taken away by
+/// changing the group, so it never keeps an organization owned.
+pub async fn count_active_owners(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    org_id: &OrgId,
+) -> Result<u64, MongoError> {
+    with_session!(
+        collection(store).count_documents(doc! {
+            "org_id": org_id.as_str(),
+            "role": Role::Owner.as_str(),
+            "status": MemberStatus::Active.as_str(),
+        }),
+        session
+    )
 }

@@ -72,3 +72,60 @@ pub async fn touch_owner_guard(
         .await?;
     Ok(())
 }
+
+/// How an update ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    Yes,
+    /// The new slug is another organization's.
+    NameTaken,
+    Missing,
+}
+
+/// Writes name, slug and settings.
+pub async fn update(
+    store: &Store,
+    session: &mut ClientSession,
+    org: &Organization,
+) -> Result<Updated, MongoError> {
+    let doc = OrgDoc::from(org);
+    let settings = bson::to_document(&doc.settings).map_err(MongoError::custom)?;
+    let result = collection(store)
+        .update_one(
+            doc! { "_id": org.id.as_str() },
+            doc! { "$set": {
+                "name": &doc.name,
+                "slug": &doc.slug,
+                "settings": settings,
+                "updated_at": doc.updated_at,
+            } },
+        )
+        .session(session)
+        .await;
+    match result {
+        Ok(result) if result.matched_count == 0 => Ok(Updated::Missing),
+        Ok(_) => Ok(Updated::Yes),
+        Err(err) if super::is_duplicate_key(&err) => Ok(Updated::NameTaken),
+        Err(err) => Err(err),
+    }
+}
+
+/// Deletes the organization and everything that belongs to it except its
+/// audit trail, which ages out with the retention sweep.
+pub async fn delete(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+) -> Result<bool, MongoError> {
+    let deleted = collection(store)
+        .delete_one(doc! { "_id": org_id.as_str() })
+        .session(&mut *session)
+        .await?;
+    if deleted.deleted_count == 0 {
+        return Ok(false);
+    }
+    super::members::delete_for_org(store, session, org_id).await?;
+    super::groups::delete_for_org(store, session, org_id).await?;
+    super::tokens::delete_for_org(store, session, org_id).await?;
+    Ok(true)
+}

@@ -165,3 +165,17 @@ pub async fn list_for_org(
         .await?;
     Ok(docs.into_iter().map(|doc| doc.into_record(kind)).collect())
 }
+
+pub(super) async fn delete_for_org(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+) -> Result<(), MongoError> {
+    for kind in [TokenKind::Personal, TokenKind::Scim] {
+        collection(store, kind)
+            .delete_many(doc! { "org_id": org_id.as_str() })
+            .session(&mut *session)
+            .await?;
+    }
+    Ok(())
+}

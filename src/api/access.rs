@@ -1,0 +1,167 @@
+//! Authorization as types. A handler of an organization's route first
+//! builds an [`OrgAccess`] (only possible for an active member of that
+//! organization: everyone else gets 404, so organizations cannot be
+//! discovered), then asks it for a [`Granted`] permission. Writes that need
+//! a permission take the `Granted`, which only `OrgAccess::require` makes.
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use serde_json::Value;
+
+use super::BearerAuth;
+use crate::auth::Principal;
+use crate::domain::member::may_authenticate;
+use crate::domain::{
+    AccountId, AuditEvent, Member, OrgId, Organization, Permission, RequestOrigin, Role, Target,
+};
+use crate::error::AppError;
+use crate::scim::origin_of;
+use crate::state::AppState;
+use crate::store;
+
+/// The caller, acting in one organization they are an active member of.
+#[derive(Debug)]
+pub struct OrgAccess {
+    pub principal: Principal,
+    pub account_id: AccountId,
+    pub org: Organization,
+    pub member: Member,
+    /// The highest of the member's direct role and the roles of the groups
+    /// they belong to.
+    pub role: Role,
+    pub origin: RequestOrigin,
+}
+
+/// Proof that the caller holds `permission` in the organization.
+#[derive(Debug, Clone, Copy)]
+pub struct Granted<'a> {
+    access: &'a OrgAccess,
+    permission: Permission,
+}
+
+pub fn org_not_found() -> AppError {
+    AppError::NotFound("organization")
+}
+
+impl OrgAccess {
+    /// Resolves `{org}` for the authenticated caller. A caller who is not a
+    /// member, a personal token of another organization and a malformed id
+    /// all get the same 404. A member who may not act (inactive, or
+    /// suspended) gets 403: they know the organization already.
+    pub async fn load(
+        state: &AppState,
+        auth: &BearerAuth,
+        req: &Request,
+        org: &str,
+    ) -> Result<OrgAccess, AppError> {
+        let org_id = OrgId::parse(org).map_err(|_| org_not_found())?;
+        let account_id = caller_account(&auth.0)?.clone();
+        if let Principal::PersonalToken {
+            org_id: token_org, ..
+        } = &auth.0
+            && token_org != &org_id
+        {
+            return Err(org_not_found());
+        }
+        let store = state.store();
+        let member = store::members::find_by_account(store, None, &org_id, &account_id)
+            .await?
+            .ok_or_else(org_not_found)?;
+        let status = member.effective_status(state.clock().now());
+        if !may_authenticate(status) {
+            return Err(AppError::Forbidden(format!(
+                "your membership in this organization is {status}; an admin can reactivate it"
+            )));
+        }
+        let org = store::orgs::get(store, None, &org_id)
+            .await?
+            .ok_or_else(org_not_found)?;
+        let role = effective_role(state, &member).await?;
+        Ok(OrgAccess {
+            principal: auth.0.clone(),
+            account_id,
+            org,
+            member,
+            role,
+            origin: origin_of(req),
+        })
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<Granted<'_>, AppError> {
+        if self.role.allows(permission) {
+            Ok(Granted {
+                access: self,
+                permission,
+            })
+        } else {
+            Err(AppError::Forbidden(format!(
+                "your role ({}) does not allow this: it needs the `{}` permission",
+                self.role,
+                permission.as_str()
+            )))
+        }
+    }
+
+    pub fn org_id(&self) -> &OrgId {
+        &self.org.id
+    }
+}
+
+impl std::ops::Deref for Granted<'_> {
+    type Target = OrgAccess;
+
+    fn deref(&self) -> &OrgAccess {
+        self.access
+    }
+}
+
+impl Granted<'_> {
+    pub fn permission(&self) -> Permission {
+        self.permission
+    }
+}
+
+impl OrgAccess {
+    /// The audit event of a change this caller made in the organization.
+    pub fn event(
+        &self,
+        at: DateTime<Utc>,
+        action: &'static str,
+        (kind, id): (&'static str, &str),
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> AuditEvent {
+        AuditEvent {
+            org_id: self.org.id.clone(),
+            at,
+            actor: self.principal.actor(),
+            action,
+            target: Target {
+                kind,
+                id: id.to_owned(),
+            },
+            before,
+            after,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+/// The account behind a session or personal token (SCIM tokens never get
+/// past the bearer check of the management API).
+pub fn caller_account(principal: &Principal) -> Result<&AccountId, AppError> {
+    principal
+        .account_id()
+        .ok_or_else(|| AppError::Forbidden("SCIM tokens are not accounts".into()))
+}
+
+/// The member's effective role: direct, raised by their groups' mappings.
+pub async fn effective_role(state: &AppState, member: &Member) -> Result<Role, AppError> {
+    let mapped = store::groups::mapped_roles_of(state.store(), &[member.id.as_str()]).await?;
+    Ok(mapped
+        .get(member.id.as_str())
+        .into_iter()
+        .flatten()
+        .map(|grant| grant.role)
+        .fold(member.role, Role::max))
+}
