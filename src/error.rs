@@ -14,7 +14,8 @@ use poem_openapi::{ApiResponse, Object};
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::domain::{LastOwner, OwnerGrantError, StatusTransitionError, policy::MayNotLeave};
+use crate::domain::policy::{MayNotLeave, MemberChangeError};
+use crate::domain::{LastOwner, OwnerGrantError, StatusTransitionError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -431,6 +432,19 @@ impl From<OwnerGrantError> for AppError {
 impl From<MayNotLeave> for AppError {
     fn from(err: MayNotLeave) -> Self {
         AppError::Forbidden(err.to_string())
+    }
+}
+
+impl From<MemberChangeError> for AppError {
+    fn from(err: MemberChangeError) -> Self {
+        match err {
+            MemberChangeError::OwnerGrant(err) => err.into(),
+            MemberChangeError::Transition(err) => err.into(),
+            MemberChangeError::NotPermitted => AppError::Forbidden(err.to_string()),
+            MemberChangeError::UntilWithoutSuspension | MemberChangeError::UntilInThePast => {
+                AppError::invalid("suspended_until", err)
+            }
+        }
     }
 }
 

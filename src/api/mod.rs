@@ -3,8 +3,11 @@
 
 pub mod access;
 pub mod auth;
+pub mod groups;
 pub mod me;
+pub mod members;
 pub mod orgs;
+pub mod roles;
 
 use poem::Request;
 use poem_openapi::auth::Bearer;
@@ -56,11 +59,25 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     Ok(principal)
 }
 
-pub type Apis = (auth::AuthApi, me::MeApi, orgs::OrgsApi);
+pub type Apis = (
+    auth::AuthApi,
+    me::MeApi,
+    orgs::OrgsApi,
+    members::MembersApi,
+    groups::GroupsApi,
+    roles::RolesApi,
+);
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi, orgs::OrgsApi),
+        (
+            auth::AuthApi,
+            me::MeApi,
+            orgs::OrgsApi,
+            members::MembersApi,
+            groups::GroupsApi,
+            roles::RolesApi,
+        ),
         "Muster management API",
         env!("CARGO_PKG_VERSION"),
     )

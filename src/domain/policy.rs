@@ -2,8 +2,10 @@
 //! break a rule (API, SCIM, group mappings, bulk, leave) calls it inside the
 //! transaction of the write it guards.
 
-use super::member::MemberStatus;
-use super::role::Role;
+use chrono::{DateTime, Utc};
+
+use super::member::{MemberStatus, StatusTransitionError};
+use super::role::{Permission, Role};
 
 /// A member's role and status, before or after a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +91,72 @@ pub fn ensure_may_leave(role: Role) -> Result<(), MayNotLeave> {
     } else {
         Err(MayNotLeave)
     }
+}
+
+/// What an admin asks to change about a member; `None` leaves a field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemberChange {
+    pub role: Option<Role>,
+    pub status: Option<MemberStatus>,
+    /// `Some(None)` lifts the end of a suspension (suspended until further
+    /// notice).
+    pub suspended_until: Option<Option<DateTime<Utc>>>,
+    pub touches_project_rights: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberChangeError {
+    #[error(transparent)]
+    OwnerGrant(#[from] OwnerGrantError),
+    #[error(transparent)]
+    Transition(#[from] StatusTransitionError),
+    #[error("your role does not allow changing members")]
+    NotPermitted,
+    #[error("suspended_until only applies to a suspended member; send status \"suspended\" too")]
+    UntilWithoutSuspension,
+    #[error("suspended_until must be in the future")]
+    UntilInThePast,
+}
+
+/// The member's role, status and end of suspension after `change`, if
+/// `actor` may make it. The last-owner rule is checked on top, against the
+/// count read in the write's transaction.
+pub fn plan_member_change(
+    actor: Role,
+    current: Standing,
+    current_until: Option<DateTime<Utc>>,
+    change: &MemberChange,
+    now: DateTime<Utc>,
+) -> Result<(Standing, Option<DateTime<Utc>>), MemberChangeError> {
+    if !actor.allows(Permission::ManageNonOwnerMembers) {
+        return Err(MemberChangeError::NotPermitted);
+    }
+    let role = change.role.unwrap_or(current.role);
+    ensure_may_assign_role(actor, Some(current.role), Some(role))?;
+    // Changing an owner's status (or rights) is changing an owner.
+    let changes_more_than_role = change.status.is_some_and(|s| s != current.status)
+        || change.suspended_until.is_some()
+        || change.touches_project_rights;
+    if current.role == Role::Owner && changes_more_than_role && actor != Role::Owner {
+        return Err(OwnerGrantError::OnlyOwnerMayChangeOwner.into());
+    }
+    let status = match change.status {
+        Some(to) => current.status.transition(to)?,
+        None => current.status,
+    };
+    let until = match (status, change.suspended_until) {
+        (MemberStatus::Suspended, Some(Some(until))) if until <= now => {
+            return Err(MemberChangeError::UntilInThePast);
+        }
+        (MemberStatus::Suspended, Some(until)) => until,
+        (MemberStatus::Suspended, None) if current.status == MemberStatus::Suspended => {
+            current_until
+        }
+        (MemberStatus::Suspended, None) => None,
+        (_, Some(_)) => return Err(MemberChangeError::UntilWithoutSuspension),
+        (_, None) => None,
+    };
+    Ok((Standing { role, status }, until))
 }
 
 #[cfg(test)]
@@ -200,5 +268,108 @@ mod tests {
         assert_eq!(ensure_may_leave(Admin), Ok(()));
         assert_eq!(ensure_may_leave(Contributor), Err(MayNotLeave));
         assert_eq!(ensure_may_leave(Viewer), Err(MayNotLeave));
+    }
+
+    fn change() -> MemberChange {
+        MemberChange::default()
+    }
+
+    #[test]
+    fn member_changes_follow_the_table() {
+        let now = Utc::now();
+        let viewer = standing(Viewer, Active);
+        let owner = standing(Owner, Active);
+        let to = |role| MemberChange {
+            role: Some(role),
+            ..change()
+        };
+        assert_eq!(
+            plan_member_change(Admin, viewer, None, &to(Contributor), now),
+            Ok((standing(Contributor, Active), None))
+        );
+        assert_eq!(
+            plan_member_change(Contributor, viewer, None, &to(Contributor), now),
+            Err(MemberChangeError::NotPermitted)
+        );
+        assert_eq!(
+            plan_member_change(Admin, viewer, None, &to(Owner), now),
+            Err(OwnerGrantError::OnlyOwnerMayGrantOwner.into())
+        );
+        assert_eq!(
+            plan_member_change(Admin, owner, None, &to(Admin), now),
+            Err(OwnerGrantError::OnlyOwnerMayChangeOwner.into())
+        );
+        let suspend = MemberChange {
+            status: Some(Suspended),
+            ..change()
+        };
+        assert_eq!(
+            plan_member_change(Admin, owner, None, &suspend, now),
+            Err(OwnerGrantError::OnlyOwnerMayChangeOwner.into())
+        );
+        assert_eq!(
+            plan_member_change(Owner, owner, None, &suspend, now),
+            Ok((standing(Owner, Suspended), None))
+        );
+    }
+
+    #[test]
+    fn suspensions_and_their_end() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        let member = standing(Contributor, Active);
+        let until = |at| MemberChange {
+            status: Some(Suspended),
+            suspended_until: Some(at),
+            ..change()
+        };
+        assert_eq!(
+            plan_member_change(Admin, member, None, &until(Some(later)), now),
+            Ok((standing(Contributor, Suspended), Some(later)))
+        );
+        assert_eq!(
+            plan_member_change(Admin, member, None, &until(Some(now)), now),
+            Err(MemberChangeError::UntilInThePast)
+        );
+        let only_until = MemberChange {
+            suspended_until: Some(Some(later)),
+            ..change()
+        };
+        assert_eq!(
+            plan_member_change(Admin, member, None, &only_until, now),
+            Err(MemberChangeError::UntilWithoutSuspension)
+        );
+        // A suspended member keeps the end of the suspension when only the
+        // role changes, and loses it when reactivated.
+        let suspended = standing(Contributor, Suspended);
+        let to_viewer = MemberChange {
+            role: Some(Viewer),
+            ..change()
+        };
+        assert_eq!(
+            plan_member_change(Admin, suspended, Some(later), &to_viewer, now),
+            Ok((standing(Viewer, Suspended), Some(later)))
+        );
+        let reactivate = MemberChange {
+            status: Some(Active),
+            ..change()
+        };
+        assert_eq!(
+            plan_member_change(Admin, suspended, Some(later), &reactivate, now),
+            Ok((standing(Contributor, Active), None))
+        );
+        assert!(matches!(
+            plan_member_change(
+                Admin,
+                member,
+                None,
+                &MemberChange {
+                    status: Some(Pending),
+                    ..change()
+                },
+                now
+            ),
+            Err(MemberChangeError::Transition(_))
+        ));
     }
 }

@@ -503,3 +503,60 @@ pub(super) async fn delete_for_org(
         .await?;
     Ok(())
 }
+
+/// One page of an organization's groups in id (creation) order, after the
+/// group `after`, and whether more follow.
+pub async fn list_after(
+    store: &Store,
+    org_id: &OrgId,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Group>, bool), MongoError> {
+    let mut filter = doc! { "org_id": org_id.as_str() };
+    if let Some(after) = after {
+        filter.insert("_id", doc! { "$gt": after });
+    }
+    let docs: Vec<GroupDoc> = groups(store)
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .limit(i64::from(limit) + 1)
+        .await?
+        .try_collect()
+        .await?;
+    let more = docs.len() > limit as usize;
+    Ok((
+        docs.into_iter()
+            .take(limit as usize)
+            .map(GroupDoc::into_group)
+            .collect(),
+        more,
+    ))
+}
+
+/// How many members each of `group_ids` has.
+pub async fn member_counts(
+    store: &Store,
+    group_ids: &[&str],
+) -> Result<HashMap<String, u64>, MongoError> {
+    #[derive(Deserialize)]
+    struct Count {
+        #[serde(rename = "_id")]
+        group_id: String,
+        count: i64,
+    }
+    let mut counts = HashMap::new();
+    if group_ids.is_empty() {
+        return Ok(counts);
+    }
+    let mut cursor = memberships(store)
+        .aggregate(vec![
+            doc! { "$match": { "group_id": { "$in": group_ids } } },
+            doc! { "$group": { "_id": "$group_id", "count": { "$sum": 1 } } },
+        ])
+        .with_type::<Count>()
+        .await?;
+    while let Some(count) = cursor.try_next().await? {
+        counts.insert(count.group_id, count.count.unsigned_abs());
+    }
+    Ok(counts)
+}

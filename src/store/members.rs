@@ -359,3 +359,115 @@ pub async fn count_active_owners(
         session
     )
 }
+
+/// What the management API's member list asks for.
+#[derive(Debug, Clone, Default)]
+pub struct MemberQuery {
+    pub role: Option<Role>,
+    /// Matched against the status that counts at `now`.
+    pub status: Option<MemberStatus>,
+    /// A case-insensitive substring of the userName, an email or the
+    /// display name.
+    pub text: Option<String>,
+    /// The last id of the previous page.
+    pub after: Option<MemberId>,
+    pub limit: u32,
+}
+
+/// One page of members in id (creation) order, and whether more follow.
+pub async fn list_page(
+    store: &Store,
+    org_id: &OrgId,
+    query: &MemberQuery,
+    now: DateTime<Utc>,
+) -> Result<(Vec<UserRecord>, bool), MongoError> {
+    let mut filter = doc! { "org_id": org_id.as_str() };
+    let mut all = Vec::new();
+    if let Some(role) = query.role {
+        filter.insert("role", role.as_str());
+    }
+    let lifted = doc! { "status": MemberStatus::Suspended.as_str(), "suspended_until": { "$lte": bson_time(now) } };
+    match query.status {
+        Some(MemberStatus::Active) => {
+            all.push(doc! { "$or": [ { "status": MemberStatus::Active.as_str() }, lifted ] })
+        }
+        Some(MemberStatus::Suspended) => {
+            filter.insert("status", MemberStatus::Suspended.as_str());
+            all.push(doc! { "$or": [
+                { "suspended_until": null },
+                { "suspended_until": { "$gt": bson_time(now) } },
+            ] });
+        }
+        Some(status) => {
+            filter.insert("status", status.as_str());
+        }
+        None => {}
+    }
+    if let Some(text) = query
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let pattern = super::scim_query::escape_regex(&text.to_lowercase());
+        let matches = doc! { "$regex": pattern };
+        all.push(doc! { "$or": [
+            { "user_name_lc": matches.clone() },
+            { "emails_lc": matches.clone() },
+            { "display_name_lc": matches },
+        ] });
+    }
+    if let Some(after) = &query.after {
+        filter.insert("_id", doc! { "$gt": after.as_str() });
+    }
+    if !all.is_empty() {
+        filter.insert("$and", all);
+    }
+    let docs: Vec<MemberDoc> = collection(store)
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .limit(i64::from(query.limit) + 1)
+        .await?
+        .try_collect()
+        .await?;
+    let more = docs.len() > query.limit as usize;
+    Ok((
+        docs.into_iter()
+            .take(query.limit as usize)
+            .map(MemberDoc::into_record)
+            .collect(),
+        more,
+    ))
+}
+
+/// Writes a member's role, status, end of suspension and project rights
+/// if its version is still `expected_version`; false otherwise.
+pub async fn update_membership(
+    store: &Store,
+    session: &mut ClientSession,
+    member: &Member,
+    expected_version: i64,
+) -> Result<bool, MongoError> {
+    let rights = bson::to_bson(&member.project_rights).map_err(MongoError::custom)?;
+    let result = collection(store)
+        .update_one(
+            doc! {
+                "_id": member.id.as_str(),
+                "org_id": member.org_id.as_str(),
+                "version": expected_version,
+            },
+            doc! {
+                "$set": {
+                    "role": member.role.as_str(),
+                    "status": member.status.as_str(),
+                    "suspended_until": member.suspended_until.map(bson_time),
+                    "project_rights": rights,
+                    "updated_at": bson_time(member.updated_at),
+                },
+                "$inc": { "version": 1 },
+            },
+        )
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}

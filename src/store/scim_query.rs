@@ -160,7 +160,7 @@ fn generic_field(kind: ResourceKind, path: &AttrPath) -> Result<Field, FilterErr
     })
 }
 
-fn escape_regex(text: &str) -> String {
+pub(super) fn escape_regex(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if "\\^$.|?*+()[]{}-/".contains(c) {

@@ -1,0 +1,551 @@
+//! Groups and their role mappings: the same groups SCIM provisions, for
+//! organizations that manage them by hand.
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::json;
+
+use super::access::{Granted, OrgAccess};
+use super::members::{DEFAULT_PAGE, MAX_PAGE, ProjectRightsView, parse_rights};
+use super::{ApiTags, BearerAuth};
+use crate::domain::policy::ensure_may_assign_role;
+use crate::domain::{GroupId, MemberId, Permission, Role};
+use crate::error::AppError;
+use crate::in_transaction;
+use crate::state::AppState;
+use crate::store::groups::{Group, RoleMapping, Taken};
+use crate::store::{self, Inserted, Store};
+
+pub struct GroupsApi;
+
+#[derive(Debug, Object)]
+pub struct GroupView {
+    pub id: String,
+    pub display_name: String,
+    /// The identity provider's id for the group, when SCIM created it.
+    pub external_id: Option<String>,
+    /// The role and project rights membership grants; absent when the
+    /// group grants nothing.
+    pub role_mapping: Option<RoleMappingView>,
+    pub member_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct RoleMappingView {
+    pub role: Option<String>,
+    pub project_rights: Vec<ProjectRightsView>,
+}
+
+#[derive(Debug, Object)]
+pub struct GroupPage {
+    pub items: Vec<GroupView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct CreateGroupRequest {
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub display_name: String,
+    /// Member ids to add.
+    #[oai(default, validator(max_items = 1000))]
+    pub members: Vec<String>,
+}
+
+impl Example for CreateGroupRequest {
+    fn example() -> Self {
+        CreateGroupRequest {
+            display_name: "Engineering".into(),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// Only the fields sent change.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct UpdateGroupRequest {
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub display_name: Option<String>,
+    /// Member ids to add.
+    #[oai(default, validator(max_items = 1000))]
+    pub add_members: Vec<String>,
+    /// Member ids to remove.
+    #[oai(default, validator(max_items = 1000))]
+    pub remove_members: Vec<String>,
+}
+
+impl Example for UpdateGroupRequest {
+    fn example() -> Self {
+        UpdateGroupRequest {
+            display_name: Some("Platform engineering".into()),
+            add_members: vec!["0190d6c4-6f3b-7c1a-9a55-3c2f4e6b8a10".into()],
+            remove_members: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct RoleMappingRequest {
+    /// `owner`, `admin`, `contributor`, `viewer`, or `null` for none. Only
+    /// owners map a group to owner or change a group mapped to owner.
+    pub role: Option<String>,
+    #[oai(default, validator(max_items = 1000))]
+    pub project_rights: Vec<ProjectRightsView>,
+}
+
+impl Example for RoleMappingRequest {
+    fn example() -> Self {
+        RoleMappingRequest {
+            role: Some("contributor".into()),
+            project_rights: Vec::new(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedGroup {
+    #[oai(status = 201)]
+    Created(Json<GroupView>),
+}
+
+#[derive(ApiResponse)]
+pub enum DeletedGroup {
+    /// The group and its memberships are gone; its members remain.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+fn group_not_found() -> AppError {
+    AppError::NotFound("group")
+}
+
+fn parse_group_id(raw: &str) -> Result<String, AppError> {
+    GroupId::parse(raw)
+        .map(GroupId::into_string)
+        .map_err(|_| group_not_found())
+}
+
+fn mapped_role(group: &Group) -> Option<Role> {
+    group.role_mapping.as_ref().and_then(|m| m.role)
+}
+
+fn group_view(group: &Group, member_count: u64) -> GroupView {
+    GroupView {
+        id: group.id.clone(),
+        display_name: group.display_name.clone(),
+        external_id: group.external_id.clone(),
+        role_mapping: group.role_mapping.as_ref().map(|m| RoleMappingView {
+            role: m.role.map(|r| r.to_string()),
+            project_rights: m
+                .project_rights
+                .iter()
+                .map(|g| ProjectRightsView {
+                    project_id: g.project_id.to_string(),
+                    rights: g.rights.iter().map(|r| r.as_str().to_owned()).collect(),
+                })
+                .collect(),
+        }),
+        member_count,
+        created_at: group.created_at,
+        updated_at: group.updated_at,
+    }
+}
+
+fn audited(group: &Group) -> serde_json::Value {
+    json!({
+        "display_name": group.display_name,
+        "role_mapping": group.role_mapping,
+    })
+}
+
+fn name_taken(which: Taken) -> AppError {
+    AppError::Conflict {
+        problem: "group-exists",
+        detail: match which {
+            Taken::DisplayName => "another group has this display name".into(),
+            Taken::ExternalId => "another group has this external id".into(),
+        },
+    }
+}
+
+/// Member ids of this organization; anything else is refused naming the
+/// field (the management API, unlike SCIM, has no identity provider that
+/// adds members before creating them).
+async fn members_of_org(
+    store: &Store,
+    session: &mut mongodb::ClientSession,
+    access: &OrgAccess,
+    field: &str,
+    raw: &[String],
+) -> Result<Vec<String>, AppError> {
+    let mut ids = Vec::with_capacity(raw.len());
+    for (i, id) in raw.iter().enumerate() {
+        let id = MemberId::parse(id)
+            .map_err(|_| AppError::invalid(format!("{field}[{i}]"), "not a member id"))?;
+        ids.push(id.into_string());
+    }
+    let found = store::members::existing_ids(store, Some(session), access.org_id(), &ids).await?;
+    if let Some((i, _)) = ids.iter().enumerate().find(|(_, id)| !found.contains(id)) {
+        return Err(AppError::invalid(
+            format!("{field}[{i}]"),
+            "no such member in this organization",
+        ));
+    }
+    Ok(ids)
+}
+
+/// Changing who is in a group mapped to owner grants or takes the owner
+/// role: owners only.
+fn ensure_may_change_members(granted: &Granted<'_>, group: &Group) -> Result<(), AppError> {
+    if mapped_role(group) == Some(Role::Owner) {
+        ensure_may_assign_role(granted.role, None, Some(Role::Owner))?;
+    }
+    Ok(())
+}
+
+async fn count_members(store: &Store, group_id: &str) -> Result<u64, AppError> {
+    let counts = store::groups::member_counts(store, &[group_id]).await?;
+    Ok(counts.get(group_id).copied().unwrap_or(0))
+}
+
+#[OpenApi(tag = "ApiTags::Groups")]
+impl GroupsApi {
+    /// List groups
+    ///
+    /// In the order they were created, a page at a time, with their role
+    /// mappings and member counts.
+    #[oai(path = "/orgs/:org/groups", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1 to 200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<GroupPage>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        access.require(Permission::ViewDirectory)?;
+        let after = cursor
+            .0
+            .as_deref()
+            .map(|raw| GroupId::parse(raw).map(GroupId::into_string))
+            .transpose()
+            .map_err(|_| AppError::invalid("cursor", "not a cursor this API returned"))?;
+        let limit = limit.0.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let store = state.store();
+        let (groups, more) =
+            store::groups::list_after(store, access.org_id(), after.as_deref(), limit).await?;
+        let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        let counts = store::groups::member_counts(store, &ids).await?;
+        let next_cursor = more.then(|| groups.last().map(|g| g.id.clone())).flatten();
+        Ok(Json(GroupPage {
+            items: groups
+                .iter()
+                .map(|g| group_view(g, counts.get(&g.id).copied().unwrap_or(0)))
+                .collect(),
+            next_cursor,
+        }))
+    }
+
+    /// Create a group
+    ///
+    /// Owners and admins. Display names are unique in the organization,
+    /// ignoring case.
+    #[oai(path = "/orgs/:org/groups", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        body: Json<CreateGroupRequest>,
+    ) -> Result<CreatedGroup, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::ManageNonOwnerMembers)?;
+        let display_name = body.0.display_name.trim().to_owned();
+        if display_name.is_empty() {
+            return Err(AppError::invalid("display_name", "must not be blank"));
+        }
+        let now = state.clock().now();
+        let group = Group {
+            id: GroupId::new().into_string(),
+            org_id: access.org_id().clone(),
+            display_name,
+            external_id: None,
+            role_mapping: None,
+            extension_assigned: false,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let store = state.store();
+        let added = in_transaction!(store, |session| -> Result<usize, AppError> {
+            let members =
+                members_of_org(store, session, &access, "members", &body.0.members).await?;
+            if let Some(which) = store::groups::find_taken(
+                store,
+                session,
+                access.org_id(),
+                &group.display_name,
+                None,
+                None,
+            )
+            .await?
+            {
+                return Err(name_taken(which));
+            }
+            if store::groups::insert(store, session, &group).await? == Inserted::AlreadyExists {
+                return Err(name_taken(Taken::DisplayName));
+            }
+            let added = store::groups::add_members(
+                store,
+                session,
+                access.org_id(),
+                &group.id,
+                &members,
+                now,
+            )
+            .await?;
+            let mut after = audited(&group);
+            after["members"] = json!(members);
+            let event = granted.event(
+                now,
+                "group.created",
+                ("group", &group.id),
+                None,
+                Some(after),
+            );
+            store::audit::record(store, session, &event).await?;
+            Ok(added)
+        })?;
+        Ok(CreatedGroup::Created(Json(group_view(
+            &group,
+            added as u64,
+        ))))
+    }
+
+    /// Get a group
+    #[oai(path = "/orgs/:org/groups/:group", method = "get")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The group's id.
+        group: Path<String>,
+    ) -> Result<Json<GroupView>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        access.require(Permission::ViewDirectory)?;
+        let id = parse_group_id(&group)?;
+        let store = state.store();
+        let group = store::groups::get(store, None, access.org_id(), &id)
+            .await?
+            .ok_or_else(group_not_found)?;
+        Ok(Json(group_view(&group, count_members(store, &id).await?)))
+    }
+
+    /// Rename a group or change its members
+    ///
+    /// Owners and admins; only owners change the members of a group mapped
+    /// to owner. Adding a member who is in the group already, or removing
+    /// one who is not, changes nothing.
+    #[oai(path = "/orgs/:org/groups/:group", method = "patch")]
+    #[allow(clippy::too_many_arguments)]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The group's id.
+        group: Path<String>,
+        body: Json<UpdateGroupRequest>,
+    ) -> Result<Json<GroupView>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::ManageNonOwnerMembers)?;
+        let id = parse_group_id(&group)?;
+        let UpdateGroupRequest {
+            display_name,
+            add_members,
+            remove_members,
+        } = body.0;
+        let display_name = display_name.map(|n| n.trim().to_owned());
+        if display_name.as_deref() == Some("") {
+            return Err(AppError::invalid("display_name", "must not be blank"));
+        }
+        let now = state.clock().now();
+        let store = state.store();
+        let group = in_transaction!(store, |session| -> Result<Group, AppError> {
+            let current = store::groups::get(store, Some(&mut *session), access.org_id(), &id)
+                .await?
+                .ok_or_else(group_not_found)?;
+            if !add_members.is_empty() || !remove_members.is_empty() {
+                ensure_may_change_members(&granted, &current)?;
+            }
+            let add = members_of_org(store, session, &access, "add_members", &add_members).await?;
+            let remove =
+                members_of_org(store, session, &access, "remove_members", &remove_members).await?;
+            let mut group = current.clone();
+            if let Some(name) = &display_name {
+                group.display_name = name.clone();
+                if let Some(which) = store::groups::find_taken(
+                    store,
+                    session,
+                    access.org_id(),
+                    name,
+                    None,
+                    Some(&id),
+                )
+                .await?
+                {
+                    return Err(name_taken(which));
+                }
+            }
+            group.updated_at = now;
+            group.version = current.version + 1;
+            // The version is bumped first, as SCIM does: concurrent changes
+            // to one group conflict here and retry.
+            if !store::groups::replace(store, session, &group, current.version).await? {
+                return Err(group_not_found());
+            }
+            store::groups::remove_members(store, session, &id, &remove).await?;
+            store::groups::add_members(store, session, access.org_id(), &id, &add, now).await?;
+            let mut after = audited(&group);
+            after["added_members"] = json!(add);
+            after["removed_members"] = json!(remove);
+            let event = granted.event(
+                now,
+                "group.updated",
+                ("group", &id),
+                Some(audited(&current)),
+                Some(after),
+            );
+            store::audit::record(store, session, &event).await?;
+            Ok(group)
+        })?;
+        Ok(Json(group_view(&group, count_members(store, &id).await?)))
+    }
+
+    /// Delete a group
+    ///
+    /// Owners and admins; only owners delete a group mapped to owner. The
+    /// members stay in the organization and lose what the group granted.
+    #[oai(path = "/orgs/:org/groups/:group", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The group's id.
+        group: Path<String>,
+    ) -> Result<DeletedGroup, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::ManageNonOwnerMembers)?;
+        let id = parse_group_id(&group)?;
+        let now = state.clock().now();
+        let store = state.store();
+        in_transaction!(store, |session| -> Result<(), AppError> {
+            let current = store::groups::get(store, Some(&mut *session), access.org_id(), &id)
+                .await?
+                .ok_or_else(group_not_found)?;
+            ensure_may_assign_role(granted.role, mapped_role(&current), None)?;
+            if !store::groups::delete(store, session, access.org_id(), &id).await? {
+                return Err(group_not_found());
+            }
+            let event = granted.event(
+                now,
+                "group.deleted",
+                ("group", &id),
+                Some(audited(&current)),
+                None,
+            );
+            store::audit::record(store, session, &event).await?;
+            Ok(())
+        })?;
+        Ok(DeletedGroup::Deleted)
+    }
+
+    /// Map a group to a role
+    ///
+    /// Its members hold the role (and project rights) as long as they are
+    /// in the group; a member's effective role is the highest of their
+    /// direct role and their groups' roles. Owners and admins; only owners
+    /// map a group to owner or change a group mapped to owner.
+    #[oai(path = "/orgs/:org/groups/:group/role-mapping", method = "put")]
+    #[allow(clippy::too_many_arguments)]
+    async fn put_role_mapping(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The group's id.
+        group: Path<String>,
+        body: Json<RoleMappingRequest>,
+    ) -> Result<Json<GroupView>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::ManageNonOwnerMembers)?;
+        let id = parse_group_id(&group)?;
+        let RoleMappingRequest {
+            role,
+            project_rights,
+        } = body.0;
+        let role = role
+            .as_deref()
+            .map(str::parse::<Role>)
+            .transpose()
+            .map_err(|err| AppError::invalid("role", err))?;
+        let project_rights = parse_rights(project_rights)?;
+        let now = state.clock().now();
+        let store = state.store();
+        let group = in_transaction!(store, |session| -> Result<Group, AppError> {
+            let current = store::groups::get(store, Some(&mut *session), access.org_id(), &id)
+                .await?
+                .ok_or_else(group_not_found)?;
+            ensure_may_assign_role(granted.role, mapped_role(&current), role)?;
+            let mut group = current.clone();
+            group.role_mapping =
+                (role.is_some() || !project_rights.is_empty()).then(|| RoleMapping {
+                    role,
+                    project_rights: project_rights.clone(),
+                });
+            group.updated_at = now;
+            group.version = current.version + 1;
+            if !store::groups::replace(store, session, &group, current.version).await? {
+                return Err(group_not_found());
+            }
+            let event = granted.event(
+                now,
+                "group.role_mapped",
+                ("group", &id),
+                Some(audited(&current)),
+                Some(audited(&group)),
+            );
+            store::audit::record(store, session, &event).await?;
+            Ok(group)
+        })?;
+        Ok(Json(group_view(&group, count_members(store, &id).await?)))
+    }
+}

@@ -1,0 +1,551 @@
+//! Members of an organization: list, read, change role/status/rights,
+//! remove, and leave.
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::{Example, MaybeUndefined};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::json;
+
+use super::access::OrgAccess;
+use super::{ApiTags, BearerAuth};
+use crate::domain::member::ProjectGrant;
+use crate::domain::policy::{
+    MemberChange, ensure_may_assign_role, ensure_may_leave, plan_member_change,
+};
+use crate::domain::{
+    Member, MemberId, MemberStatus, Permission, ProjectId, ProjectRight, Role, Standing,
+};
+use crate::error::AppError;
+use crate::in_transaction;
+use crate::scim::user::UserRecord;
+use crate::state::AppState;
+use crate::store::groups::MappedRole;
+use crate::store::members::MemberQuery;
+use crate::store::{self};
+
+pub struct MembersApi;
+
+#[derive(Debug, Object)]
+pub struct MemberView {
+    pub id: String,
+    /// The login behind the membership; absent for a person an identity
+    /// provider created who has not signed in yet.
+    pub account_id: Option<String>,
+    pub user_name: String,
+    /// The primary (or first) email.
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    /// The effective role: the highest of `direct_role` and `group_roles`.
+    pub role: String,
+    /// The role given to the member directly (by an admin, an invitation
+    /// or the organization's creation).
+    pub direct_role: String,
+    /// Roles held through groups mapped to a role.
+    pub group_roles: Vec<GroupRoleView>,
+    /// The status that counts now: a suspension whose end has passed reads
+    /// `active`.
+    pub status: String,
+    pub suspended_until: Option<DateTime<Utc>>,
+    /// Rights on single projects (contributors and viewers; owners and
+    /// admins hold every right on every project).
+    pub project_rights: Vec<ProjectRightsView>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct GroupRoleView {
+    pub group_id: String,
+    pub group_name: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ProjectRightsView {
+    pub project_id: String,
+    /// Any of `read`, `write` (create and update), `delete`.
+    pub rights: Vec<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct MemberPage {
+    pub items: Vec<MemberView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Only the fields sent change.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct UpdateMemberRequest {
+    /// `owner`, `admin`, `contributor` or `viewer`. Only owners grant,
+    /// change or remove the owner role.
+    pub role: Option<String>,
+    /// `active`, `inactive` or `suspended` (`pending` only for an inactive
+    /// member who never signed in).
+    pub status: Option<String>,
+    /// The end of a suspension (with `status: "suspended"`); `null` for
+    /// until further notice.
+    pub suspended_until: MaybeUndefined<DateTime<Utc>>,
+    /// Replaces the member's per-project rights.
+    #[oai(validator(max_items = 1000))]
+    pub project_rights: Option<Vec<ProjectRightsView>>,
+}
+
+impl Example for UpdateMemberRequest {
+    fn example() -> Self {
+        UpdateMemberRequest {
+            role: Some("contributor".into()),
+            status: Some("suspended".into()),
+            suspended_until: MaybeUndefined::Value(
+                DateTime::parse_from_rfc3339("2030-01-31T00:00:00Z")
+                    .map(|at| at.with_timezone(&Utc))
+                    .unwrap_or_default(),
+            ),
+            project_rights: None,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum Removed {
+    /// The membership is gone; the account and the audit trail remain.
+    #[oai(status = 204)]
+    Removed,
+}
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+
+fn member_not_found() -> AppError {
+    AppError::NotFound("member")
+}
+
+fn primary_email(record: &UserRecord) -> Option<String> {
+    let emails = record.profile.attributes.get("emails")?.as_array()?;
+    let primary = emails
+        .iter()
+        .find(|email| email.get("primary").and_then(|p| p.as_bool()) == Some(true))
+        .or_else(|| emails.first())?;
+    primary.get("value")?.as_str().map(str::to_owned)
+}
+
+fn member_view(record: &UserRecord, groups: &[MappedRole], now: DateTime<Utc>) -> MemberView {
+    let member = &record.member;
+    let role = groups
+        .iter()
+        .map(|group| group.role)
+        .fold(member.role, Role::max);
+    MemberView {
+        id: member.id.to_string(),
+        account_id: member.account_id.as_ref().map(ToString::to_string),
+        user_name: record.profile.user_name.clone(),
+        email: primary_email(record),
+        display_name: record.profile.display_name().map(str::to_owned),
+        role: role.to_string(),
+        direct_role: member.role.to_string(),
+        group_roles: groups
+            .iter()
+            .map(|group| GroupRoleView {
+                group_id: group.group_id.clone(),
+                group_name: group.group_name.clone(),
+                role: group.role.to_string(),
+            })
+            .collect(),
+        status: member.effective_status(now).to_string(),
+        suspended_until: member.suspended_until,
+        project_rights: member
+            .project_rights
+            .iter()
+            .map(|grant| ProjectRightsView {
+                project_id: grant.project_id.to_string(),
+                rights: grant.rights.iter().map(|r| r.as_str().to_owned()).collect(),
+            })
+            .collect(),
+        created_at: member.created_at,
+        updated_at: member.updated_at,
+    }
+}
+
+/// What the audit log keeps of a membership.
+fn audited(member: &Member) -> serde_json::Value {
+    json!({
+        "role": member.role,
+        "status": member.status,
+        "suspended_until": member.suspended_until,
+        "project_rights": member.project_rights,
+    })
+}
+
+fn parse_member_id(raw: &str) -> Result<MemberId, AppError> {
+    MemberId::parse(raw).map_err(|_| member_not_found())
+}
+
+pub fn parse_rights(raw: Vec<ProjectRightsView>) -> Result<Vec<ProjectGrant>, AppError> {
+    let mut grants: Vec<ProjectGrant> = Vec::with_capacity(raw.len());
+    for (i, grant) in raw.into_iter().enumerate() {
+        let project_id = ProjectId::parse(&grant.project_id).map_err(|_| {
+            AppError::invalid(
+                format!("project_rights[{i}].project_id"),
+                "not a project id",
+            )
+        })?;
+        let mut rights = Vec::new();
+        for right in &grant.rights {
+            let right = ProjectRight::ALL
+                .into_iter()
+                .find(|r| r.as_str() == right)
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        format!("project_rights[{i}].rights"),
+                        format!(
+                            "unknown right {:?}; expected read, write or delete",
+                            right.chars().take(32).collect::<String>()
+                        ),
+                    )
+                })?;
+            if !rights.contains(&right) {
+                rights.push(right);
+            }
+        }
+        rights.sort();
+        if grants.iter().any(|g| g.project_id == project_id) {
+            return Err(AppError::invalid(
+                format!("project_rights[{i}].project_id"),
+                "the project is listed twice",
+            ));
+        }
+        grants.push(ProjectGrant { project_id, rights });
+    }
+    Ok(grants)
+}
+
+fn standing(member: &Member) -> Standing {
+    Standing {
+        role: member.role,
+        status: member.status,
+    }
+}
+
+async fn view_of(state: &AppState, record: &UserRecord) -> Result<MemberView, AppError> {
+    let mapped =
+        store::groups::mapped_roles_of(state.store(), &[record.member.id.as_str()]).await?;
+    let groups = mapped
+        .get(record.member.id.as_str())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    Ok(member_view(record, groups, state.clock().now()))
+}
+
+#[OpenApi(tag = "ApiTags::Members")]
+impl MembersApi {
+    /// List members
+    ///
+    /// In the order they joined, a page at a time. `role` matches the
+    /// direct role; `status` the status that counts now; `q` a part of the
+    /// userName, an email or the display name, ignoring case.
+    #[oai(path = "/orgs/:org/members", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// `owner`, `admin`, `contributor` or `viewer`.
+        role: Query<Option<String>>,
+        /// `active`, `inactive`, `pending` or `suspended`.
+        status: Query<Option<String>>,
+        /// Text to look for in userName, emails and display name.
+        #[oai(validator(max_length = 200))]
+        q: Query<Option<String>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1 to 200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<MemberPage>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        access.require(Permission::ViewDirectory)?;
+        let query = MemberQuery {
+            role: role
+                .0
+                .as_deref()
+                .map(str::parse::<Role>)
+                .transpose()
+                .map_err(|err| AppError::invalid("role", err))?,
+            status: status
+                .0
+                .as_deref()
+                .map(str::parse::<MemberStatus>)
+                .transpose()
+                .map_err(|err| AppError::invalid("status", err))?,
+            text: q.0,
+            after: cursor
+                .0
+                .as_deref()
+                .map(MemberId::parse)
+                .transpose()
+                .map_err(|_| AppError::invalid("cursor", "not a cursor this API returned"))?,
+            limit: limit.0.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE),
+        };
+        let now = state.clock().now();
+        let (records, more) =
+            store::members::list_page(state.store(), access.org_id(), &query, now).await?;
+        let ids: Vec<&str> = records.iter().map(|r| r.member.id.as_str()).collect();
+        let mapped = store::groups::mapped_roles_of(state.store(), &ids).await?;
+        let empty = Vec::new();
+        let next_cursor = more
+            .then(|| records.last().map(|r| r.member.id.to_string()))
+            .flatten();
+        let items = records
+            .iter()
+            .map(|record| {
+                let groups = mapped.get(record.member.id.as_str()).unwrap_or(&empty);
+                member_view(record, groups, now)
+            })
+            .collect();
+        Ok(Json(MemberPage { items, next_cursor }))
+    }
+
+    /// Get a member
+    ///
+    /// With the effective role and where it comes from: the direct role and
+    /// every group mapped to a role.
+    #[oai(path = "/orgs/:org/members/:member", method = "get")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The member's id.
+        member: Path<String>,
+    ) -> Result<Json<MemberView>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        access.require(Permission::ViewDirectory)?;
+        let id = parse_member_id(&member)?;
+        let record = store::members::get_user(state.store(), None, access.org_id(), &id)
+            .await?
+            .ok_or_else(member_not_found)?;
+        Ok(Json(view_of(&state, &record).await?))
+    }
+
+    /// Change a member's role, status or project rights
+    ///
+    /// Owners and admins change members who are not owners; only owners
+    /// grant, change or remove the owner role. The last active owner cannot
+    /// be downgraded, suspended or deactivated (409). Suspending or
+    /// deactivating stops the member's sessions and tokens in this
+    /// organization at once.
+    #[oai(path = "/orgs/:org/members/:member", method = "patch")]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The member's id.
+        member: Path<String>,
+        body: Json<UpdateMemberRequest>,
+    ) -> Result<Json<MemberView>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::ManageNonOwnerMembers)?;
+        let id = parse_member_id(&member)?;
+        let UpdateMemberRequest {
+            role,
+            status,
+            suspended_until,
+            project_rights,
+        } = body.0;
+        let change = MemberChange {
+            role: role
+                .as_deref()
+                .map(str::parse::<Role>)
+                .transpose()
+                .map_err(|err| AppError::invalid("role", err))?,
+            status: status
+                .as_deref()
+                .map(str::parse::<MemberStatus>)
+                .transpose()
+                .map_err(|err| AppError::invalid("status", err))?,
+            suspended_until: match suspended_until {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(at) => Some(Some(at)),
+            },
+            touches_project_rights: project_rights.is_some(),
+        };
+        let rights = project_rights.map(parse_rights).transpose()?;
+        let now = state.clock().now();
+        let store = state.store();
+        let record = in_transaction!(store, |session| -> Result<UserRecord, AppError> {
+            let mut record =
+                store::members::get_user(store, Some(&mut *session), access.org_id(), &id)
+                    .await?
+                    .ok_or_else(member_not_found)?;
+            let before = record.member.clone();
+            let (after, until) = plan_member_change(
+                granted.role,
+                standing(&before),
+                before.suspended_until,
+                &change,
+                now,
+            )?;
+            store::members::ensure_an_owner_remains(
+                store,
+                session,
+                access.org_id(),
+                standing(&before),
+                Some(after),
+            )
+            .await??;
+            let member = &mut record.member;
+            member.role = after.role;
+            member.status = after.status;
+            member.suspended_until = until;
+            if let Some(rights) = &rights {
+                member.project_rights = rights.clone();
+            }
+            member.updated_at = now;
+            if !store::members::update_membership(store, session, member, record.version).await? {
+                return Err(member_not_found());
+            }
+            record.version += 1;
+            let event = granted.event(
+                now,
+                "member.updated",
+                ("member", id.as_str()),
+                Some(audited(&before)),
+                Some(audited(&record.member)),
+            );
+            store::audit::record(store, session, &event).await?;
+            Ok(record)
+        })?;
+        Ok(Json(view_of(&state, &record).await?))
+    }
+
+    /// Remove a member
+    ///
+    /// Owners and admins remove members who are not owners; only owners
+    /// remove an owner, and never the last active one (409). The account
+    /// and the audit trail remain.
+    #[oai(path = "/orgs/:org/members/:member", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The member's id.
+        member: Path<String>,
+    ) -> Result<Removed, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::RemoveNonOwnerMembers)?;
+        let id = parse_member_id(&member)?;
+        let now = state.clock().now();
+        let store = state.store();
+        in_transaction!(store, |session| -> Result<(), AppError> {
+            let record = store::members::get_user(store, Some(&mut *session), access.org_id(), &id)
+                .await?
+                .ok_or_else(member_not_found)?;
+            let before = standing(&record.member);
+            ensure_may_assign_role(granted.role, Some(before.role), None)?;
+            remove_member(
+                store,
+                session,
+                &access,
+                &record,
+                now,
+                "member.removed",
+                &granted,
+            )
+            .await
+        })?;
+        Ok(Removed::Removed)
+    }
+
+    /// Leave an organization
+    ///
+    /// Owners and admins may leave on their own (others ask an admin); the
+    /// last active owner cannot leave (409).
+    #[oai(path = "/orgs/:org/leave", method = "post")]
+    async fn leave(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+    ) -> Result<Removed, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::ViewDirectory)?;
+        ensure_may_leave(access.role)?;
+        let now = state.clock().now();
+        let store = state.store();
+        in_transaction!(store, |session| -> Result<(), AppError> {
+            let record = store::members::get_user(
+                store,
+                Some(&mut *session),
+                access.org_id(),
+                &access.member.id,
+            )
+            .await?
+            .ok_or_else(member_not_found)?;
+            remove_member(
+                store,
+                session,
+                &access,
+                &record,
+                now,
+                "member.left",
+                &granted,
+            )
+            .await
+        })?;
+        Ok(Removed::Removed)
+    }
+}
+
+/// Removes a membership under the last-owner rule, with its audit event.
+async fn remove_member(
+    store: &store::Store,
+    session: &mut mongodb::ClientSession,
+    access: &OrgAccess,
+    record: &UserRecord,
+    now: DateTime<Utc>,
+    action: &'static str,
+    granted: &super::access::Granted<'_>,
+) -> Result<(), AppError> {
+    let id = &record.member.id;
+    store::members::ensure_an_owner_remains(
+        store,
+        session,
+        access.org_id(),
+        standing(&record.member),
+        None,
+    )
+    .await??;
+    if !store::members::delete(store, session, access.org_id(), id).await? {
+        return Err(member_not_found());
+    }
+    store::groups::forget_member(store, session, id.as_str()).await?;
+    let event = granted.event(
+        now,
+        action,
+        ("member", id.as_str()),
+        Some(audited(&record.member)),
+        None,
+    );
+    store::audit::record(store, session, &event).await?;
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! Every route, walked with every kind of caller, against this table.
+//!
+//! Columns: owner, admin, contributor, viewer, a suspended member (signed
+//! in with a session), the owner of another organization, and no token.
+//! Callers run from the right-hand column to the left, so that the
+//! destructive successes (leaving, deleting the organization) come last.
+//!
+//! | route                                   | own | adm | con | vie | sus | out | none |
+//! |-----------------------------------------|-----|-----|-----|-----|-----|-----|------|
+//! | GET    /roles                           | 200 | 200 | 200 | 200 | 200 | 200 | 200  |
+//! | GET    /me                              | 200 | 200 | 200 | 200 | 200 | 200 | 401  |
+//! | POST   /orgs                            | 201 | 201 | 201 | 201 | 201 | 201 | 401  |
+//! | GET    /orgs/{org}                      | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
+//! | PATCH  /orgs/{org}                      | 200 | 403 | 403 | 403 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/members              | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/members/{m}          | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
+//! | PATCH  /orgs/{org}/members/{m}          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
+//! | DELETE /orgs/{org}/members/{m}          | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/groups               | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
+//! | POST   /orgs/{org}/groups               | 201 | 201 | 403 | 403 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/groups/{g}           | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
+//! | PATCH  /orgs/{org}/groups/{g}           | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
+//! | PUT    /orgs/{org}/groups/{g}/role-mapping | 200 | 200 | 403 | 403 | 403 | 404 | 401 |
+//! | DELETE /orgs/{org}/groups/{g}           | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
+//! | POST   /orgs/{org}/leave                | 409 | 204 | 403 | 403 | 403 | 404 | 401  |
+//! | DELETE /orgs/{org}                      | 204 | 403 | 403 | 403 | 403 | 404 | 401  |
+//!
+//! `{m}` is a fresh viewer and `{g}` a fresh group for every call. The
+//! owner cannot leave because they are the last owner (409) once the admin
+//! has left.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::common::TestApp;
+use super::{Cast, call};
+
+struct Row {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    /// owner, admin, contributor, viewer, suspended, outsider, anonymous.
+    expect: [u16; 7],
+}
+
+fn row(method: Method, path: &'static str, body: Option<Value>, expect: [u16; 7]) -> Row {
+    Row {
+        method,
+        path,
+        body,
+        expect,
+    }
+}
+
+fn table() -> Vec<Row> {
+    use Method as M;
+    let rename = || Some(json!({ "name": "Renamed {u}" }));
+    vec![
+        row(M::GET, "/roles", None, [200, 200, 200, 200, 200, 200, 200]),
+        row(M::GET, "/me", None, [200, 200, 200, 200, 200, 200, 401]),
+        row(
+            M::POST,
+            "/orgs",
+            Some(json!({ "name": "New {u}" })),
+            [201, 201, 201, 201, 201, 201, 401],
+        ),
+        row(
+            M::GET,
+            "/orgs/{org}",
+            None,
+            [200, 200, 200, 200, 403, 404, 401],
+        ),
+        row(
+            M::PATCH,
+            "/orgs/{org}",
+            rename(),
+            [200, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::GET,
+            "/orgs/{org}/members",
+            None,
+            [200, 200, 200, 200, 403, 404, 401],
+        ),
+        row(
+            M::GET,
+            "/orgs/{org}/members/{m}",
+            None,
+            [200, 200, 200, 200, 403, 404, 401],
+        ),
+        row(
+            M::PATCH,
+            "/orgs/{org}/members/{m}",
+            Some(json!({ "role": "contributor" })),
+            [200, 200, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::DELETE,
+            "/orgs/{org}/members/{m}",
+            None,
+            [204, 204, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::GET,
+            "/orgs/{org}/groups",
+            None,
+            [200, 200, 200, 200, 403, 404, 401],
+        ),
+        row(
+            M::POST,
+            "/orgs/{org}/groups",
+            Some(json!({ "display_name": "Group {u}" })),
+            [201, 201, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::GET,
+            "/orgs/{org}/groups/{g}",
+            None,
+            [200, 200, 200, 200, 403, 404, 401],
+        ),
+        row(
+            M::PATCH,
+            "/orgs/{org}/groups/{g}",
+            Some(json!({ "display_name": "Group {u}" })),
+            [200, 200, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::PUT,
+            "/orgs/{org}/groups/{g}/role-mapping",
+            Some(json!({ "role": "viewer" })),
+            [200, 200, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::DELETE,
+            "/orgs/{org}/groups/{g}",
+            None,
+            [204, 204, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::POST,
+            "/orgs/{org}/leave",
+            None,
+            [409, 204, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::DELETE,
+            "/orgs/{org}",
+            None,
+            [204, 403, 403, 403, 403, 404, 401],
+        ),
+    ]
+}
+
+const CALLERS: [&str; 7] = [
+    "owner",
+    "admin",
+    "contributor",
+    "viewer",
+    "suspended",
+    "outsider",
+    "anonymous",
+];
+
+fn fill(template: &str, org: &str, member: &str, group: &str) -> String {
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    template
+        .replace("{org}", org)
+        .replace("{m}", member)
+        .replace("{g}", group)
+        .replace("{u}", &unique)
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_the_table_says() {
+    let app = TestApp::spawn().await;
+    let mut mismatches = Vec::new();
+    for row in table() {
+        // A cast per row: a row's successful writes never change the next.
+        let cast = Cast::new(&app).await;
+        let org = cast.org();
+        let tokens: [Option<&str>; 7] = [
+            Some(&cast.org.owner.token),
+            Some(&cast.admin.token),
+            Some(&cast.contributor.token),
+            Some(&cast.viewer.token),
+            Some(&cast.suspended_session),
+            Some(&cast.outsider.owner.token),
+            None,
+        ];
+        for caller in (0..7).rev() {
+            let member = app
+                .with_member(&cast.org, muster::domain::Role::Viewer)
+                .await;
+            let group = call(
+                &app,
+                Method::POST,
+                &format!("/orgs/{org}/groups"),
+                Some(&cast.org.owner.token),
+                Some(&json!({ "display_name": format!("Target {}", uuid::Uuid::new_v4()) })),
+            )
+            .await;
+            let group_id = group.body["id"].as_str().unwrap_or_default().to_owned();
+            let path = fill(row.path, &org, member.member_id.as_str(), &group_id);
+            let body = row
+                .body
+                .as_ref()
+                .map(|b| serde_json::from_str(&fill(&b.to_string(), &org, "", "")).expect("json"));
+            let answer = call(
+                &app,
+                row.method.clone(),
+                &path,
+                tokens[caller],
+                body.as_ref(),
+            )
+            .await;
+            if answer.status.as_u16() != row.expect[caller] {
+                mismatches.push(format!(
+                    "{} {} as {}: expected {}, got {} {}",
+                    row.method,
+                    row.path,
+                    CALLERS[caller],
+                    row.expect[caller],
+                    answer.status,
+                    answer.body
+                ));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
