@@ -336,7 +336,7 @@ struct ScimErrorBody {
 }
 
 /// The error statuses every management route may answer, documented once.
-const DOCUMENTED_ERRORS: [(u16, &str); 9] = [
+const DOCUMENTED_ERRORS: [(u16, &str); 11] = [
     (400, "The request is malformed."),
     (401, "No valid bearer token."),
     (403, "The caller may not do this."),
@@ -346,9 +346,14 @@ const DOCUMENTED_ERRORS: [(u16, &str); 9] = [
         "The change conflicts with the current state (e.g. the last owner).",
     ),
     (413, "The request body is too large."),
+    (
+        415,
+        "The body is not JSON (send `Content-Type: application/json`).",
+    ),
     (422, "A field has an invalid value; `field` names it."),
     (429, "Rate limited; see the Retry-After header."),
     (500, "Internal error; quote the X-Request-Id header."),
+    (503, "The database is unavailable or busy; retry shortly."),
 ];
 
 impl ApiResponse for AppError {

@@ -61,13 +61,19 @@ impl Surface {
     }
 }
 
+#[poem::handler]
+fn openapi_json() -> Response {
+    Response::builder()
+        .content_type("application/json; charset=utf-8")
+        .body(api::spec_json())
+}
+
 /// Builds the whole application.
 pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let settings = state.settings().clone();
     let max_body_bytes = settings.http.max_body_bytes;
     let api_service = api::service();
     let swagger_ui = api_service.swagger_ui();
-    let spec = api_service.spec_endpoint();
     let limiter = settings
         .rate_limit
         .enabled
@@ -78,7 +84,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
-        .at("/openapi.json", spec)
+        .at("/openapi.json", get(openapi_json))
         .nest("/docs", swagger_ui)
         .nest("/api/v1", api_service)
         .nest("/scim/v2", scim::routes())
@@ -159,6 +165,16 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
         };
         if let Ok(value) = id.parse() {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        // RFC 9110 §15.5.6: a 405 says which methods the resource has.
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && surface == Surface::Api
+            && let Some(allow) = crate::api::allowed_methods(&path)
+            && let Ok(value) = allow.parse()
+        {
+            response
+                .headers_mut()
+                .insert(poem::http::header::ALLOW, value);
         }
         let status = response.status().as_u16();
         let micros = started.elapsed().as_micros() as u64;

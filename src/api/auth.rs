@@ -2,6 +2,7 @@ use chrono::{DateTime, Duration, Utc};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
 use crate::auth::password::verify_password;
@@ -18,9 +19,9 @@ pub struct AuthApi;
 pub struct LoginRequest {
     /// The account's email address (case does not matter).
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Text,
     #[oai(validator(max_length = 1024))]
-    pub password: String,
+    pub password: Text,
 }
 
 #[derive(Debug, Object)]
@@ -99,7 +100,7 @@ impl AuthApi {
         auth: BearerAuth,
     ) -> Result<LogoutResponse, AppError> {
         let Principal::Session { session_id, .. } = &auth.0 else {
-            return Err(AppError::BadRequest(
+            return Err(AppError::Forbidden(
                 "only session tokens can log out; delete personal tokens under /me/tokens".into(),
             ));
         };

@@ -11,7 +11,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::{Granted, OrgAccess};
-use super::members::{DEFAULT_PAGE, MAX_PAGE, ProjectRightsView, parse_rights};
+use super::members::{DEFAULT_PAGE, MAX_PAGE, ProjectRightsView, parse_rights, rights_view};
+use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::domain::policy::ensure_may_assign_role;
 use crate::domain::{GroupId, MemberId, Permission, Role};
@@ -24,6 +25,7 @@ use crate::store::{self, Inserted, Store};
 pub struct GroupsApi;
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct GroupView {
     pub id: String,
     pub display_name: String,
@@ -38,6 +40,7 @@ pub struct GroupView {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RoleMappingView {
     pub role: Option<String>,
     pub project_rights: Vec<ProjectRightsView>,
@@ -46,7 +49,8 @@ pub struct RoleMappingView {
 #[derive(Debug, Object)]
 pub struct GroupPage {
     pub items: Vec<GroupView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -54,10 +58,10 @@ pub struct GroupPage {
 #[oai(deny_unknown_fields, example)]
 pub struct CreateGroupRequest {
     #[oai(validator(min_length = 1, max_length = 256))]
-    pub display_name: String,
+    pub display_name: Text,
     /// Member ids to add.
     #[oai(default, validator(max_items = 1000))]
-    pub members: Vec<String>,
+    pub members: Vec<Text>,
 }
 
 impl Example for CreateGroupRequest {
@@ -74,13 +78,13 @@ impl Example for CreateGroupRequest {
 #[oai(deny_unknown_fields, example)]
 pub struct UpdateGroupRequest {
     #[oai(validator(min_length = 1, max_length = 256))]
-    pub display_name: Option<String>,
+    pub display_name: Option<Text>,
     /// Member ids to add.
     #[oai(default, validator(max_items = 1000))]
-    pub add_members: Vec<String>,
+    pub add_members: Vec<Text>,
     /// Member ids to remove.
     #[oai(default, validator(max_items = 1000))]
-    pub remove_members: Vec<String>,
+    pub remove_members: Vec<Text>,
 }
 
 impl Example for UpdateGroupRequest {
@@ -98,7 +102,7 @@ impl Example for UpdateGroupRequest {
 pub struct RoleMappingRequest {
     /// `owner`, `admin`, `contributor`, `viewer`, or `null` for none. Only
     /// owners map a group to owner or change a group mapped to owner.
-    pub role: Option<String>,
+    pub role: Option<Text>,
     #[oai(default, validator(max_items = 1000))]
     pub project_rights: Vec<ProjectRightsView>,
 }
@@ -146,14 +150,7 @@ fn group_view(group: &Group, member_count: u64) -> GroupView {
         external_id: group.external_id.clone(),
         role_mapping: group.role_mapping.as_ref().map(|m| RoleMappingView {
             role: m.role.map(|r| r.to_string()),
-            project_rights: m
-                .project_rights
-                .iter()
-                .map(|g| ProjectRightsView {
-                    project_id: g.project_id.to_string(),
-                    rights: g.rights.iter().map(|r| r.as_str().to_owned()).collect(),
-                })
-                .collect(),
+            project_rights: rights_view(&m.project_rights),
         }),
         member_count,
         created_at: group.created_at,
@@ -186,7 +183,7 @@ async fn members_of_org(
     session: &mut mongodb::ClientSession,
     access: &OrgAccess,
     field: &str,
-    raw: &[String],
+    raw: &[Text],
 ) -> Result<Vec<String>, AppError> {
     let mut ids = Vec::with_capacity(raw.len());
     for (i, id) in raw.iter().enumerate() {

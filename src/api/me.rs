@@ -20,6 +20,7 @@ pub struct MeResponse {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AccountView {
     pub id: String,
     pub email: String,

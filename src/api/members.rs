@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::OrgAccess;
+use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::domain::member::ProjectGrant;
 use crate::domain::policy::{
@@ -30,6 +31,7 @@ use crate::store::{self};
 pub struct MembersApi;
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MemberView {
     pub id: String,
     /// The login behind the membership; absent for a person an identity
@@ -67,15 +69,16 @@ pub struct GroupRoleView {
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct ProjectRightsView {
-    pub project_id: String,
+    pub project_id: Text,
     /// Any of `read`, `write` (create and update), `delete`.
-    pub rights: Vec<String>,
+    pub rights: Vec<Text>,
 }
 
 #[derive(Debug, Object)]
 pub struct MemberPage {
     pub items: Vec<MemberView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -85,10 +88,10 @@ pub struct MemberPage {
 pub struct UpdateMemberRequest {
     /// `owner`, `admin`, `contributor` or `viewer`. Only owners grant,
     /// change or remove the owner role.
-    pub role: Option<String>,
+    pub role: Option<Text>,
     /// `active`, `inactive` or `suspended` (`pending` only for an inactive
     /// member who never signed in).
-    pub status: Option<String>,
+    pub status: Option<Text>,
     /// The end of a suspension (with `status: "suspended"`); `null` for
     /// until further notice.
     pub suspended_until: MaybeUndefined<DateTime<Utc>>,
@@ -159,17 +162,20 @@ fn member_view(record: &UserRecord, groups: &[MappedRole], now: DateTime<Utc>) -
             .collect(),
         status: member.effective_status(now).to_string(),
         suspended_until: member.suspended_until,
-        project_rights: member
-            .project_rights
-            .iter()
-            .map(|grant| ProjectRightsView {
-                project_id: grant.project_id.to_string(),
-                rights: grant.rights.iter().map(|r| r.as_str().to_owned()).collect(),
-            })
-            .collect(),
+        project_rights: rights_view(&member.project_rights),
         created_at: member.created_at,
         updated_at: member.updated_at,
     }
+}
+
+pub fn rights_view(grants: &[ProjectGrant]) -> Vec<ProjectRightsView> {
+    grants
+        .iter()
+        .map(|grant| ProjectRightsView {
+            project_id: Text(grant.project_id.to_string()),
+            rights: grant.rights.iter().map(|r| r.as_str().into()).collect(),
+        })
+        .collect()
 }
 
 /// What the audit log keeps of a membership.
@@ -199,7 +205,7 @@ pub fn parse_rights(raw: Vec<ProjectRightsView>) -> Result<Vec<ProjectGrant>, Ap
         for right in &grant.rights {
             let right = ProjectRight::ALL
                 .into_iter()
-                .find(|r| r.as_str() == right)
+                .find(|r| r.as_str() == &**right)
                 .ok_or_else(|| {
                     AppError::invalid(
                         format!("project_rights[{i}].rights"),

@@ -8,6 +8,7 @@ pub mod me;
 pub mod members;
 pub mod orgs;
 pub mod roles;
+pub mod text;
 
 use poem::Request;
 use poem_openapi::auth::Bearer;
@@ -89,7 +90,149 @@ pub fn service() -> OpenApiService<Apis, ()> {
     .server("/api/v1")
 }
 
-/// The spec as committed in `openapi/management.json`.
+/// The spec as served at `/openapi.json` and committed in
+/// `openapi/management.json`.
 pub fn spec_json() -> String {
-    service().spec()
+    static SPEC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| {
+        let generated = service().spec();
+        match serde_json::from_str::<serde_json::Value>(&generated) {
+            Ok(mut spec) => {
+                close_request_schemas(&mut spec);
+                serde_json::to_string_pretty(&spec).unwrap_or(generated)
+            }
+            Err(_) => generated,
+        }
+    })
+    .clone()
+}
+
+/// Every request body refuses unknown fields (`deny_unknown_fields`), but
+/// poem-openapi does not say so in the schema: mark each schema a request
+/// body reaches with `additionalProperties: false`, so that clients and
+/// spec-driven testers know.
+fn close_request_schemas(spec: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn refs(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("$ref", Value::String(target)) => {
+                            if let Some(name) = target.strip_prefix("#/components/schemas/") {
+                                found.push(name.to_owned());
+                            }
+                        }
+                        _ => refs(value, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+            _ => {}
+        }
+    }
+    let mut pending = Vec::new();
+    if let Some(paths) = spec.get("paths").and_then(Value::as_object) {
+        for operation in paths
+            .values()
+            .filter_map(Value::as_object)
+            .flat_map(|o| o.values())
+        {
+            if let Some(body) = operation.get("requestBody") {
+                refs(body, &mut pending);
+            }
+        }
+    }
+    let Some(schemas) = spec
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let mut closed = std::collections::HashSet::new();
+    while let Some(name) = pending.pop() {
+        if !closed.insert(name.clone()) {
+            continue;
+        }
+        if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
+            refs(&Value::Object(schema.clone()), &mut pending);
+            if schema.get("type").and_then(Value::as_str) == Some("object") {
+                schema.insert("additionalProperties".into(), Value::Bool(false));
+            }
+        }
+    }
+}
+
+/// The management API's routes: path templates split into segments
+/// (`None` for a `{parameter}`), with their methods.
+type RouteTable = Vec<(Vec<Option<String>>, Vec<String>)>;
+
+fn route_table() -> &'static RouteTable {
+    static TABLE: std::sync::OnceLock<RouteTable> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let spec: serde_json::Value = serde_json::from_str(&spec_json()).unwrap_or_default();
+        let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) else {
+            return Vec::new();
+        };
+        paths
+            .iter()
+            .map(|(template, operations)| {
+                let segments = template
+                    .split('/')
+                    .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                    .collect();
+                let methods = operations
+                    .as_object()
+                    .map(|ops| ops.keys().map(|m| m.to_ascii_uppercase()).collect())
+                    .unwrap_or_default();
+                (segments, methods)
+            })
+            .collect()
+    })
+}
+
+/// The `Allow` header value for a path under `/api/v1`, if it is a route.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    let relative = path.strip_prefix("/api/v1")?;
+    let segments: Vec<&str> = relative.split('/').collect();
+    route_table()
+        .iter()
+        .find(|(template, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t.as_deref().is_none_or(|t| t == *s))
+        })
+        .map(|(_, methods)| methods.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn allow_lists_the_methods_of_a_route() {
+        assert_eq!(
+            super::allowed_methods("/api/v1/orgs/abc").as_deref(),
+            Some("GET, PATCH, DELETE")
+        );
+        assert_eq!(super::allowed_methods("/api/v1/nothing/here"), None);
+        assert_eq!(super::allowed_methods("/scim/v2/Users"), None);
+    }
+
+    #[test]
+    fn request_schemas_refuse_unknown_fields_in_the_spec() {
+        let spec: serde_json::Value =
+            serde_json::from_str(&super::spec_json()).expect("the spec is JSON");
+        for name in ["LoginRequest", "UpdateOrgRequest", "UpdateOrgSettings"] {
+            assert_eq!(
+                spec["components"]["schemas"][name]["additionalProperties"], false,
+                "{name}"
+            );
+        }
+        assert!(
+            spec["components"]["schemas"]["OrgView"]
+                .get("additionalProperties")
+                .is_none()
+        );
+    }
 }

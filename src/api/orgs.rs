@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::{OrgAccess, caller_account};
+use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::domain::{
     Member, MemberId, MemberStatus, OrgId, OrgSettings, Organization, Permission, Role,
@@ -58,7 +59,7 @@ pub struct OrgSettingsView {
 #[oai(deny_unknown_fields, example)]
 pub struct CreateOrgRequest {
     #[oai(validator(min_length = 1, max_length = 100))]
-    pub name: String,
+    pub name: Text,
 }
 
 impl Example for CreateOrgRequest {
@@ -74,7 +75,7 @@ impl Example for CreateOrgRequest {
 #[oai(deny_unknown_fields, example)]
 pub struct UpdateOrgRequest {
     #[oai(validator(min_length = 1, max_length = 100))]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     pub settings: Option<UpdateOrgSettings>,
 }
 
@@ -100,7 +101,7 @@ pub struct UpdateOrgSettings {
     #[oai(validator(minimum(value = "1"), maximum(value = "3650")))]
     pub audit_retention_days: Option<u32>,
     #[oai(validator(max_items = 100))]
-    pub allowed_email_domains: Option<Vec<String>>,
+    pub allowed_email_domains: Option<Vec<Text>>,
     pub scim_activation_emails: Option<bool>,
 }
 
@@ -166,7 +167,7 @@ fn audited(org: &Organization) -> serde_json::Value {
 }
 
 /// Lower-cased domains; each must look like a host name.
-fn email_domains(raw: Vec<String>) -> Result<Vec<String>, AppError> {
+fn email_domains(raw: Vec<Text>) -> Result<Vec<String>, AppError> {
     let mut domains = Vec::with_capacity(raw.len());
     for domain in raw {
         let domain = domain.trim().to_ascii_lowercase();
