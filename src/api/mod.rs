@@ -5,6 +5,8 @@ pub mod access;
 pub mod auth;
 pub mod me;
 pub mod orgs;
+pub mod projects;
+pub mod tokens;
 
 use poem::Request;
 use poem_openapi::auth::Bearer;
@@ -56,11 +58,25 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     Ok(principal)
 }
 
-pub type Apis = (auth::AuthApi, me::MeApi, orgs::OrgsApi);
+pub type Apis = (
+    auth::AuthApi,
+    me::MeApi,
+    orgs::OrgsApi,
+    projects::ProjectsApi,
+    tokens::TokensApi,
+    tokens::ScimTokensApi,
+);
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, me::MeApi, orgs::OrgsApi),
+        (
+            auth::AuthApi,
+            me::MeApi,
+            orgs::OrgsApi,
+            projects::ProjectsApi,
+            tokens::TokensApi,
+            tokens::ScimTokensApi,
+        ),
         "Muster management API",
         env!("CARGO_PKG_VERSION"),
     )
