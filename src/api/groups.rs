@@ -11,7 +11,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::{Granted, OrgAccess};
-use super::members::{DEFAULT_PAGE, MAX_PAGE, ProjectRightsView, parse_rights, rights_view};
+use super::members::{ProjectRightsView, ensure_projects_exist, parse_rights, rights_view};
+use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::domain::policy::ensure_may_assign_role;
@@ -231,19 +232,16 @@ impl GroupsApi {
         org: Path<String>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-        /// Page size, 1 to 200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<u32>>,
+        /// Page size, 1 to 200.
+        #[oai(default = "paging::default_limit")]
+        limit: Query<u32>,
     ) -> Result<Json<GroupPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         access.require(Permission::ViewDirectory)?;
-        let after = cursor
-            .0
-            .as_deref()
-            .map(|raw| GroupId::parse(raw).map(GroupId::into_string))
-            .transpose()
-            .map_err(|_| AppError::invalid("cursor", "not a cursor this API returned"))?;
-        let limit = limit.0.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let after = paging::cursor(cursor.0.as_deref(), |raw| {
+            GroupId::parse(raw).map(GroupId::into_string)
+        })?;
+        let limit = paging::page_size(limit.0)?;
         let store = state.store();
         let (groups, more) =
             store::groups::list_after(store, access.org_id(), after.as_deref(), limit).await?;
@@ -522,6 +520,7 @@ impl GroupsApi {
                 .await?
                 .ok_or_else(group_not_found)?;
             ensure_may_assign_role(granted.role, mapped_role(&current), role)?;
+            ensure_projects_exist(store, session, &access, &project_rights).await?;
             let mut group = current.clone();
             group.role_mapping =
                 (role.is_some() || !project_rights.is_empty()).then(|| RoleMapping {

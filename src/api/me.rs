@@ -1,13 +1,19 @@
 use chrono::{DateTime, Utc};
 use poem_openapi::payload::Json;
+use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 
+use super::access::caller_account;
+use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
+use crate::auth::password::{MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password};
 use crate::domain::Role;
 use crate::error::AppError;
+use crate::in_transaction;
 use crate::state::AppState;
 use crate::store;
+use crate::store::accounts::SelfUpdate;
 
 pub struct MeApi;
 
@@ -39,6 +45,63 @@ pub struct MembershipView {
     pub status: String,
 }
 
+/// Only the fields sent change.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct UpdateMeRequest {
+    /// 1 to 100 characters after trimming; null clears it.
+    pub display_name: MaybeUndefined<Text>,
+    /// A new password, with the current one as proof.
+    pub password: Option<PasswordChange>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password the account has now.
+    pub current: Text,
+    /// At least 10 characters (and at most 1024 bytes).
+    pub new: Text,
+}
+
+impl Example for UpdateMeRequest {
+    fn example() -> Self {
+        UpdateMeRequest {
+            display_name: MaybeUndefined::Value("Grace Hopper".into()),
+            password: Some(PasswordChange {
+                current: "correct horse battery staple".into(),
+                new: "a longer and newer passphrase".into(),
+            }),
+        }
+    }
+}
+
+/// The longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+
+fn display_name(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(AppError::invalid(
+            "display_name",
+            "the display name must not be empty; send null to clear it",
+        ));
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(AppError::invalid(
+            "display_name",
+            format!("the display name must be at most {MAX_DISPLAY_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "display_name",
+            "the display name must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 fn role_name(role: Role) -> String {
     role.as_str().to_owned()
 }
@@ -55,42 +118,145 @@ impl MeApi {
         state: poem::web::Data<&AppState>,
         auth: BearerAuth,
     ) -> Result<Json<MeResponse>, AppError> {
-        let account_id = auth
-            .0
-            .account_id()
-            .ok_or_else(|| AppError::Forbidden("SCIM tokens are not accounts".into()))?;
+        Ok(Json(me_response(&state, &auth.0).await?))
+    }
+
+    /// Change your display name or password
+    ///
+    /// Only the fields sent change; `display_name: null` clears the name.
+    /// A new password needs the current one (403 when it is wrong, 409
+    /// when the account has none yet) and at least 10 characters; changing
+    /// it ends your other sessions. Answers like `GET /me`.
+    #[oai(path = "/me", method = "patch")]
+    async fn update(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<UpdateMeRequest>,
+    ) -> Result<Json<MeResponse>, AppError> {
+        let account_id = caller_account(&auth.0)?.clone();
+        let UpdateMeRequest {
+            display_name: name,
+            password,
+        } = body.0;
+        // Every value is checked before any work.
+        let name = match name {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(raw) => Some(Some(display_name(&raw)?)),
+        };
+        if let Some(change) = &password {
+            check_policy(&change.new).map_err(|err| AppError::invalid("password.new", err))?;
+            if change.current.len() > MAX_PASSWORD_BYTES {
+                return Err(AppError::invalid(
+                    "password.current",
+                    format!("a password is at most {MAX_PASSWORD_BYTES} bytes"),
+                ));
+            }
+        }
         let store = state.store();
-        let account = store::accounts::get(store, account_id)
+        let credentials = store::accounts::get_credentials(store, None, &account_id)
             .await?
             .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
-        let mut members = store::members::list_for_account(store, account_id).await?;
-        if let Principal::PersonalToken { org_id, .. } = &auth.0 {
-            members.retain(|member| &member.org_id == org_id);
-        }
-        let org_ids: Vec<_> = members.iter().map(|m| m.org_id.clone()).collect();
-        let orgs = store::orgs::get_many(store, &org_ids).await?;
-        let now = state.clock().now();
-        let memberships = members
-            .into_iter()
-            .filter_map(|member| {
-                let org = orgs.iter().find(|org| org.id == member.org_id)?;
-                Some(MembershipView {
-                    org_id: org.id.to_string(),
-                    org_name: org.name.clone(),
-                    member_id: member.id.to_string(),
-                    role: role_name(member.role),
-                    status: member.effective_status(now).as_str().to_owned(),
+        let new_password = match password {
+            None => None,
+            Some(PasswordChange { current, new }) => {
+                let Some(stored) = credentials.password_hash.clone() else {
+                    return Err(AppError::Conflict {
+                        problem: "no-password",
+                        detail: "this account has no password to change yet; set one by \
+                                 accepting an invitation"
+                            .into(),
+                    });
+                };
+                // argon2 is CPU-bound; keep it off the async workers.
+                let (verified, hashed) = tokio::task::spawn_blocking(move || {
+                    if verify_password(Some(&stored), &current) {
+                        (true, Some(hash_password(&new)))
+                    } else {
+                        (false, None)
+                    }
                 })
-            })
-            .collect();
-        Ok(Json(MeResponse {
-            account: AccountView {
-                id: account.id.to_string(),
-                email: account.email.to_string(),
-                display_name: account.display_name,
-                created_at: account.created_at,
-            },
-            memberships,
-        }))
+                .await
+                .map_err(AppError::internal)?;
+                if !verified {
+                    return Err(AppError::Forbidden(
+                        "the current password is wrong; the password was not changed".into(),
+                    ));
+                }
+                match hashed {
+                    Some(Ok(hash)) => Some(hash),
+                    Some(Err(err)) => return Err(AppError::invalid("password.new", err)),
+                    None => return Err(AppError::internal("a verified password was not hashed")),
+                }
+            }
+        };
+        let replaced = credentials.password_hash;
+        let update = SelfUpdate {
+            display_name: name.as_ref().map(Option::as_deref),
+            password: new_password.as_ref().zip(replaced.as_ref()),
+        };
+        if update.display_name.is_some() || update.password.is_some() {
+            let keep = match &auth.0 {
+                Principal::Session { session_id, .. } => Some(session_id),
+                _ => None,
+            };
+            let now = state.clock().now();
+            in_transaction!(store, |session| -> Result<(), AppError> {
+                if !store::accounts::update_self(store, session, &account_id, &update, now).await? {
+                    return Err(AppError::Conflict {
+                        problem: "concurrent-change",
+                        detail: "the account changed while this request ran (its password, \
+                                 perhaps); try again"
+                            .into(),
+                    });
+                }
+                if update.password.is_some() {
+                    store::tokens::delete_sessions_except(store, session, &account_id, keep)
+                        .await?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Json(me_response(&state, &auth.0).await?))
     }
+}
+
+/// The account and its memberships (with a personal token, only the
+/// token's organization).
+async fn me_response(state: &AppState, principal: &Principal) -> Result<MeResponse, AppError> {
+    let account_id = caller_account(principal)?;
+    let store = state.store();
+    let account = store::accounts::get(store, account_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
+    let mut members = store::members::list_for_account(store, account_id).await?;
+    if let Principal::PersonalToken { org_id, .. } = principal {
+        members.retain(|member| &member.org_id == org_id);
+    }
+    let org_ids: Vec<_> = members.iter().map(|m| m.org_id.clone()).collect();
+    let orgs = store::orgs::get_many(store, &org_ids).await?;
+    let now = state.clock().now();
+    let memberships = members
+        .into_iter()
+        .filter_map(|member| {
+            let org = orgs.iter().find(|org| org.id == member.org_id)?;
+            Some(MembershipView {
+                org_id: org.id.to_string(),
+                org_name: org.name.clone(),
+                member_id: member.id.to_string(),
+                role: role_name(member.role),
+                status: member.effective_status(now).as_str().to_owned(),
+            })
+        })
+        .collect();
+    Ok(MeResponse {
+        account: AccountView {
+            id: account.id.to_string(),
+            email: account.email.to_string(),
+            display_name: account.display_name,
+            created_at: account.created_at,
+        },
+        memberships,
+    })
 }

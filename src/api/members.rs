@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::OrgAccess;
+use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::domain::member::ProjectGrant;
@@ -121,9 +122,6 @@ pub enum Removed {
     #[oai(status = 204)]
     Removed,
 }
-
-pub const DEFAULT_PAGE: u32 = 50;
-pub const MAX_PAGE: u32 = 200;
 
 fn member_not_found() -> AppError {
     AppError::NotFound("member")
@@ -269,13 +267,12 @@ impl MembersApi {
         /// `active`, `inactive`, `pending` or `suspended`.
         status: Query<Option<String>>,
         /// Text to look for in userName, emails and display name.
-        #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-        /// Page size, 1 to 200 (default 50).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Query<Option<u32>>,
+        /// Page size, 1 to 200.
+        #[oai(default = "paging::default_limit")]
+        limit: Query<u32>,
     ) -> Result<Json<MemberPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         access.require(Permission::ViewDirectory)?;
@@ -292,14 +289,14 @@ impl MembersApi {
                 .map(str::parse::<MemberStatus>)
                 .transpose()
                 .map_err(|err| AppError::invalid("status", err))?,
-            text: q.0,
-            after: cursor
-                .0
-                .as_deref()
-                .map(MemberId::parse)
-                .transpose()
-                .map_err(|_| AppError::invalid("cursor", "not a cursor this API returned"))?,
-            limit: limit.0.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE),
+            text: match q.0 {
+                Some(q) if q.chars().count() > 200 => {
+                    return Err(AppError::invalid("q", "at most 200 characters"));
+                }
+                q => q,
+            },
+            after: paging::cursor(cursor.0.as_deref(), MemberId::parse)?,
+            limit: paging::page_size(limit.0)?,
         };
         let now = state.clock().now();
         let (records, more) =
@@ -406,6 +403,9 @@ impl MembersApi {
                 &change,
                 now,
             )?;
+            if let Some(rights) = &rights {
+                ensure_projects_exist(store, session, &access, rights).await?;
+            }
             store::members::ensure_an_owner_remains(
                 store,
                 session,
@@ -519,6 +519,30 @@ impl MembersApi {
             .await
         })?;
         Ok(Removed::Removed)
+    }
+}
+
+/// Grants may only name projects of the organization (checked in the
+/// grant's transaction).
+pub async fn ensure_projects_exist(
+    store: &store::Store,
+    session: &mut mongodb::ClientSession,
+    access: &OrgAccess,
+    grants: &[ProjectGrant],
+) -> Result<(), AppError> {
+    let ids = grants.iter().map(|grant| &grant.project_id);
+    match store::projects::first_missing(store, session, access.org_id(), ids).await? {
+        None => Ok(()),
+        Some(missing) => {
+            let i = grants
+                .iter()
+                .position(|grant| grant.project_id == missing)
+                .unwrap_or_default();
+            Err(AppError::invalid(
+                format!("project_rights[{i}].project_id"),
+                format!("no project {missing} in this organization"),
+            ))
+        }
     }
 }
 

@@ -7,8 +7,11 @@ pub mod groups;
 pub mod me;
 pub mod members;
 pub mod orgs;
+pub mod paging;
+pub mod projects;
 pub mod roles;
 pub mod text;
+pub mod tokens;
 
 use poem::Request;
 use poem_openapi::auth::Bearer;
@@ -67,6 +70,9 @@ pub type Apis = (
     members::MembersApi,
     groups::GroupsApi,
     roles::RolesApi,
+    projects::ProjectsApi,
+    tokens::TokensApi,
+    tokens::ScimTokensApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
@@ -78,6 +84,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
             members::MembersApi,
             groups::GroupsApi,
             roles::RolesApi,
+            projects::ProjectsApi,
+            tokens::TokensApi,
+            tokens::ScimTokensApi,
         ),
         "Muster management API",
         env!("CARGO_PKG_VERSION"),

@@ -13,9 +13,17 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// To the millisecond, as MongoDB keeps times: what a write answers
+    /// then equals what later reads return.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        stored_precision(Utc::now())
     }
+}
+
+/// A time cut to the precision the database stores (milliseconds).
+pub fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    at.trunc_subsecs(3)
 }
 
 /// A clock that only moves when told to.

@@ -87,6 +87,36 @@ pub struct Project {
     pub updated_at: DateTime<Utc>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidProjectName {
+    #[error("the project name must not be empty")]
+    Empty,
+    #[error("the project name must be at most {max} characters")]
+    TooLong { max: usize },
+    #[error("the project name must not contain control characters")]
+    ControlCharacters,
+}
+
+pub const MAX_PROJECT_NAME_CHARS: usize = 100;
+
+/// Validates a project name: trimmed, 1 to 100 characters, no control
+/// characters. Uniqueness (ignoring case, per organization) is the store's.
+pub fn project_name(raw: &str) -> Result<String, InvalidProjectName> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(InvalidProjectName::Empty);
+    }
+    if name.chars().count() > MAX_PROJECT_NAME_CHARS {
+        return Err(InvalidProjectName::TooLong {
+            max: MAX_PROJECT_NAME_CHARS,
+        });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(InvalidProjectName::ControlCharacters);
+    }
+    Ok(name.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +147,24 @@ mod tests {
         assert_eq!(
             org_name_and_slug(&"x".repeat(101)),
             Err(InvalidOrgName::TooLong { max: 100 })
+        );
+    }
+
+    #[test]
+    fn project_names() {
+        assert_eq!(project_name("  Website  "), Ok("Website".to_owned()));
+        assert_eq!(project_name(" \t "), Err(InvalidProjectName::Empty));
+        assert_eq!(
+            project_name(&"p".repeat(101)),
+            Err(InvalidProjectName::TooLong { max: 100 })
+        );
+        assert_eq!(
+            project_name(&"é".repeat(100)).map(|n| n.chars().count()),
+            Ok(100)
+        );
+        assert_eq!(
+            project_name("a\u{0}b"),
+            Err(InvalidProjectName::ControlCharacters)
         );
     }
 }

@@ -65,3 +65,52 @@ pub async fn get(store: &Store, id: &AccountId) -> Result<Option<Account>, Mongo
         .await?;
     Ok(found.map(|doc| doc.to_account()))
 }
+
+/// An account with its password hash, by id.
+pub async fn get_credentials(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    id: &AccountId,
+) -> Result<Option<Credentials>, MongoError> {
+    let found = with_session!(
+        collection(store).find_one(doc! { "_id": id.as_str() }),
+        session
+    )?;
+    Ok(found.map(Credentials::from))
+}
+
+/// What a person changes on their own account (`PATCH /me`).
+#[derive(Debug, Clone, Default)]
+pub struct SelfUpdate<'a> {
+    /// `Some(None)` clears the display name; `None` leaves it.
+    pub display_name: Option<Option<&'a str>>,
+    /// The new password's hash, and the hash it replaces: the write only
+    /// happens if the stored hash is still that one, so two concurrent
+    /// changes cannot both pass the check of the current password.
+    pub password: Option<(&'a PasswordHashString, &'a PasswordHashString)>,
+}
+
+/// Writes a `SelfUpdate`; false when the account is gone or its password
+/// changed meanwhile.
+pub async fn update_self(
+    store: &Store,
+    session: &mut ClientSession,
+    id: &AccountId,
+    update: &SelfUpdate<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, MongoError> {
+    let mut filter = doc! { "_id": id.as_str() };
+    let mut set = doc! { "updated_at": super::docs::bson_time(now) };
+    if let Some(display_name) = update.display_name {
+        set.insert("display_name", display_name);
+    }
+    if let Some((new, replaced)) = update.password {
+        filter.insert("password_hash", replaced.as_str());
+        set.insert("password_hash", new.as_str());
+    }
+    let result = collection(store)
+        .update_one(filter, doc! { "$set": set })
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}

@@ -560,3 +560,27 @@ pub async fn member_counts(
     }
     Ok(counts)
 }
+
+/// Removes a project being deleted from every group's role mapping, in the
+/// deletion's transaction.
+pub async fn remove_project_rights(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    project_id: &crate::domain::ProjectId,
+) -> Result<(), MongoError> {
+    groups(store)
+        .update_many(
+            doc! {
+                "org_id": org_id.as_str(),
+                "role_mapping.project_rights.project_id": project_id.as_str(),
+            },
+            doc! {
+                "$pull": { "role_mapping.project_rights": { "project_id": project_id.as_str() } },
+                "$inc": { "version": 1 },
+            },
+        )
+        .session(session)
+        .await?;
+    Ok(())
+}

@@ -471,3 +471,24 @@ pub async fn update_membership(
         .await?;
     Ok(result.matched_count == 1)
 }
+
+/// Removes every member's rights on a project that is being deleted, in
+/// the deletion's transaction.
+pub async fn remove_project_rights(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    project_id: &crate::domain::ProjectId,
+) -> Result<(), MongoError> {
+    collection(store)
+        .update_many(
+            doc! {
+                "org_id": org_id.as_str(),
+                "project_rights.project_id": project_id.as_str(),
+            },
+            doc! { "$pull": { "project_rights": { "project_id": project_id.as_str() } } },
+        )
+        .session(session)
+        .await?;
+    Ok(())
+}

@@ -7,6 +7,7 @@ mod docs;
 pub mod groups;
 pub mod members;
 pub mod orgs;
+pub mod projects;
 pub mod scim_query;
 pub mod tokens;
 
@@ -118,6 +119,7 @@ impl Store {
         members::create_indexes(self).await?;
         groups::create_indexes(self).await?;
         tokens::create_indexes(self).await?;
+        projects::create_indexes(self).await?;
         audit::create_indexes(self).await?;
         Ok(())
     }

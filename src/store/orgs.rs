@@ -127,5 +127,6 @@ pub async fn delete(
     super::members::delete_for_org(store, session, org_id).await?;
     super::groups::delete_for_org(store, session, org_id).await?;
     super::tokens::delete_for_org(store, session, org_id).await?;
+    super::projects::delete_for_org(store, session, org_id).await?;
     Ok(true)
 }

@@ -78,6 +78,11 @@ pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
         tokens
             .create_index(index(doc! { "org_id": 1, "account_id": 1 }, false))
             .await?;
+        // An account's tokens across organizations (`GET /me/tokens`), and
+        // its sessions when its password changes.
+        tokens
+            .create_index(index(doc! { "account_id": 1, "_id": 1 }, false))
+            .await?;
     }
     // Expired sessions are useless; MongoDB deletes them. Tokens with an
     // expiry stay listable (as expired) until their owner deletes them.
@@ -164,6 +169,89 @@ pub async fn list_for_org(
         .try_collect()
         .await?;
     Ok(docs.into_iter().map(|doc| doc.into_record(kind)).collect())
+}
+
+/// An account's tokens of one kind, oldest first; only those of `org_id`
+/// when given.
+pub async fn list_for_account(
+    store: &Store,
+    kind: TokenKind,
+    account_id: &AccountId,
+    org_id: Option<&OrgId>,
+) -> Result<Vec<TokenRecord>, MongoError> {
+    let mut filter = doc! { "account_id": account_id.as_str() };
+    if let Some(org_id) = org_id {
+        filter.insert("org_id", org_id.as_str());
+    }
+    let docs: Vec<TokenDoc> = collection(store, kind)
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs.into_iter().map(|doc| doc.into_record(kind)).collect())
+}
+
+/// Whose token a deletion may remove: an id alone never suffices, so that
+/// nobody deletes a token that is not theirs by guessing its id.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenOwner<'a> {
+    /// An account's token, optionally only in one organization (a caller
+    /// that is itself a personal token sees no other organization).
+    Account {
+        account_id: &'a AccountId,
+        org_id: Option<&'a OrgId>,
+    },
+    /// An organization's token (SCIM tokens).
+    Org(&'a OrgId),
+}
+
+/// Deletes the token `id` if `owner` owns it, in the caller's transaction;
+/// returns what was deleted, `None` when there was no such token.
+pub async fn delete_owned(
+    store: &Store,
+    session: &mut ClientSession,
+    kind: TokenKind,
+    id: &TokenId,
+    owner: TokenOwner<'_>,
+) -> Result<Option<TokenRecord>, MongoError> {
+    let mut filter = doc! { "_id": id.as_str() };
+    match owner {
+        TokenOwner::Account { account_id, org_id } => {
+            filter.insert("account_id", account_id.as_str());
+            if let Some(org_id) = org_id {
+                filter.insert("org_id", org_id.as_str());
+            }
+        }
+        TokenOwner::Org(org_id) => {
+            filter.insert("org_id", org_id.as_str());
+        }
+    }
+    let deleted = collection(store, kind)
+        .find_one_and_delete(filter)
+        .session(session)
+        .await?;
+    Ok(deleted.map(|doc| doc.into_record(kind)))
+}
+
+/// Ends every session of an account except `keep` (the one making the
+/// request): what a password change does, so that whoever knew the old
+/// password is signed out.
+pub async fn delete_sessions_except(
+    store: &Store,
+    session: &mut ClientSession,
+    account_id: &AccountId,
+    keep: Option<&TokenId>,
+) -> Result<u64, MongoError> {
+    let mut filter = doc! { "account_id": account_id.as_str() };
+    if let Some(keep) = keep {
+        filter.insert("_id", doc! { "$ne": keep.as_str() });
+    }
+    let result = collection(store, TokenKind::Session)
+        .delete_many(filter)
+        .session(session)
+        .await?;
+    Ok(result.deleted_count)
 }
 
 pub(super) async fn delete_for_org(

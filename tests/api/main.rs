@@ -6,6 +6,7 @@ mod common;
 
 mod groups;
 mod members;
+mod projects_tokens;
 mod rbac;
 
 use chrono::Utc;

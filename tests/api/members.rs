@@ -296,8 +296,57 @@ async fn another_organizations_ids_and_tokens_get_404() {
         .as_str()
         .expect("group id")
         .to_owned();
+    let theirs_token = Some(theirs.org.owner.token.as_str());
+    let app_ref = &app;
+    let made = |path: String, body: serde_json::Value| async move {
+        let answer = call(app_ref, Method::POST, &path, theirs_token, Some(&body)).await;
+        assert!(answer.status.is_success(), "{path}: {}", answer.body);
+        answer.body["id"].as_str().expect("id").to_owned()
+    };
+    let their_project = made(
+        format!("/orgs/{their_org}/projects"),
+        json!({ "name": "Theirs" }),
+    )
+    .await;
+    let their_scim_token = made(
+        format!("/orgs/{their_org}/scim-tokens"),
+        json!({ "name": "Theirs" }),
+    )
+    .await;
+    let their_personal_token = made(
+        "/me/tokens".to_owned(),
+        json!({ "org_id": their_org, "name": "Theirs" }),
+    )
+    .await;
     let token = Some(ours.org.owner.token.as_str());
     let probes = [
+        (Method::GET, format!("/orgs/{their_org}/projects")),
+        (Method::POST, format!("/orgs/{their_org}/projects")),
+        (
+            Method::GET,
+            format!("/orgs/{their_org}/projects/{their_project}"),
+        ),
+        (Method::GET, format!("/orgs/{their_org}/scim-tokens")),
+        (Method::POST, format!("/orgs/{their_org}/scim-tokens")),
+        (
+            Method::DELETE,
+            format!("/orgs/{their_org}/scim-tokens/{their_scim_token}"),
+        ),
+        (Method::GET, format!("/orgs/{org}/projects/{their_project}")),
+        (
+            Method::PATCH,
+            format!("/orgs/{org}/projects/{their_project}"),
+        ),
+        (
+            Method::DELETE,
+            format!("/orgs/{org}/projects/{their_project}"),
+        ),
+        (
+            Method::DELETE,
+            format!("/orgs/{org}/scim-tokens/{their_scim_token}"),
+        ),
+        (Method::DELETE, format!("/me/tokens/{their_personal_token}")),
+        (Method::POST, "/me/tokens".to_owned()),
         (Method::GET, format!("/orgs/{their_org}")),
         (Method::PATCH, format!("/orgs/{their_org}")),
         (Method::DELETE, format!("/orgs/{their_org}")),
@@ -332,9 +381,11 @@ async fn another_organizations_ids_and_tokens_get_404() {
     ];
     let before = audit_count(&app, &their_org).await;
     for (method, path) in probes {
-        let body = match method {
-            Method::PATCH => Some(json!({})),
-            Method::PUT => Some(json!({ "role": "viewer" })),
+        let body = match (&method, path.as_str()) {
+            (&Method::POST, "/me/tokens") => Some(json!({ "org_id": their_org, "name": "Mine" })),
+            (&Method::POST, _) => Some(json!({ "name": "Mine" })),
+            (&Method::PATCH, _) => Some(json!({})),
+            (&Method::PUT, _) => Some(json!({ "role": "viewer" })),
             _ => None,
         };
         let answer = call(&app, method.clone(), &path, token, body.as_ref()).await;

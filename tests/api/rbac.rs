@@ -22,10 +22,24 @@
 //! | PATCH  /orgs/{org}/groups/{g}           | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | PUT    /orgs/{org}/groups/{g}/role-mapping | 200 | 200 | 403 | 403 | 403 | 404 | 401 |
 //! | DELETE /orgs/{org}/groups/{g}           | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/projects             | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
+//! | POST   /orgs/{org}/projects             | 201 | 201 | 201 | 403 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/projects/{p}         | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
+//! | PATCH  /orgs/{org}/projects/{p}         | 200 | 200 | 200 | 403 | 403 | 404 | 401  |
+//! | DELETE /orgs/{org}/projects/{p}         | 204 | 204 | 204 | 403 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/scim-tokens          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
+//! | POST   /orgs/{org}/scim-tokens          | 201 | 201 | 403 | 403 | 403 | 404 | 401  |
+//! | DELETE /orgs/{org}/scim-tokens/{s}      | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
+//! | PATCH  /me                              | 200 | 200 | 200 | 200 | 200 | 200 | 401  |
+//! | GET    /me/tokens                       | 200 | 200 | 200 | 200 | 200 | 200 | 401  |
+//! | POST   /me/tokens  (for {org})          | 201 | 201 | 201 | 403 | 403 | 404 | 401  |
+//! | DELETE /me/tokens/{t}  (the owner's)    | 204 | 404 | 404 | 404 | 404 | 404 | 401  |
 //! | POST   /orgs/{org}/leave                | 409 | 204 | 403 | 403 | 403 | 404 | 401  |
 //! | DELETE /orgs/{org}                      | 204 | 403 | 403 | 403 | 403 | 404 | 401  |
 //!
-//! `{m}` is a fresh viewer and `{g}` a fresh group for every call. The
+//! `{m}` is a fresh viewer, `{g}` a fresh group, `{p}` a fresh project,
+//! `{s}` a fresh SCIM token and `{t}` a fresh personal token of the owner
+//! for every call. The
 //! owner cannot leave because they are the last owner (409) once the admin
 //! has left.
 
@@ -137,6 +151,78 @@ fn table() -> Vec<Row> {
             [204, 204, 403, 403, 403, 404, 401],
         ),
         row(
+            M::GET,
+            "/orgs/{org}/projects",
+            None,
+            [200, 200, 200, 200, 403, 404, 401],
+        ),
+        row(
+            M::POST,
+            "/orgs/{org}/projects",
+            Some(json!({ "name": "Project {u}" })),
+            [201, 201, 201, 403, 403, 404, 401],
+        ),
+        row(
+            M::GET,
+            "/orgs/{org}/projects/{p}",
+            None,
+            [200, 200, 200, 200, 403, 404, 401],
+        ),
+        row(
+            M::PATCH,
+            "/orgs/{org}/projects/{p}",
+            Some(json!({ "name": "Project {u}" })),
+            [200, 200, 200, 403, 403, 404, 401],
+        ),
+        row(
+            M::DELETE,
+            "/orgs/{org}/projects/{p}",
+            None,
+            [204, 204, 204, 403, 403, 404, 401],
+        ),
+        row(
+            M::GET,
+            "/orgs/{org}/scim-tokens",
+            None,
+            [200, 200, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::POST,
+            "/orgs/{org}/scim-tokens",
+            Some(json!({ "name": "IdP {u}" })),
+            [201, 201, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::DELETE,
+            "/orgs/{org}/scim-tokens/{s}",
+            None,
+            [204, 204, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::PATCH,
+            "/me",
+            Some(json!({ "display_name": "Me {u}" })),
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        row(
+            M::GET,
+            "/me/tokens",
+            None,
+            [200, 200, 200, 200, 200, 200, 401],
+        ),
+        row(
+            M::POST,
+            "/me/tokens",
+            Some(json!({ "org_id": "{org}", "name": "Token {u}" })),
+            [201, 201, 201, 403, 403, 404, 401],
+        ),
+        row(
+            M::DELETE,
+            "/me/tokens/{t}",
+            None,
+            [204, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
             M::POST,
             "/orgs/{org}/leave",
             None,
@@ -161,13 +247,65 @@ const CALLERS: [&str; 7] = [
     "anonymous",
 ];
 
-fn fill(template: &str, org: &str, member: &str, group: &str) -> String {
+/// Ids of things made fresh for one call.
+struct Fresh {
+    member: String,
+    group: String,
+    project: String,
+    scim_token: String,
+    personal_token: String,
+}
+
+fn fill(template: &str, org: &str, fresh: &Fresh) -> String {
     let unique = uuid::Uuid::new_v4().simple().to_string();
     template
         .replace("{org}", org)
-        .replace("{m}", member)
-        .replace("{g}", group)
+        .replace("{m}", &fresh.member)
+        .replace("{g}", &fresh.group)
+        .replace("{p}", &fresh.project)
+        .replace("{s}", &fresh.scim_token)
+        .replace("{t}", &fresh.personal_token)
         .replace("{u}", &unique)
+}
+
+/// Creates, as the owner, what one call may act on.
+async fn fresh(app: &TestApp, cast: &Cast) -> Fresh {
+    let org = cast.org();
+    let owner = Some(cast.org.owner.token.as_str());
+    let unique = || uuid::Uuid::new_v4().simple().to_string();
+    let mut ids = Vec::new();
+    for (path, body) in [
+        (
+            format!("/orgs/{org}/groups"),
+            json!({ "display_name": unique() }),
+        ),
+        (format!("/orgs/{org}/projects"), json!({ "name": unique() })),
+        (
+            format!("/orgs/{org}/scim-tokens"),
+            json!({ "name": unique() }),
+        ),
+        (
+            "/me/tokens".to_owned(),
+            json!({ "org_id": org, "name": unique() }),
+        ),
+    ] {
+        let answer = call(app, Method::POST, &path, owner, Some(&body)).await;
+        assert!(answer.status.is_success(), "setup {path}: {}", answer.body);
+        ids.push(answer.body["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let [group, project, scim_token, personal_token] =
+        <[String; 4]>::try_from(ids).expect("four ids");
+    Fresh {
+        member: app
+            .with_member(&cast.org, muster::domain::Role::Viewer)
+            .await
+            .member_id
+            .to_string(),
+        group,
+        project,
+        scim_token,
+        personal_token,
+    }
 }
 
 #[tokio::test]
@@ -188,23 +326,12 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             None,
         ];
         for caller in (0..7).rev() {
-            let member = app
-                .with_member(&cast.org, muster::domain::Role::Viewer)
-                .await;
-            let group = call(
-                &app,
-                Method::POST,
-                &format!("/orgs/{org}/groups"),
-                Some(&cast.org.owner.token),
-                Some(&json!({ "display_name": format!("Target {}", uuid::Uuid::new_v4()) })),
-            )
-            .await;
-            let group_id = group.body["id"].as_str().unwrap_or_default().to_owned();
-            let path = fill(row.path, &org, member.member_id.as_str(), &group_id);
+            let fresh = fresh(&app, &cast).await;
+            let path = fill(row.path, &org, &fresh);
             let body = row
                 .body
                 .as_ref()
-                .map(|b| serde_json::from_str(&fill(&b.to_string(), &org, "", "")).expect("json"));
+                .map(|b| serde_json::from_str(&fill(&b.to_string(), &org, &fresh)).expect("json"));
             let answer = call(
                 &app,
                 row.method.clone(),

@@ -1,0 +1,527 @@
+//! Tokens: a person's own personal API tokens (`/me/tokens`) and an
+//! organization's SCIM tokens (`/orgs/{org}/scim-tokens`). Secrets are
+//! shown once, in the response that creates them; lists show a prefix.
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::json;
+
+use super::access::{OrgAccess, caller_account};
+use super::text::Text;
+use super::{ApiTags, BearerAuth};
+use crate::auth::Principal;
+use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
+use crate::domain::{AuditEvent, OrgId, Permission, Target, TokenId};
+use crate::error::AppError;
+use crate::in_transaction;
+use crate::scim::origin_of;
+use crate::state::AppState;
+use crate::store::tokens::TokenOwner;
+use crate::store::{self, Inserted};
+
+pub struct TokensApi;
+pub struct ScimTokensApi;
+
+/// The longest token name, in characters.
+pub const MAX_TOKEN_NAME_CHARS: usize = 100;
+
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct PersonalTokenView {
+    pub id: String,
+    /// The organization the token acts in.
+    pub org_id: String,
+    pub name: String,
+    /// The first characters of the secret, to tell tokens apart.
+    pub display_prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// Null when the token does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Updated at most once a minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The caller's personal tokens, oldest first.
+#[derive(Debug, Object)]
+pub struct PersonalTokenList {
+    pub items: Vec<PersonalTokenView>,
+    /// Always null: the list is never split into pages.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct CreatePersonalTokenRequest {
+    /// The organization the token will act in; the caller must be an
+    /// active member allowed to create personal tokens there.
+    pub org_id: Text,
+    /// 1 to 100 characters after trimming, e.g. what the token is for.
+    pub name: Text,
+    /// When the token stops working; in the future. Omit for a token that
+    /// does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Example for CreatePersonalTokenRequest {
+    fn example() -> Self {
+        CreatePersonalTokenRequest {
+            org_id: "0192f0c4-6a1b-7cc2-9d3e-4f5a6b7c8d9e".into(),
+            name: "deploy script".into(),
+            expires_at: DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+                .ok()
+                .map(|at| at.with_timezone(&Utc)),
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct CreatedPersonalTokenView {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    /// The secret (`mst_pat_…`). Shown only here: store it now.
+    pub token: String,
+    pub display_prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedPersonalToken {
+    /// The token, with its secret shown this once.
+    #[oai(status = 201)]
+    Created(Json<CreatedPersonalTokenView>),
+}
+
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ScimTokenView {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the secret, to tell tokens apart.
+    pub display_prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// Null when the token does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Updated at most once a minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The organization's SCIM tokens, oldest first.
+#[derive(Debug, Object)]
+pub struct ScimTokenList {
+    pub items: Vec<ScimTokenView>,
+    /// Always null: the list is never split into pages.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct CreateScimTokenRequest {
+    /// 1 to 100 characters after trimming, e.g. the identity provider.
+    pub name: Text,
+    /// When the token stops working; in the future. Omit for a token that
+    /// does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Example for CreateScimTokenRequest {
+    fn example() -> Self {
+        CreateScimTokenRequest {
+            name: "Okta".into(),
+            expires_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct CreatedScimTokenView {
+    pub id: String,
+    pub name: String,
+    /// The secret (`mst_scim_…`) to configure in the identity provider.
+    /// Shown only here: store it now.
+    pub token: String,
+    pub display_prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedScimToken {
+    /// The token, with its secret shown this once.
+    #[oai(status = 201)]
+    Created(Json<CreatedScimTokenView>),
+}
+
+#[derive(ApiResponse)]
+pub enum DeletedToken {
+    /// The token is gone and stops working at once.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+fn token_not_found() -> AppError {
+    AppError::NotFound("token")
+}
+
+/// A token id from the path: anything malformed names no token.
+fn token_id(raw: &str) -> Result<TokenId, AppError> {
+    TokenId::parse(raw).map_err(|_| token_not_found())
+}
+
+fn token_name(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(AppError::invalid(
+            "name",
+            "the token name must not be empty",
+        ));
+    }
+    if name.chars().count() > MAX_TOKEN_NAME_CHARS {
+        return Err(AppError::invalid(
+            "name",
+            format!("the token name must be at most {MAX_TOKEN_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "name",
+            "the token name must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn expiry(
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    match expires_at {
+        Some(at) if at <= now => Err(AppError::invalid(
+            "expires_at",
+            "`expires_at` must be in the future; omit it for a token that does not expire",
+        )),
+        other => Ok(other.map(crate::domain::clock::stored_precision)),
+    }
+}
+
+/// What the audit log keeps of a token: never its secret or hash.
+fn audited(record: &TokenRecord) -> serde_json::Value {
+    json!({
+        "name": record.name,
+        "display_prefix": record.display_prefix,
+        "account_id": record.account_id.as_ref().map(ToString::to_string),
+        "expires_at": record.expires_at.map(|at| at.to_rfc3339()),
+    })
+}
+
+fn personal_view(record: TokenRecord) -> Option<PersonalTokenView> {
+    Some(PersonalTokenView {
+        id: record.id.into_string(),
+        org_id: record.org_id?.into_string(),
+        name: record.name.unwrap_or_default(),
+        display_prefix: record.display_prefix,
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        last_used_at: record.last_used_at,
+    })
+}
+
+fn scim_view(record: TokenRecord) -> ScimTokenView {
+    ScimTokenView {
+        id: record.id.into_string(),
+        name: record.name.unwrap_or_default(),
+        display_prefix: record.display_prefix,
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        last_used_at: record.last_used_at,
+    }
+}
+
+fn collided() -> AppError {
+    AppError::internal("a fresh token collided with a stored one")
+}
+
+#[OpenApi(tag = "ApiTags::Tokens")]
+impl TokensApi {
+    /// List your personal API tokens
+    ///
+    /// Across all your organizations; with a personal token, only those of
+    /// its organization. Secrets are never shown again, only their first
+    /// characters.
+    #[oai(path = "/me/tokens", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<PersonalTokenList>, AppError> {
+        let account_id = caller_account(&auth.0)?;
+        let only_org = match &auth.0 {
+            Principal::PersonalToken { org_id, .. } => Some(org_id),
+            _ => None,
+        };
+        let records = store::tokens::list_for_account(
+            state.store(),
+            TokenKind::Personal,
+            account_id,
+            only_org,
+        )
+        .await?;
+        Ok(Json(PersonalTokenList {
+            items: records.into_iter().filter_map(personal_view).collect(),
+            next_cursor: None,
+        }))
+    }
+
+    /// Create a personal API token
+    ///
+    /// For one organization you are an active member of and whose role
+    /// allows personal tokens (not viewers). The token acts as you in that
+    /// organization only. The secret is in this response and nowhere else.
+    #[oai(path = "/me/tokens", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        body: Json<CreatePersonalTokenRequest>,
+    ) -> Result<CreatedPersonalToken, AppError> {
+        let CreatePersonalTokenRequest {
+            org_id,
+            name,
+            expires_at,
+        } = body.0;
+        let access = OrgAccess::load(&state, &auth, req, &org_id).await?;
+        let granted = access.require(Permission::CreatePersonalTokens)?;
+        let name = token_name(&name)?;
+        let now = state.clock().now();
+        let expires_at = expiry(expires_at, now)?;
+        let issued = IssuedToken::generate(TokenKind::Personal);
+        let record = TokenRecord::new(
+            &issued,
+            Some(name.clone()),
+            Some(access.account_id.clone()),
+            Some(access.org_id().clone()),
+            now,
+            expires_at,
+        );
+        let store = state.store();
+        in_transaction!(store, |session| -> Result<(), AppError> {
+            if store::tokens::insert(store, Some(&mut *session), &record).await?
+                == Inserted::AlreadyExists
+            {
+                return Err(collided());
+            }
+            let event = granted.event(
+                now,
+                "personal_token.created",
+                ("personal_token", record.id.as_str()),
+                None,
+                Some(audited(&record)),
+            );
+            store::audit::record(store, session, &event).await?;
+            Ok(())
+        })?;
+        Ok(CreatedPersonalToken::Created(Json(
+            CreatedPersonalTokenView {
+                id: record.id.to_string(),
+                org_id: access.org_id().to_string(),
+                name,
+                token: issued.secret.into_exposed(),
+                display_prefix: record.display_prefix,
+                created_at: now,
+                expires_at,
+            },
+        )))
+    }
+
+    /// Delete one of your personal API tokens
+    ///
+    /// It stops working at once. Tokens of other accounts are never found;
+    /// with a personal token, neither are those of other organizations.
+    #[oai(path = "/me/tokens/:id", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The token's id.
+        id: Path<String>,
+    ) -> Result<DeletedToken, AppError> {
+        let account_id = caller_account(&auth.0)?;
+        let only_org = match &auth.0 {
+            Principal::PersonalToken { org_id, .. } => Some(org_id),
+            _ => None,
+        };
+        let id = token_id(&id)?;
+        let owner = TokenOwner::Account {
+            account_id,
+            org_id: only_org,
+        };
+        let now = state.clock().now();
+        let origin = origin_of(req);
+        let store = state.store();
+        in_transaction!(store, |session| -> Result<(), AppError> {
+            let deleted =
+                store::tokens::delete_owned(store, session, TokenKind::Personal, &id, owner)
+                    .await?
+                    .ok_or_else(token_not_found)?;
+            // Personal tokens always belong to an organization; its log
+            // records the deletion, whatever the caller's role there now.
+            if let Some(org_id) = deleted.org_id.clone() {
+                let event = AuditEvent {
+                    org_id,
+                    at: now,
+                    actor: auth.0.actor(),
+                    action: "personal_token.deleted",
+                    target: Target {
+                        kind: "personal_token",
+                        id: id.to_string(),
+                    },
+                    before: Some(audited(&deleted)),
+                    after: None,
+                    origin: origin.clone(),
+                };
+                store::audit::record(store, session, &event).await?;
+            }
+            Ok(())
+        })?;
+        Ok(DeletedToken::Deleted)
+    }
+}
+
+#[OpenApi(tag = "ApiTags::ScimTokens")]
+impl ScimTokensApi {
+    /// List an organization's SCIM tokens
+    ///
+    /// Owners and admins. Secrets are never shown again, only their first
+    /// characters.
+    #[oai(path = "/orgs/:org/scim-tokens", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+    ) -> Result<Json<ScimTokenList>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        access.require(Permission::ManageIntegrations)?;
+        let records =
+            store::tokens::list_for_org(state.store(), TokenKind::Scim, access.org_id()).await?;
+        Ok(Json(ScimTokenList {
+            items: records.into_iter().map(scim_view).collect(),
+            next_cursor: None,
+        }))
+    }
+
+    /// Create a SCIM token
+    ///
+    /// Owners and admins. Configure the secret in the identity provider as
+    /// the bearer token of `/scim/v2`; it is in this response and nowhere
+    /// else.
+    #[oai(path = "/orgs/:org/scim-tokens", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        body: Json<CreateScimTokenRequest>,
+    ) -> Result<CreatedScimToken, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::ManageIntegrations)?;
+        let CreateScimTokenRequest { name, expires_at } = body.0;
+        let name = token_name(&name)?;
+        let now = state.clock().now();
+        let expires_at = expiry(expires_at, now)?;
+        let issued = IssuedToken::generate(TokenKind::Scim);
+        let record = TokenRecord::new(
+            &issued,
+            Some(name.clone()),
+            None,
+            Some(access.org_id().clone()),
+            now,
+            expires_at,
+        );
+        let store = state.store();
+        in_transaction!(store, |session| -> Result<(), AppError> {
+            if store::tokens::insert(store, Some(&mut *session), &record).await?
+                == Inserted::AlreadyExists
+            {
+                return Err(collided());
+            }
+            let event = granted.event(
+                now,
+                "scim_token.created",
+                ("scim_token", record.id.as_str()),
+                None,
+                Some(audited(&record)),
+            );
+            store::audit::record(store, session, &event).await?;
+            Ok(())
+        })?;
+        Ok(CreatedScimToken::Created(Json(CreatedScimTokenView {
+            id: record.id.to_string(),
+            name,
+            token: issued.secret.into_exposed(),
+            display_prefix: record.display_prefix,
+            created_at: now,
+            expires_at,
+        })))
+    }
+
+    /// Delete a SCIM token
+    ///
+    /// Owners and admins. The identity provider using it gets 401 from
+    /// then on.
+    #[oai(path = "/orgs/:org/scim-tokens/:id", method = "delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The token's id.
+        id: Path<String>,
+    ) -> Result<DeletedToken, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let granted = access.require(Permission::ManageIntegrations)?;
+        let id = token_id(&id)?;
+        let org_id: &OrgId = access.org_id();
+        let now = state.clock().now();
+        let store = state.store();
+        in_transaction!(store, |session| -> Result<(), AppError> {
+            let deleted = store::tokens::delete_owned(
+                store,
+                session,
+                TokenKind::Scim,
+                &id,
+                TokenOwner::Org(org_id),
+            )
+            .await?
+            .ok_or_else(token_not_found)?;
+            let event = granted.event(
+                now,
+                "scim_token.deleted",
+                ("scim_token", id.as_str()),
+                Some(audited(&deleted)),
+                None,
+            );
+            store::audit::record(store, session, &event).await?;
+            Ok(())
+        })?;
+        Ok(DeletedToken::Deleted)
+    }
+}
