@@ -61,7 +61,7 @@ pub struct CreateGroupRequest {
     #[oai(validator(min_length = 1, max_length = 256))]
     pub display_name: Text,
     /// Member ids to add.
-    #[oai(default, validator(max_items = 1000))]
+    #[oai(default, nullable, validator(max_items = 1000))]
     pub members: Vec<Text>,
 }
 
@@ -78,13 +78,13 @@ impl Example for CreateGroupRequest {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields, example)]
 pub struct UpdateGroupRequest {
-    #[oai(validator(min_length = 1, max_length = 256))]
+    #[oai(nullable, validator(min_length = 1, max_length = 256))]
     pub display_name: Option<Text>,
     /// Member ids to add.
-    #[oai(default, validator(max_items = 1000))]
+    #[oai(default, nullable, validator(max_items = 1000))]
     pub add_members: Vec<Text>,
     /// Member ids to remove.
-    #[oai(default, validator(max_items = 1000))]
+    #[oai(default, nullable, validator(max_items = 1000))]
     pub remove_members: Vec<Text>,
 }
 
@@ -103,8 +103,9 @@ impl Example for UpdateGroupRequest {
 pub struct RoleMappingRequest {
     /// `owner`, `admin`, `contributor`, `viewer`, or `null` for none. Only
     /// owners map a group to owner or change a group mapped to owner.
+    #[oai(nullable)]
     pub role: Option<Text>,
-    #[oai(default, validator(max_items = 1000))]
+    #[oai(default, nullable, validator(max_items = 1000))]
     pub project_rights: Vec<ProjectRightsView>,
 }
 
@@ -233,7 +234,10 @@ impl GroupsApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200.
-        #[oai(default = "paging::default_limit")]
+        #[oai(
+            default = "paging::default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
         limit: Query<u32>,
     ) -> Result<Json<GroupPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
@@ -241,7 +245,7 @@ impl GroupsApi {
         let after = paging::cursor(cursor.0.as_deref(), |raw| {
             GroupId::parse(raw).map(GroupId::into_string)
         })?;
-        let limit = paging::page_size(limit.0)?;
+        let limit = limit.0;
         let store = state.store();
         let (groups, more) =
             store::groups::list_after(store, access.org_id(), after.as_deref(), limit).await?;

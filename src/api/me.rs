@@ -50,8 +50,10 @@ pub struct MembershipView {
 #[oai(deny_unknown_fields, example)]
 pub struct UpdateMeRequest {
     /// 1 to 100 characters after trimming; null clears it.
+    #[oai(nullable)]
     pub display_name: MaybeUndefined<Text>,
     /// A new password, with the current one as proof.
+    #[oai(nullable)]
     pub password: Option<PasswordChange>,
 }
 

@@ -89,15 +89,18 @@ pub struct MemberPage {
 pub struct UpdateMemberRequest {
     /// `owner`, `admin`, `contributor` or `viewer`. Only owners grant,
     /// change or remove the owner role.
+    #[oai(nullable)]
     pub role: Option<Text>,
     /// `active`, `inactive` or `suspended` (`pending` only for an inactive
     /// member who never signed in).
+    #[oai(nullable)]
     pub status: Option<Text>,
     /// The end of a suspension (with `status: "suspended"`); `null` for
     /// until further notice.
+    #[oai(nullable)]
     pub suspended_until: MaybeUndefined<DateTime<Utc>>,
     /// Replaces the member's per-project rights.
-    #[oai(validator(max_items = 1000))]
+    #[oai(nullable, validator(max_items = 1000))]
     pub project_rights: Option<Vec<ProjectRightsView>>,
 }
 
@@ -271,7 +274,10 @@ impl MembersApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200.
-        #[oai(default = "paging::default_limit")]
+        #[oai(
+            default = "paging::default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
         limit: Query<u32>,
     ) -> Result<Json<MemberPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
@@ -296,7 +302,7 @@ impl MembersApi {
                 q => q,
             },
             after: paging::cursor(cursor.0.as_deref(), MemberId::parse)?,
-            limit: paging::page_size(limit.0)?,
+            limit: limit.0,
         };
         let now = state.clock().now();
         let (records, more) =

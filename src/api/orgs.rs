@@ -74,8 +74,9 @@ impl Example for CreateOrgRequest {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields, example)]
 pub struct UpdateOrgRequest {
-    #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(nullable, validator(min_length = 1, max_length = 100))]
     pub name: Option<Text>,
+    #[oai(nullable)]
     pub settings: Option<UpdateOrgSettings>,
 }
 
@@ -96,12 +97,13 @@ impl Example for UpdateOrgRequest {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateOrgSettings {
-    #[oai(validator(minimum(value = "1"), maximum(value = "90")))]
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "90")))]
     pub invitation_ttl_days: Option<u32>,
-    #[oai(validator(minimum(value = "1"), maximum(value = "3650")))]
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "3650")))]
     pub audit_retention_days: Option<u32>,
-    #[oai(validator(max_items = 100))]
+    #[oai(nullable, validator(max_items = 100))]
     pub allowed_email_domains: Option<Vec<Text>>,
+    #[oai(nullable)]
     pub scim_activation_emails: Option<bool>,
 }
 

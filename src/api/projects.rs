@@ -63,6 +63,7 @@ impl Example for CreateProjectRequest {
 pub struct UpdateProjectRequest {
     /// 1 to 100 characters after trimming; unique in the organization,
     /// ignoring case.
+    #[oai(nullable)]
     pub name: Option<Text>,
 }
 
@@ -142,12 +143,15 @@ impl ProjectsApi {
         /// project); omit for the first page.
         cursor: Query<Option<String>>,
         /// Projects per page, 1 to 200.
-        #[oai(default = "paging::default_limit")]
+        #[oai(
+            default = "paging::default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
         limit: Query<u32>,
     ) -> Result<Json<ProjectList>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         access.require(Permission::ViewDirectory)?;
-        let limit = i64::from(paging::page_size(limit.0)?);
+        let limit = i64::from(limit.0);
         let after = paging::cursor(cursor.0.as_deref(), ProjectId::parse)?;
         // One more than asked tells whether another page follows.
         let mut projects =

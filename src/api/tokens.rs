@@ -65,6 +65,7 @@ pub struct CreatePersonalTokenRequest {
     pub name: Text,
     /// When the token stops working; in the future. Omit for a token that
     /// does not expire.
+    #[oai(nullable)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -130,6 +131,7 @@ pub struct CreateScimTokenRequest {
     pub name: Text,
     /// When the token stops working; in the future. Omit for a token that
     /// does not expire.
+    #[oai(nullable)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
