@@ -113,6 +113,11 @@ enum Workload {
     Post,
     PatchBigGroup,
     Page,
+    /// `GET /healthz`: HTTP, routing and logging, no token, no database.
+    Healthz,
+    /// `GET /ServiceProviderConfig`: the token check (one database round
+    /// trip) and nothing else.
+    AuthOnly,
 }
 
 impl Workload {
@@ -123,6 +128,8 @@ impl Workload {
             Workload::Post => "POST user (no password)",
             Workload::PatchBigGroup => "PATCH add one member to the big group",
             Workload::Page => "list page of 100",
+            Workload::Healthz => "floor: GET /healthz (no token, no database)",
+            Workload::AuthOnly => "floor: GET /ServiceProviderConfig (token check only)",
         }
     }
 }
@@ -182,6 +189,11 @@ fn request(
                 .get(format!("{}/Users", server.base))
                 .query(&[("startIndex", start.to_string()), ("count", "100".into())])
         }
+        Workload::Healthz => client.get(format!(
+            "{}/healthz",
+            server.base.trim_end_matches("/scim/v2")
+        )),
+        Workload::AuthOnly => client.get(format!("{}/ServiceProviderConfig", server.base)),
     };
     builder
         .bearer_auth(&server.token)
@@ -596,7 +608,21 @@ async fn main() {
     fixture.user_ids.extend(more.user_ids);
     fixture.user_names.extend(more.user_names);
     fixture.big_group = seed_muster_groups(&store, &org, args.groups, &fixture.user_ids).await;
-    let muster_rows = measure(&client, &muster, &mut fixture, &args).await;
+    let mut muster_rows = measure(&client, &muster, &mut fixture, &args).await;
+    // What any request costs Muster's process on this machine, for reading
+    // the figures above: no route can cost less than the first.
+    for floor in [Workload::Healthz, Workload::AuthOnly] {
+        let figures = run(
+            &client,
+            &muster,
+            floor,
+            &mut fixture,
+            args.requests,
+            args.concurrency,
+        )
+        .await;
+        muster_rows.push((floor, figures));
+    }
     let muster_rss = peak_rss_mib(muster.child.id());
     print_rows(muster.name, &muster_rows, muster_rss);
     println!(

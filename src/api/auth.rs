@@ -1,7 +1,9 @@
 use chrono::{DateTime, Duration, Utc};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::examples::example_time;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
@@ -15,7 +17,7 @@ use crate::store::{self, Inserted};
 pub struct AuthApi;
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 pub struct LoginRequest {
     /// The account's email address (case does not matter).
     #[oai(validator(max_length = 254))]
@@ -24,11 +26,31 @@ pub struct LoginRequest {
     pub password: Text,
 }
 
+impl Example for LoginRequest {
+    fn example() -> Self {
+        LoginRequest {
+            email: "grace@example.com".into(),
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
+
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct LoginResponse {
     /// A session token (`mst_ses_…`), shown only here.
     pub token: String,
     pub expires_at: DateTime<Utc>,
+}
+
+impl Example for LoginResponse {
+    fn example() -> Self {
+        LoginResponse {
+            token: "mst_ses_9876442fa574235860024782e5210ea0b6aefde73d7449e80fdb94a62ed056ea"
+                .to_owned(),
+            expires_at: example_time("2025-02-05T21:30:00Z"),
+        }
+    }
 }
 
 #[derive(ApiResponse)]

@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::{Granted, OrgAccess};
+use super::examples::{GROUP_ID, MEMBER_ID, PROJECT_ID, example_time};
 use super::members::{ProjectRightsView, ensure_projects_exist, parse_rights, rights_view};
 use super::paging;
 use super::text::Text;
@@ -26,7 +27,7 @@ use crate::store::{self, Inserted, Store};
 pub struct GroupsApi;
 
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct GroupView {
     pub id: String,
     pub display_name: String,
@@ -40,6 +41,26 @@ pub struct GroupView {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Example for GroupView {
+    fn example() -> Self {
+        GroupView {
+            id: GROUP_ID.to_owned(),
+            display_name: "Engineering".to_owned(),
+            external_id: None,
+            role_mapping: Some(RoleMappingView {
+                role: Some("contributor".to_owned()),
+                project_rights: vec![ProjectRightsView {
+                    project_id: PROJECT_ID.into(),
+                    rights: vec!["read".into(), "write".into(), "delete".into()],
+                }],
+            }),
+            member_count: 12,
+            created_at: example_time("2024-11-12T14:00:00Z"),
+            updated_at: example_time("2025-01-10T11:40:00Z"),
+        }
+    }
+}
+
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct RoleMappingView {
@@ -48,11 +69,21 @@ pub struct RoleMappingView {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct GroupPage {
     pub items: Vec<GroupView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
+}
+
+impl Example for GroupPage {
+    fn example() -> Self {
+        GroupPage {
+            items: vec![GroupView::example()],
+            next_cursor: Some(GROUP_ID.to_owned()),
+        }
+    }
 }
 
 #[derive(Debug, Object)]
@@ -92,7 +123,7 @@ impl Example for UpdateGroupRequest {
     fn example() -> Self {
         UpdateGroupRequest {
             display_name: Some("Platform engineering".into()),
-            add_members: vec!["0190d6c4-6f3b-7c1a-9a55-3c2f4e6b8a10".into()],
+            add_members: vec![MEMBER_ID.into()],
             remove_members: Vec::new(),
         }
     }
@@ -340,6 +371,8 @@ impl GroupsApi {
     }
 
     /// Get a group
+    ///
+    /// With its role mapping and member count; any member may read it.
     #[oai(path = "/orgs/:org/groups/:group", method = "get")]
     async fn get(
         &self,

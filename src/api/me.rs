@@ -4,6 +4,7 @@ use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 
 use super::access::caller_account;
+use super::examples::{ACCOUNT_ID, ORG_ID, example_time};
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
@@ -18,6 +19,7 @@ use crate::store::accounts::SelfUpdate;
 pub struct MeApi;
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MeResponse {
     pub account: AccountView,
     /// Every organization the account belongs to (with a personal token,
@@ -43,6 +45,26 @@ pub struct MembershipView {
     pub role: String,
     /// `active`, `inactive`, `pending` or `suspended`.
     pub status: String,
+}
+
+impl Example for MeResponse {
+    fn example() -> Self {
+        MeResponse {
+            account: AccountView {
+                id: ACCOUNT_ID.to_owned(),
+                email: "grace@example.com".to_owned(),
+                display_name: Some("Grace Hopper".to_owned()),
+                created_at: example_time("2024-11-03T06:40:00Z"),
+            },
+            memberships: vec![MembershipView {
+                org_id: ORG_ID.to_owned(),
+                org_name: "Acme Corp".to_owned(),
+                member_id: "0192f0c4-6a1b-7660-b54f-47527a37e5d3".to_owned(),
+                role: "owner".to_owned(),
+                status: "active".to_owned(),
+            }],
+        }
+    }
 }
 
 /// Only the fields sent change.

@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::OrgAccess;
+use super::examples::{GROUP_ID, MEMBER_ID, PROJECT_ID, example_time};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
@@ -32,7 +33,7 @@ use crate::store::{self};
 pub struct MembersApi;
 
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct MemberView {
     pub id: String,
     /// The login behind the membership; absent for a person an identity
@@ -60,6 +61,33 @@ pub struct MemberView {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Example for MemberView {
+    fn example() -> Self {
+        MemberView {
+            id: MEMBER_ID.to_owned(),
+            account_id: Some("01933eba-a680-71c3-943b-34675b967715".to_owned()),
+            user_name: "ada@example.com".to_owned(),
+            email: Some("ada@example.com".to_owned()),
+            display_name: Some("Ada Lovelace".to_owned()),
+            role: "contributor".to_owned(),
+            direct_role: "viewer".to_owned(),
+            group_roles: vec![GroupRoleView {
+                group_id: GROUP_ID.to_owned(),
+                group_name: "Engineering".to_owned(),
+                role: "contributor".to_owned(),
+            }],
+            status: "active".to_owned(),
+            suspended_until: None,
+            project_rights: vec![ProjectRightsView {
+                project_id: PROJECT_ID.into(),
+                rights: vec!["read".into(), "write".into()],
+            }],
+            created_at: example_time("2024-11-18T10:05:00Z"),
+            updated_at: example_time("2025-01-10T11:42:00Z"),
+        }
+    }
+}
+
 #[derive(Debug, Object)]
 pub struct GroupRoleView {
     pub group_id: String,
@@ -76,11 +104,21 @@ pub struct ProjectRightsView {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MemberPage {
     pub items: Vec<MemberView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
+}
+
+impl Example for MemberPage {
+    fn example() -> Self {
+        MemberPage {
+            items: vec![MemberView::example()],
+            next_cursor: Some(MEMBER_ID.to_owned()),
+        }
+    }
 }
 
 /// Only the fields sent change.
@@ -109,11 +147,7 @@ impl Example for UpdateMemberRequest {
         UpdateMemberRequest {
             role: Some("contributor".into()),
             status: Some("suspended".into()),
-            suspended_until: MaybeUndefined::Value(
-                DateTime::parse_from_rfc3339("2030-01-31T00:00:00Z")
-                    .map(|at| at.with_timezone(&Utc))
-                    .unwrap_or_default(),
-            ),
+            suspended_until: MaybeUndefined::Value(example_time("2030-01-31T00:00:00Z")),
             project_rights: None,
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod examples;
 pub mod groups;
 pub mod me;
 pub mod members;

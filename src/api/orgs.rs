@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::{OrgAccess, caller_account};
+use super::examples::{ORG_ID, example_time};
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::domain::{
@@ -27,6 +28,7 @@ use crate::store::{self, Inserted};
 pub struct OrgsApi;
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct OrgView {
     pub id: String,
     pub name: String,
@@ -40,6 +42,26 @@ pub struct OrgView {
     pub warnings: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Example for OrgView {
+    fn example() -> Self {
+        OrgView {
+            id: ORG_ID.to_owned(),
+            name: "Acme Corp".to_owned(),
+            slug: "acme-corp".to_owned(),
+            settings: OrgSettingsView {
+                invitation_ttl_days: 7,
+                audit_retention_days: 365,
+                allowed_email_domains: vec!["example.com".to_owned()],
+                scim_activation_emails: true,
+            },
+            your_role: "owner".to_owned(),
+            warnings: vec![SINGLE_OWNER_WARNING.to_owned()],
+            created_at: example_time("2024-11-03T06:44:17.051Z"),
+            updated_at: example_time("2025-01-08T15:20:00Z"),
+        }
+    }
 }
 
 #[derive(Debug, Object)]

@@ -11,6 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::OrgAccess;
+use super::examples::{ORG_ID, PROJECT_ID, example_time};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
@@ -24,6 +25,7 @@ use crate::store::{self, Inserted};
 pub struct ProjectsApi;
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ProjectView {
     pub id: String,
     pub org_id: String,
@@ -32,13 +34,35 @@ pub struct ProjectView {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Example for ProjectView {
+    fn example() -> Self {
+        ProjectView {
+            id: PROJECT_ID.to_owned(),
+            org_id: ORG_ID.to_owned(),
+            name: "Website".to_owned(),
+            created_at: example_time("2024-11-05T09:12:00Z"),
+            updated_at: example_time("2024-11-05T09:12:00Z"),
+        }
+    }
+}
+
 /// One page of projects, oldest first.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ProjectList {
     pub items: Vec<ProjectView>,
     /// Pass as `cursor` to get the next page; null on the last page.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
+}
+
+impl Example for ProjectList {
+    fn example() -> Self {
+        ProjectList {
+            items: vec![ProjectView::example()],
+            next_cursor: Some(PROJECT_ID.to_owned()),
+        }
+    }
 }
 
 #[derive(Debug, Object)]

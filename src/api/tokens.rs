@@ -12,6 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
 use super::access::{OrgAccess, caller_account};
+use super::examples::{ORG_ID, example_time};
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
@@ -30,8 +31,11 @@ pub struct ScimTokensApi;
 /// The longest token name, in characters.
 pub const MAX_TOKEN_NAME_CHARS: usize = 100;
 
+const EXAMPLE_PERSONAL_TOKEN_ID: &str = "0194694c-5dc0-70b7-9c7c-7c110ba5a316";
+const EXAMPLE_SCIM_TOKEN_ID: &str = "01934895-d800-74ba-b57a-e146e8480c39";
+
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct PersonalTokenView {
     pub id: String,
     /// The organization the token acts in.
@@ -46,13 +50,37 @@ pub struct PersonalTokenView {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+impl Example for PersonalTokenView {
+    fn example() -> Self {
+        PersonalTokenView {
+            id: EXAMPLE_PERSONAL_TOKEN_ID.to_owned(),
+            org_id: ORG_ID.to_owned(),
+            name: "deploy script".to_owned(),
+            display_prefix: "mst_pat_3f9a".to_owned(),
+            created_at: example_time("2025-01-15T09:30:00Z"),
+            expires_at: Some(example_time("2030-01-01T00:00:00Z")),
+            last_used_at: Some(example_time("2025-02-03T17:45:12Z")),
+        }
+    }
+}
+
 /// The caller's personal tokens, oldest first.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct PersonalTokenList {
     pub items: Vec<PersonalTokenView>,
     /// Always null: the list is never split into pages.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
+}
+
+impl Example for PersonalTokenList {
+    fn example() -> Self {
+        PersonalTokenList {
+            items: vec![PersonalTokenView::example()],
+            next_cursor: None,
+        }
+    }
 }
 
 #[derive(Debug, Object)]
@@ -72,17 +100,15 @@ pub struct CreatePersonalTokenRequest {
 impl Example for CreatePersonalTokenRequest {
     fn example() -> Self {
         CreatePersonalTokenRequest {
-            org_id: "0192f0c4-6a1b-7cc2-9d3e-4f5a6b7c8d9e".into(),
+            org_id: ORG_ID.into(),
             name: "deploy script".into(),
-            expires_at: DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
-                .ok()
-                .map(|at| at.with_timezone(&Utc)),
+            expires_at: Some(example_time("2030-01-01T00:00:00Z")),
         }
     }
 }
 
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct CreatedPersonalTokenView {
     pub id: String,
     pub org_id: String,
@@ -94,6 +120,21 @@ pub struct CreatedPersonalTokenView {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl Example for CreatedPersonalTokenView {
+    fn example() -> Self {
+        CreatedPersonalTokenView {
+            id: EXAMPLE_PERSONAL_TOKEN_ID.to_owned(),
+            org_id: ORG_ID.to_owned(),
+            name: "deploy script".to_owned(),
+            token: "mst_pat_3f9ab421715c5bc6dc80dcb42a5e4141822a55376f0fa9d5394ef3a62b737d86"
+                .to_owned(),
+            display_prefix: "mst_pat_3f9a".to_owned(),
+            created_at: example_time("2025-01-15T09:30:00Z"),
+            expires_at: Some(example_time("2030-01-01T00:00:00Z")),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum CreatedPersonalToken {
     /// The token, with its secret shown this once.
@@ -102,7 +143,7 @@ pub enum CreatedPersonalToken {
 }
 
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct ScimTokenView {
     pub id: String,
     pub name: String,
@@ -115,13 +156,36 @@ pub struct ScimTokenView {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+impl Example for ScimTokenView {
+    fn example() -> Self {
+        ScimTokenView {
+            id: EXAMPLE_SCIM_TOKEN_ID.to_owned(),
+            name: "Okta".to_owned(),
+            display_prefix: "mst_scim_1e63".to_owned(),
+            created_at: example_time("2024-11-20T08:00:00Z"),
+            expires_at: None,
+            last_used_at: Some(example_time("2025-02-04T02:00:00Z")),
+        }
+    }
+}
+
 /// The organization's SCIM tokens, oldest first.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ScimTokenList {
     pub items: Vec<ScimTokenView>,
     /// Always null: the list is never split into pages.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
+}
+
+impl Example for ScimTokenList {
+    fn example() -> Self {
+        ScimTokenList {
+            items: vec![ScimTokenView::example()],
+            next_cursor: None,
+        }
+    }
 }
 
 #[derive(Debug, Object)]
@@ -145,7 +209,7 @@ impl Example for CreateScimTokenRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct CreatedScimTokenView {
     pub id: String,
     pub name: String,
@@ -155,6 +219,20 @@ pub struct CreatedScimTokenView {
     pub display_prefix: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Example for CreatedScimTokenView {
+    fn example() -> Self {
+        CreatedScimTokenView {
+            id: EXAMPLE_SCIM_TOKEN_ID.to_owned(),
+            name: "Okta".to_owned(),
+            token: "mst_scim_1e63951d36149cd5eee9e2191d739292f6712a01d65eed3f9b346e1baa09eef4"
+                .to_owned(),
+            display_prefix: "mst_scim_1e63".to_owned(),
+            created_at: example_time("2024-11-20T08:00:00Z"),
+            expires_at: None,
+        }
+    }
 }
 
 #[derive(ApiResponse)]

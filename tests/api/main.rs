@@ -5,6 +5,7 @@
 mod common;
 
 mod groups;
+mod isolation;
 mod members;
 mod projects_tokens;
 mod rbac;

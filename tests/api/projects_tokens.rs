@@ -339,7 +339,9 @@ async fn projects_page_by_cursor() {
         // Outside the bounds the spec declares: refused while parsing.
         assert_eq!(status, StatusCode::BAD_REQUEST, "limit={limit}");
         assert!(
-            body["detail"].as_str().is_some_and(|d| d.contains("`limit`")),
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("`limit`")),
             "{body}"
         );
     }
