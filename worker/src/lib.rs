@@ -1,8 +1,36 @@
-//! `muster-worker`: a MongoDB job backend for apalis (leases, retries with
-//! backoff, crash recovery, idempotency keys, dead letters). It knows
-//! nothing of Muster's domain. The backend itself lands with the
-//! invitations issue; this crate reserves its place in the workspace and
-//! holds the collection name the backend will own.
+//! `muster-worker`: a MongoDB job backend for [apalis](https://docs.rs/apalis)
+//! 1.0. It knows nothing of Muster's domain.
+//!
+//! - [`push_in`] enqueues a job inside the caller's transaction, so the job
+//!   commits or rolls back with the business write; [`push`] does it on its
+//!   own. An idempotency key makes a second push a [`Pushed::Duplicate`].
+//! - [`MongoBackend`] is the apalis backend a `WorkerBuilder` runs: it wraps
+//!   [`MongoPersistence`] (apalis-core's `Persistence` over the collection)
+//!   in apalis-core's `Persisted`, which drives polling, heartbeats and
+//!   shutdown.
+//! - Jobs are claimed with a lease that heartbeats renew; a crashed
+//!   worker's jobs return to the queue when their lease expires. Failures
+//!   are retried with exponential backoff, then the job is `dead` and kept.
+//!   Done jobs are removed by a TTL index.
+//! - [`create_indexes`] belongs in the application's migrate step.
+//!
+//! Delivery is at least once: a handler must be idempotent for its effects
+//! to happen exactly once. See the README for the document shape and the
+//! guarantees.
+
+mod backend;
+mod config;
+mod document;
+mod error;
+mod persistence;
+mod push;
+
+pub use backend::{DiscardResult, MongoBackend, ResultNotStored};
+pub use config::JobsConfig;
+pub use document::{JobDocument, JobId, JobStatus};
+pub use error::JobError;
+pub use persistence::{MongoPersistence, Recovered, recover_expired_leases};
+pub use push::{PushOptions, Pushed, collection, create_indexes, get_job, push, push_in};
 
 /// The collection jobs live in, unless the caller names another.
 pub const DEFAULT_JOBS_COLLECTION: &str = "jobs";

@@ -1,0 +1,233 @@
+//! Putting jobs in the collection (inside the caller's transaction or on
+//! their own), the collection's indexes, and reading a job back.
+
+use std::time::Duration;
+
+use bson::doc;
+use chrono::{DateTime, Utc};
+use mongodb::options::IndexOptions;
+use mongodb::{ClientSession, Collection, Database, IndexModel};
+use serde::Serialize;
+
+use crate::config::JobsConfig;
+use crate::document::{JobDocument, JobId, JobStatus, field};
+use crate::error::{JobError, is_duplicate_key};
+
+/// How a job is pushed. The default runs it as soon as a worker is free,
+/// with the configured number of attempts and no idempotency key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushOptions {
+    /// At most one job per queue carries this key: a second push with the
+    /// same key is [`Pushed::Duplicate`] and stores nothing. The key stays
+    /// taken for as long as the job document exists (until the TTL index
+    /// removes a done job, forever for a dead one by default).
+    pub idempotency_key: Option<String>,
+    /// Not run before this instant (now when `None`).
+    pub run_at: Option<DateTime<Utc>>,
+    /// Attempts before the job is `dead` (`JobsConfig::default_max_attempts`
+    /// when `None`; at least 1).
+    pub max_attempts: Option<u32>,
+}
+
+impl PushOptions {
+    /// Options with an idempotency key.
+    pub fn idempotency_key(key: impl Into<String>) -> PushOptions {
+        PushOptions {
+            idempotency_key: Some(key.into()),
+            ..PushOptions::default()
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Pushed {
+    /// A new job, with its id.
+    Queued(JobId),
+    /// A job with the same queue and idempotency key already exists;
+    /// nothing was written.
+    Duplicate,
+}
+
+/// The jobs collection, typed.
+pub fn collection(db: &Database, config: &JobsConfig) -> Collection<JobDocument> {
+    db.collection(&config.collection)
+}
+
+/// Enqueues `job` on `queue` inside the caller's transaction: the job is
+/// committed or rolled back with the business write that goes with it.
+///
+/// `session` must be in a transaction the caller started and will commit
+/// (or abort). With an idempotency key, an existing job with the same queue
+/// and key is looked for first, in the session, and found means
+/// [`Pushed::Duplicate`]: a duplicate-key error must not happen inside a
+/// transaction, because the server aborts the whole transaction on it.
+///
+/// If a concurrent transaction inserts the same key between that look-up
+/// and the insert, the unique index rejects the insert and the server
+/// aborts the caller's transaction. That surfaces either as a driver error
+/// labelled `TransientTransactionError` (a write conflict: what MongoDB
+/// reports while the other transaction is uncommitted) or as
+/// [`JobError::IdempotencyRace`]; [`JobError::is_transient`] is true for
+/// both. The caller's retry loop should abort and run the transaction
+/// again; the second run finds the committed job and returns
+/// [`Pushed::Duplicate`].
+pub async fn push_in<T>(
+    db: &Database,
+    session: &mut ClientSession,
+    config: &JobsConfig,
+    queue: &str,
+    job: &T,
+    options: PushOptions,
+) -> Result<Pushed, JobError>
+where
+    T: Serialize + ?Sized,
+{
+    let jobs = collection(db, config);
+    if let Some(key) = &options.idempotency_key {
+        let existing = jobs
+            .clone_with_type::<bson::Document>()
+            .find_one(doc! { field::QUEUE: queue, field::IDEMPOTENCY_KEY: key })
+            .projection(doc! { field::ID: 1 })
+            .session(&mut *session)
+            .await?;
+        if existing.is_some() {
+            return Ok(Pushed::Duplicate);
+        }
+    }
+    let document = new_job(config, queue, job, &options)?;
+    let id = document.id.clone();
+    match jobs.insert_one(&document).session(&mut *session).await {
+        Ok(_) => {
+            tracing::debug!(job_id = %id, queue, "job pushed in a transaction");
+            Ok(Pushed::Queued(id))
+        }
+        Err(err) if is_duplicate_key(&err) => Err(JobError::IdempotencyRace {
+            queue: queue.to_owned(),
+            key: options.idempotency_key.unwrap_or_default(),
+        }),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Enqueues `job` on `queue` on its own, outside any transaction. A second
+/// push with the same queue and idempotency key is [`Pushed::Duplicate`].
+pub async fn push<T>(
+    db: &Database,
+    config: &JobsConfig,
+    queue: &str,
+    job: &T,
+    options: PushOptions,
+) -> Result<Pushed, JobError>
+where
+    T: Serialize + ?Sized,
+{
+    let document = new_job(config, queue, job, &options)?;
+    let id = document.id.clone();
+    match collection(db, config).insert_one(&document).await {
+        Ok(_) => {
+            tracing::debug!(job_id = %id, queue, "job pushed");
+            Ok(Pushed::Queued(id))
+        }
+        Err(err) if is_duplicate_key(&err) => Ok(Pushed::Duplicate),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Reads one job back, whatever its status.
+pub async fn get_job(
+    db: &Database,
+    config: &JobsConfig,
+    id: &JobId,
+) -> Result<Option<JobDocument>, JobError> {
+    Ok(collection(db, config)
+        .find_one(doc! { field::ID: id.as_str() })
+        .await?)
+}
+
+/// Creates the jobs collection's indexes. Idempotent: the application
+/// calls it from its migrate step, at every start.
+///
+/// - unique `{queue, idempotency_key}`, partial on a string key: the
+///   idempotency guarantee;
+/// - `{idempotency_key, queue}`, plain: the look-up `push_in` does before
+///   inserting (some servers do not use partial indexes for equality);
+/// - `{queue, status, run_at}`: claiming the next due job;
+/// - `{queue, status, lease_until}`: sweeping expired leases;
+/// - TTL on `expire_at`: removing done jobs once their retention is over.
+pub async fn create_indexes(db: &Database, config: &JobsConfig) -> Result<(), JobError> {
+    let named = |name: &str| IndexOptions::builder().name(name.to_owned());
+    let indexes = vec![
+        IndexModel::builder()
+            .keys(doc! { field::QUEUE: 1, field::IDEMPOTENCY_KEY: 1 })
+            .options(
+                named("queue_idempotency_key_unique")
+                    .unique(true)
+                    .partial_filter_expression(
+                        doc! { field::IDEMPOTENCY_KEY: { "$type": "string" } },
+                    )
+                    .build(),
+            )
+            .build(),
+        IndexModel::builder()
+            .keys(doc! { field::IDEMPOTENCY_KEY: 1, field::QUEUE: 1 })
+            .options(named("idempotency_key_queue").build())
+            .build(),
+        IndexModel::builder()
+            .keys(doc! { field::QUEUE: 1, field::STATUS: 1, field::RUN_AT: 1 })
+            .options(named("queue_status_run_at").build())
+            .build(),
+        IndexModel::builder()
+            .keys(doc! { field::QUEUE: 1, field::STATUS: 1, field::LEASE_UNTIL: 1 })
+            .options(named("queue_status_lease_until").build())
+            .build(),
+        IndexModel::builder()
+            .keys(doc! { field::EXPIRE_AT: 1 })
+            .options(named("expire_at_ttl").expire_after(Duration::ZERO).build())
+            .build(),
+    ];
+    collection(db, config).create_indexes(indexes).await?;
+    Ok(())
+}
+
+fn new_job<T>(
+    config: &JobsConfig,
+    queue: &str,
+    job: &T,
+    options: &PushOptions,
+) -> Result<JobDocument, JobError>
+where
+    T: Serialize + ?Sized,
+{
+    Ok(job_document(config, queue, bson::to_bson(job)?, options))
+}
+
+/// A new pending job, as `push` and the apalis sink insert it.
+pub(crate) fn job_document(
+    config: &JobsConfig,
+    queue: &str,
+    payload: bson::Bson,
+    options: &PushOptions,
+) -> JobDocument {
+    let now = Utc::now();
+    JobDocument {
+        id: JobId::new(),
+        queue: queue.to_owned(),
+        payload,
+        status: JobStatus::Pending,
+        attempts: 0,
+        max_attempts: options
+            .max_attempts
+            .unwrap_or(config.default_max_attempts)
+            .max(1),
+        run_at: options.run_at.unwrap_or(now),
+        lease_until: None,
+        worker_id: None,
+        last_error: None,
+        idempotency_key: options.idempotency_key.clone(),
+        created_at: now,
+        done_at: None,
+        expire_at: None,
+    }
+}
