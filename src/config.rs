@@ -27,6 +27,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub auth: AuthSettings,
     pub scim: ScimSettings,
+    pub smtp: SmtpSettings,
+    pub invitations: InvitationSettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -179,6 +181,75 @@ impl Default for ScimSettings {
     }
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// The SMTP server as a URL: `smtp://host:port` (plain),
+    /// `smtp://host:port?tls=required` (STARTTLS), `smtps://host:port`
+    /// (implicit TLS), with credentials as `smtp://user:pass@host:port`.
+    /// Unset (or empty): mails are written to `outbox_dir` instead. May
+    /// carry a password, so `Debug` redacts it.
+    pub url: Option<String>,
+    /// The `From` mailbox, e.g. `Muster <muster@example.com>`.
+    pub from: String,
+    /// Where mails go as `.eml` files when `url` is unset (development).
+    pub outbox_dir: String,
+    /// Most SMTP connections kept open for reuse.
+    pub pool_max_size: u32,
+    /// How long connecting, and each reply of the server, may take.
+    pub timeout_seconds: u64,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            from: "Muster <muster@localhost>".into(),
+            outbox_dir: ".dev/outbox".into(),
+            pool_max_size: 4,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl SmtpSettings {
+    /// The SMTP URL, if one is set; an empty or blank value counts as
+    /// unset, so `MUSTER_SMTP__URL=` in a compose file selects the outbox.
+    pub fn url(&self) -> Option<&str> {
+        self.url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+    }
+}
+
+impl fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .field("outbox_dir", &self.outbox_dir)
+            .field("pool_max_size", &self.pool_max_size)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvitationSettings {
+    /// Most invitations one organization may send in any hour.
+    pub max_per_org_per_hour: u32,
+}
+
+impl Default for InvitationSettings {
+    fn default() -> Self {
+        Self {
+            max_per_org_per_hour: 500,
+        }
+    }
+}
+
 /// A configuration that cannot be used, with the key to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -315,6 +386,41 @@ impl Settings {
         }
         if self.auth.session_ttl_hours == 0 {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
+        }
+        if let Some(url) = self.smtp.url() {
+            // The transport's own parser, so what passes here is what the
+            // mailer accepts. Its message never quotes the URL (no password
+            // leaks into the error), only the part it could not use.
+            if let Err(err) = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url) {
+                return Err(ConfigError::Invalid {
+                    key: "smtp.url",
+                    reason: format!(
+                        "must be a URL such as smtp://host:587?tls=required, \
+                         smtps://user:password@host:465 or smtp://localhost:25 ({err})"
+                    ),
+                });
+            }
+        }
+        if let Err(err) = self.smtp.from.parse::<lettre::message::Mailbox>() {
+            return Err(ConfigError::Invalid {
+                key: "smtp.from",
+                reason: format!(
+                    "must be a mailbox such as `Muster <muster@example.com>` or \
+                     `muster@example.com` ({err})"
+                ),
+            });
+        }
+        if self.smtp.pool_max_size == 0 {
+            return Err(invalid("smtp.pool_max_size", "must be at least 1"));
+        }
+        if self.smtp.timeout_seconds == 0 {
+            return Err(invalid("smtp.timeout_seconds", "must be at least 1"));
+        }
+        if self.invitations.max_per_org_per_hour == 0 {
+            return Err(invalid(
+                "invitations.max_per_org_per_hour",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -454,6 +560,12 @@ mod tests {
         assert_eq!(settings.http.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.log.format, LogFormat::Text);
         assert_eq!(settings.mongodb.database, "muster");
+        assert_eq!(settings.smtp.url(), None);
+        assert_eq!(settings.smtp.from, "Muster <muster@localhost>");
+        assert_eq!(settings.smtp.outbox_dir, ".dev/outbox");
+        assert_eq!(settings.smtp.pool_max_size, 4);
+        assert_eq!(settings.smtp.timeout_seconds, 10);
+        assert_eq!(settings.invitations.max_per_org_per_hour, 500);
     }
 
     #[test]
@@ -515,6 +627,22 @@ mod tests {
                 "0",
                 "rate_limit.api_per_second",
             ),
+            ("MUSTER_SMTP__URL", "mail.example.com:587", "smtp.url"),
+            ("MUSTER_SMTP__URL", "http://mail.example.com", "smtp.url"),
+            (
+                "MUSTER_SMTP__URL",
+                "smtp://host:25?tls=sometimes",
+                "smtp.url",
+            ),
+            ("MUSTER_SMTP__FROM", "not a mailbox", "smtp.from"),
+            ("MUSTER_SMTP__FROM", "Muster <muster@>", "smtp.from"),
+            ("MUSTER_SMTP__POOL_MAX_SIZE", "0", "smtp.pool_max_size"),
+            ("MUSTER_SMTP__TIMEOUT_SECONDS", "0", "smtp.timeout_seconds"),
+            (
+                "MUSTER_INVITATIONS__MAX_PER_ORG_PER_HOUR",
+                "0",
+                "invitations.max_per_org_per_hour",
+            ),
         ] {
             let err = load(&[(var, value)]).expect_err(var);
             assert!(err.to_string().contains(key), "{var}: {err}");
@@ -552,5 +680,100 @@ mod tests {
         let mut settings = Settings::default();
         settings.mongodb.uri = "mongodb://user:hunter2@host/".into();
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_example_file_sets_every_key_to_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("muster.toml.example");
+        let settings = Settings::load_from(Some(&path), env(&[])).expect("valid");
+        let as_json = |settings: &Settings| serde_json::to_value(settings).expect("json");
+        assert_eq!(as_json(&settings), as_json(&Settings::default()));
+    }
+
+    #[test]
+    fn smtp_settings_come_from_the_environment() {
+        let settings = load(&[
+            (
+                "MUSTER_SMTP__URL",
+                "smtp://mail.example.com:587?tls=required",
+            ),
+            ("MUSTER_SMTP__FROM", "Acme Access <access@acme.example>"),
+            ("MUSTER_SMTP__OUTBOX_DIR", "/tmp/muster-outbox"),
+            ("MUSTER_SMTP__POOL_MAX_SIZE", "8"),
+            ("MUSTER_SMTP__TIMEOUT_SECONDS", "30"),
+            ("MUSTER_INVITATIONS__MAX_PER_ORG_PER_HOUR", "20"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            settings.smtp.url(),
+            Some("smtp://mail.example.com:587?tls=required")
+        );
+        assert_eq!(settings.smtp.from, "Acme Access <access@acme.example>");
+        assert_eq!(settings.smtp.outbox_dir, "/tmp/muster-outbox");
+        assert_eq!(settings.smtp.pool_max_size, 8);
+        assert_eq!(settings.smtp.timeout_seconds, 30);
+        assert_eq!(settings.invitations.max_per_org_per_hour, 20);
+    }
+
+    #[test]
+    fn every_documented_smtp_url_form_is_accepted() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://mail.example.com:587?tls=required",
+            "smtp://mail.example.com?tls=opportunistic",
+            "smtps://mail.example.com:465",
+            "smtps://user%40example.com:p%40ss@mail.example.com",
+            "smtp://user:pass@mail.example.com:587?tls=required",
+        ] {
+            let settings = load(&[("MUSTER_SMTP__URL", url)]).expect(url);
+            assert_eq!(settings.smtp.url(), Some(url));
+        }
+    }
+
+    #[test]
+    fn an_empty_smtp_url_means_the_outbox() {
+        let settings = load(&[("MUSTER_SMTP__URL", "")]).expect("valid");
+        assert_eq!(settings.smtp.url(), None);
+    }
+
+    #[test]
+    fn the_smtp_url_comes_from_a_secret_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("smtp");
+        std::fs::write(&secret, "smtps://mailer:hunter2@mail.example.com:465\n").expect("write");
+        let path = secret.to_string_lossy().to_string();
+        let settings = load(&[("MUSTER_SMTP__URL_FILE", &path)]).expect("valid");
+        assert_eq!(
+            settings.smtp.url(),
+            Some("smtps://mailer:hunter2@mail.example.com:465")
+        );
+    }
+
+    #[test]
+    fn an_invalid_smtp_url_is_named_without_its_password() {
+        let err = load(&[(
+            "MUSTER_SMTP__URL",
+            "smtp://mailer:hunter2@host:25?tls=bogus",
+        )])
+        .expect_err("invalid");
+        let message = err.to_string();
+        assert!(message.contains("smtp.url"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn an_invalid_from_is_named() {
+        let err = load(&[("MUSTER_SMTP__FROM", "Muster muster.example.com")]).expect_err("invalid");
+        assert!(err.to_string().contains("smtp.from"), "{err}");
+    }
+
+    #[test]
+    fn the_smtp_url_is_redacted_in_debug() {
+        let mut settings = Settings::default();
+        settings.smtp.url = Some("smtps://mailer:hunter2@mail.example.com".into());
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("mail.example.com"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 }

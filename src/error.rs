@@ -14,6 +14,7 @@ use poem_openapi::{ApiResponse, Object};
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::domain::invitation::AcceptError;
 use crate::domain::policy::{MayNotLeave, MemberChangeError};
 use crate::domain::{LastOwner, OwnerGrantError, StatusTransitionError};
 
@@ -42,6 +43,13 @@ pub enum AppError {
     /// `problem` is the short name that becomes the problem `type`.
     #[error("{detail}")]
     Conflict {
+        problem: &'static str,
+        detail: String,
+    },
+    /// Something that existed and is gone for good (an expired, revoked or
+    /// used invitation).
+    #[error("{detail}")]
+    Gone {
         problem: &'static str,
         detail: String,
     },
@@ -96,6 +104,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Gone { .. } => StatusCode::GONE,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -118,6 +127,7 @@ impl AppError {
             AppError::NotFound(_) => "not-found",
             AppError::MethodNotAllowed(_) => "method-not-allowed",
             AppError::Conflict { problem, .. } => problem,
+            AppError::Gone { problem, .. } => problem,
             AppError::PayloadTooLarge => "payload-too-large",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::TooManyRequests { .. } => "rate-limited",
@@ -336,7 +346,7 @@ struct ScimErrorBody {
 }
 
 /// The error statuses every management route may answer, documented once.
-const DOCUMENTED_ERRORS: [(u16, &str); 11] = [
+const DOCUMENTED_ERRORS: [(u16, &str); 12] = [
     (400, "The request is malformed."),
     (401, "No valid bearer token."),
     (403, "The caller may not do this."),
@@ -344,6 +354,10 @@ const DOCUMENTED_ERRORS: [(u16, &str); 11] = [
     (
         409,
         "The change conflicts with the current state (e.g. the last owner).",
+    ),
+    (
+        410,
+        "Gone for good: an expired, revoked or used invitation.",
     ),
     (413, "The request body is too large."),
     (
@@ -437,6 +451,19 @@ impl From<OwnerGrantError> for AppError {
 impl From<MayNotLeave> for AppError {
     fn from(err: MayNotLeave) -> Self {
         AppError::Forbidden(err.to_string())
+    }
+}
+
+impl From<AcceptError> for AppError {
+    fn from(err: AcceptError) -> Self {
+        AppError::Gone {
+            problem: match err {
+                AcceptError::InvitationExpired => "invitation-expired",
+                AcceptError::InvitationRevoked => "invitation-revoked",
+                AcceptError::InvitationUsed => "invitation-used",
+            },
+            detail: err.to_string(),
+        }
     }
 }
 

@@ -88,6 +88,10 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .nest("/docs", swagger_ui)
         .nest("/api/v1", api_service)
         .nest("/scim/v2", scim::routes())
+        .at(
+            "/invite/:token",
+            get(crate::invite_page::show).post(crate::invite_page::submit),
+        )
         .data(state)
         .around(move |endpoint, request| limit_body(max_body_bytes, endpoint, request))
         .around(move |endpoint, request| {

@@ -8,7 +8,7 @@ use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::config::Settings;
 use muster::state::AppState;
 use muster::store::Store;
-use muster::{api, http, telemetry};
+use muster::{api, http, jobs, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +31,14 @@ enum Command {
         /// Do not create missing indexes at start (also `mongodb.migrate_on_start = false`).
         #[arg(long)]
         no_migrate: bool,
+        /// Do not run the background jobs (invitation mails, expiry) in this
+        /// process; run `muster worker` elsewhere.
+        #[arg(long)]
+        no_worker: bool,
     },
+    /// Run the background jobs only (invitation mails, expiry sweeps); any
+    /// number of workers may run together.
+    Worker,
     /// Create every collection's indexes; safe to run any number of times.
     Migrate,
     /// Create an organization with its owner, an owner API token and a SCIM token.
@@ -84,7 +91,10 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let store = Store::connect(&settings.mongodb).await?;
     match command {
-        Command::Serve { no_migrate } => {
+        Command::Serve {
+            no_migrate,
+            no_worker,
+        } => {
             if settings.mongodb.migrate_on_start && !no_migrate {
                 store.migrate().await?;
                 tracing::info!("indexes are up to date");
@@ -100,7 +110,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .unwrap_or(addr);
             tracing::info!(addr = %local, public_url = settings.public_url(), "listening");
             let state = AppState::new(store, settings);
-            http::serve(acceptor, state, http::shutdown_signal()).await?;
+            let stopping = Stopping::on_signal();
+            let worker = (!no_worker).then(|| {
+                let state = state.clone();
+                let stopped = stopping.wait();
+                tokio::spawn(async move { jobs::run(state, stopped).await })
+            });
+            http::serve(acceptor, state, stopping.wait()).await?;
+            if let Some(worker) = worker {
+                worker.await??;
+            }
+            tracing::info!("stopped");
+        }
+        Command::Worker => {
+            if settings.mongodb.migrate_on_start {
+                store.migrate().await?;
+            }
+            tracing::info!("running background jobs");
+            jobs::run(AppState::new(store, settings), Stopping::on_signal().wait()).await?;
             tracing::info!("stopped");
         }
         Command::Migrate => {
@@ -143,4 +170,26 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Openapi => unreachable!("handled before configuration is loaded"),
     }
     Ok(())
+}
+
+/// SIGTERM or Ctrl-C, seen by every part of the process that must stop.
+struct Stopping(tokio::sync::watch::Receiver<bool>);
+
+impl Stopping {
+    fn on_signal() -> Stopping {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            http::shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        Stopping(rx)
+    }
+
+    fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            // An error means the sender is gone, which only happens at exit.
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
 }

@@ -104,22 +104,27 @@ impl Example for UpdateMeRequest {
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
 
 fn display_name(raw: &str) -> Result<String, AppError> {
+    checked_display_name("display_name", raw)
+}
+
+/// A display name as typed by a person, checked; errors name `field`.
+pub fn checked_display_name(field: &str, raw: &str) -> Result<String, AppError> {
     let name = raw.trim();
     if name.is_empty() {
         return Err(AppError::invalid(
-            "display_name",
+            field,
             "the display name must not be empty; send null to clear it",
         ));
     }
     if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
         return Err(AppError::invalid(
-            "display_name",
+            field,
             format!("the display name must be at most {MAX_DISPLAY_NAME_CHARS} characters"),
         ));
     }
     if name.chars().any(char::is_control) {
         return Err(AppError::invalid(
-            "display_name",
+            field,
             "the display name must not contain control characters",
         ));
     }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod auth;
 pub mod examples;
 pub mod groups;
+pub mod invitations;
 pub mod me;
 pub mod members;
 pub mod orgs;
@@ -42,6 +43,8 @@ pub enum ApiTags {
     Tokens,
     /// SCIM tokens that connect an identity provider.
     ScimTokens,
+    /// Invitations: invite, resend, revoke, accept.
+    Invitations,
 }
 
 /// A bearer token: a session (`mst_ses_…`, from `POST /auth/login`) or a
@@ -70,6 +73,7 @@ pub type Apis = (
     orgs::OrgsApi,
     members::MembersApi,
     groups::GroupsApi,
+    invitations::InvitationsApi,
     roles::RolesApi,
     projects::ProjectsApi,
     tokens::TokensApi,
@@ -84,6 +88,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             orgs::OrgsApi,
             members::MembersApi,
             groups::GroupsApi,
+            invitations::InvitationsApi,
             roles::RolesApi,
             projects::ProjectsApi,
             tokens::TokensApi,
@@ -118,9 +123,10 @@ pub fn spec_json() -> String {
 }
 
 /// Every request body refuses unknown fields (`deny_unknown_fields`), but
-/// poem-openapi does not say so in the schema: mark each schema a request
-/// body reaches with `additionalProperties: false`, so that clients and
-/// spec-driven testers know.
+/// poem-openapi does not say so in the schema: mark each object schema a
+/// request body reaches with `additionalProperties: false`, so that
+/// clients and spec-driven testers know. Unions of a string and an array
+/// lose the `type: object` poem-openapi gives them.
 fn close_request_schemas(spec: &mut serde_json::Value) {
     use serde_json::Value;
     fn refs(value: &Value, found: &mut Vec<String>) {
@@ -166,7 +172,13 @@ fn close_request_schemas(spec: &mut serde_json::Value) {
         }
         if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
             refs(&Value::Object(schema.clone()), &mut pending);
-            if schema.get("type").and_then(Value::as_str) == Some("object") {
+            if schema.contains_key("anyOf") || schema.contains_key("oneOf") {
+                // A poem-openapi `Union` of non-objects (a string or an
+                // array) is typed `object`, which no value satisfies.
+                if !schema.contains_key("properties") {
+                    schema.remove("type");
+                }
+            } else if schema.get("type").and_then(Value::as_str) == Some("object") {
                 schema.insert("additionalProperties".into(), Value::Bool(false));
             }
         }

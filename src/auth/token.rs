@@ -107,15 +107,8 @@ pub struct IssuedToken {
 
 impl IssuedToken {
     pub fn generate(kind: TokenKind) -> IssuedToken {
-        let mut bytes = [0u8; SECRET_BYTES];
-        OsRng.fill_bytes(&mut bytes);
-        let secret = format!("{}{}", kind.prefix(), hex::encode(bytes));
-        let hash = TokenHash::of(&secret);
-        IssuedToken {
-            kind,
-            secret: Secret(secret),
-            hash,
-        }
+        let (secret, hash) = random_secret(kind.prefix());
+        IssuedToken { kind, secret, hash }
     }
 
     /// What lists show so a person can tell tokens apart: the prefix and
@@ -124,6 +117,32 @@ impl IssuedToken {
         let secret = self.secret.expose();
         secret[..(self.kind.prefix().len() + 4).min(secret.len())].to_owned()
     }
+}
+
+/// A prefix and 256 random bits in hex, with its hash.
+fn random_secret(prefix: &str) -> (Secret, TokenHash) {
+    let mut bytes = [0u8; SECRET_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    let secret = format!("{prefix}{}", hex::encode(bytes));
+    let hash = TokenHash::of(&secret);
+    (Secret(secret), hash)
+}
+
+/// Invitation links carry these: single-use, never a bearer token.
+pub const INVITATION_PREFIX: &str = "mst_inv_";
+
+/// A fresh invitation secret and its hash (only the hash is stored).
+pub fn generate_invitation_secret() -> (Secret, TokenHash) {
+    random_secret(INVITATION_PREFIX)
+}
+
+/// Whether a presented string can be an invitation secret.
+pub fn is_well_formed_invitation(secret: &str) -> bool {
+    secret
+        .strip_prefix(INVITATION_PREFIX)
+        .is_some_and(|random| {
+            random.len() == SECRET_BYTES * 2 && random.bytes().all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 /// Whether a presented string can be a token at all: the right prefix and

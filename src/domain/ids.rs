@@ -88,6 +88,10 @@ id_type!(
     /// A personal API token, SCIM token or session.
     TokenId
 );
+id_type!(
+    /// An invitation to join an organization.
+    InvitationId
+);
 
 #[cfg(test)]
 mod tests {

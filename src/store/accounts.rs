@@ -114,3 +114,63 @@ pub async fn update_self(
         .await?;
     Ok(result.matched_count == 1)
 }
+
+/// The accounts of `emails` (normalized), as (email, id) pairs.
+pub async fn ids_by_email(
+    store: &Store,
+    session: &mut ClientSession,
+    emails: &[&str],
+) -> Result<Vec<(String, AccountId)>, MongoError> {
+    let mut found = Vec::new();
+    let mut cursor = collection(store)
+        .find(doc! { "email": { "$in": emails } })
+        .session(&mut *session)
+        .await?;
+    while let Some(account) = cursor.next(&mut *session).await.transpose()? {
+        found.push((
+            account.email.clone(),
+            AccountId::from_stored(account.id.clone()),
+        ));
+    }
+    Ok(found)
+}
+
+/// Records that the account's owner proved control of its email (an
+/// invitation accepted through its emailed link).
+pub async fn mark_email_verified(
+    store: &Store,
+    session: &mut ClientSession,
+    id: &AccountId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), MongoError> {
+    collection(store)
+        .update_one(
+            doc! { "_id": id.as_str() },
+            doc! { "$set": { "email_verified_at": super::docs::bson_time(now) } },
+        )
+        .session(session)
+        .await?;
+    Ok(())
+}
+
+/// Sets the password of an account that has none; false if it has one
+/// (set meanwhile).
+pub async fn set_password_hash(
+    store: &Store,
+    session: &mut ClientSession,
+    id: &AccountId,
+    hash: &PasswordHashString,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, MongoError> {
+    let result = collection(store)
+        .update_one(
+            doc! { "_id": id.as_str(), "password_hash": null },
+            doc! { "$set": {
+                "password_hash": hash.as_str(),
+                "updated_at": super::docs::bson_time(now),
+            } },
+        )
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}

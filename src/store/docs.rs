@@ -90,6 +90,10 @@ pub struct AccountDoc {
     pub password_hash: Option<String>,
     pub created_at: BsonDateTime,
     pub updated_at: BsonDateTime,
+    /// When the person last proved control of `email` (accepting an
+    /// emailed invitation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified_at: Option<BsonDateTime>,
 }
 
 impl AccountDoc {
@@ -101,6 +105,7 @@ impl AccountDoc {
             password_hash,
             created_at: bson_time(account.created_at),
             updated_at: bson_time(account.updated_at),
+            email_verified_at: None,
         }
     }
 

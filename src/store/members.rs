@@ -492,3 +492,77 @@ pub async fn remove_project_rights(
         .await?;
     Ok(())
 }
+
+/// Which of `emails` (normalized) already belong to a member of the
+/// organization: as a login's email, as a userName or as an email of the
+/// profile. Three indexed lookups, whatever the number of addresses.
+pub async fn existing_emails(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    emails: &[&str],
+) -> Result<std::collections::HashSet<String>, MongoError> {
+    let mut found = std::collections::HashSet::new();
+    if emails.is_empty() {
+        return Ok(found);
+    }
+    let wanted: std::collections::HashSet<&str> = emails.iter().copied().collect();
+    for filter in [
+        doc! { "org_id": org_id.as_str(), "user_name_lc": { "$in": emails } },
+        doc! { "org_id": org_id.as_str(), "emails_lc": { "$in": emails } },
+    ] {
+        let mut cursor = collection(store)
+            .find(filter)
+            .session(&mut *session)
+            .await?;
+        while let Some(member) = cursor.next(&mut *session).await.transpose()? {
+            for email in std::iter::once(&member.user_name_lc).chain(&member.emails_lc) {
+                if wanted.contains(email.as_str()) {
+                    found.insert(email.clone());
+                }
+            }
+        }
+    }
+    for (email, account_id) in super::accounts::ids_by_email(store, session, emails).await? {
+        if find_by_account(store, Some(&mut *session), org_id, &account_id)
+            .await?
+            .is_some()
+        {
+            found.insert(email);
+        }
+    }
+    Ok(found)
+}
+
+/// Gives a pending member without a login its account and makes it
+/// active (accepting a SCIM activation). False when the member is gone,
+/// has a login already or is no longer pending.
+pub async fn link_account(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    member_id: &MemberId,
+    account_id: &AccountId,
+    now: DateTime<Utc>,
+) -> Result<bool, MongoError> {
+    let result = collection(store)
+        .update_one(
+            doc! {
+                "_id": member_id.as_str(),
+                "org_id": org_id.as_str(),
+                "account_id": null,
+                "status": MemberStatus::Pending.as_str(),
+            },
+            doc! {
+                "$set": {
+                    "account_id": account_id.as_str(),
+                    "status": MemberStatus::Active.as_str(),
+                    "updated_at": bson_time(now),
+                },
+                "$inc": { "version": 1 },
+            },
+        )
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}

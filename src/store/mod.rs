@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 mod docs;
 pub mod groups;
+pub mod invitations;
 pub mod members;
 pub mod orgs;
 pub mod projects;
@@ -120,6 +121,13 @@ impl Store {
         groups::create_indexes(self).await?;
         tokens::create_indexes(self).await?;
         projects::create_indexes(self).await?;
+        invitations::create_indexes(self).await?;
+        muster_worker::create_indexes(&self.db, &crate::jobs::jobs_config())
+            .await
+            .map_err(|err| match err {
+                muster_worker::JobError::Database(err) => err,
+                other => MongoError::custom(other),
+            })?;
         audit::create_indexes(self).await?;
         Ok(())
     }

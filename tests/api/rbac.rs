@@ -34,12 +34,16 @@
 //! | GET    /me/tokens                       | 200 | 200 | 200 | 200 | 200 | 200 | 401  |
 //! | POST   /me/tokens  (for {org})          | 201 | 201 | 201 | 403 | 403 | 404 | 401  |
 //! | DELETE /me/tokens/{t}  (the owner's)    | 204 | 404 | 404 | 404 | 404 | 404 | 401  |
+//! | GET    /orgs/{org}/invitations          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
+//! | POST   /orgs/{org}/invitations          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
+//! | POST   /orgs/{org}/invitations/{i}/resend | 200 | 200 | 403 | 403 | 403 | 404 | 401 |
+//! | DELETE /orgs/{org}/invitations/{i}      | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/leave                | 409 | 204 | 403 | 403 | 403 | 404 | 401  |
 //! | DELETE /orgs/{org}                      | 204 | 403 | 403 | 403 | 403 | 404 | 401  |
 //!
 //! `{m}` is a fresh viewer, `{g}` a fresh group, `{p}` a fresh project,
-//! `{s}` a fresh SCIM token and `{t}` a fresh personal token of the owner
-//! for every call. The
+//! `{s}` a fresh SCIM token, `{t}` a fresh personal token of the owner and
+//! `{i}` a fresh invitation for every call. The
 //! owner cannot leave because they are the last owner (409) once the admin
 //! has left.
 
@@ -223,6 +227,30 @@ fn table() -> Vec<Row> {
             [204, 404, 404, 404, 404, 404, 401],
         ),
         row(
+            M::GET,
+            "/orgs/{org}/invitations",
+            None,
+            [200, 200, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::POST,
+            "/orgs/{org}/invitations",
+            Some(json!({ "emails": "{u}@example.com", "role": "viewer" })),
+            [200, 200, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::POST,
+            "/orgs/{org}/invitations/{i}/resend",
+            None,
+            [200, 200, 403, 403, 403, 404, 401],
+        ),
+        row(
+            M::DELETE,
+            "/orgs/{org}/invitations/{i}",
+            None,
+            [204, 204, 403, 403, 403, 404, 401],
+        ),
+        row(
             M::POST,
             "/orgs/{org}/leave",
             None,
@@ -254,6 +282,7 @@ struct Fresh {
     project: String,
     scim_token: String,
     personal_token: String,
+    invitation: String,
 }
 
 fn fill(template: &str, org: &str, fresh: &Fresh) -> String {
@@ -265,6 +294,7 @@ fn fill(template: &str, org: &str, fresh: &Fresh) -> String {
         .replace("{p}", &fresh.project)
         .replace("{s}", &fresh.scim_token)
         .replace("{t}", &fresh.personal_token)
+        .replace("{i}", &fresh.invitation)
         .replace("{u}", &unique)
 }
 
@@ -295,6 +325,18 @@ async fn fresh(app: &TestApp, cast: &Cast) -> Fresh {
     }
     let [group, project, scim_token, personal_token] =
         <[String; 4]>::try_from(ids).expect("four ids");
+    let invited = call(
+        app,
+        Method::POST,
+        &format!("/orgs/{org}/invitations"),
+        owner,
+        Some(&json!({ "emails": [format!("{}@example.com", unique())], "role": "viewer" })),
+    )
+    .await;
+    let invitation = invited.body["results"][0]["invitation_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     Fresh {
         member: app
             .with_member(&cast.org, muster::domain::Role::Viewer)
@@ -305,6 +347,7 @@ async fn fresh(app: &TestApp, cast: &Cast) -> Fresh {
         project,
         scim_token,
         personal_token,
+        invitation,
     }
 }
 

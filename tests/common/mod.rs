@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod smtp;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;

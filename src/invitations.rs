@@ -1,0 +1,255 @@
+//! Accepting an invitation: shared by `POST /api/v1/invitations/accept`
+//! and the `/invite/{token}` page. The rules are in
+//! `domain::invitation`; this is their use case, in one transaction.
+
+use crate::auth::password::{PasswordHashString, hash_password, verify_password};
+use crate::auth::token::{TokenHash, generate_invitation_secret, is_well_formed_invitation};
+use crate::domain::invitation::{self, Invitation, InvitationKind, InvitationStatus};
+use crate::domain::{
+    Account, AccountId, Actor, AuditEvent, Member, MemberId, MemberStatus, OrgId, RequestOrigin,
+    Target,
+};
+use crate::error::AppError;
+use crate::in_transaction;
+use crate::scim::user::UserProfile;
+use crate::state::AppState;
+use crate::store::{self, Inserted};
+
+/// A hash no one holds the secret of: what an invitation carries until the
+/// mail job gives it a link (only the mail ever holds a link's secret).
+pub fn fresh_token_hash() -> TokenHash {
+    generate_invitation_secret().1
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AcceptInput {
+    pub token: String,
+    pub name: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub org_id: OrgId,
+    pub member_id: MemberId,
+    pub account_id: AccountId,
+    pub account_created: bool,
+}
+
+fn unknown_link() -> AppError {
+    AppError::NotFound("invitation")
+}
+
+/// The invitation a link's secret opens, if it can still be accepted.
+pub async fn open(state: &AppState, token: &str) -> Result<Invitation, AppError> {
+    if !is_well_formed_invitation(token) {
+        return Err(unknown_link());
+    }
+    let invitation = store::invitations::find_by_token(state.store(), None, &TokenHash::of(token))
+        .await?
+        .ok_or_else(unknown_link)?;
+    invitation::ensure_acceptable(&invitation, state.clock().now())?;
+    Ok(invitation)
+}
+
+/// What the person proved or chose about their login.
+enum Login {
+    /// A new account, with this password and name.
+    New {
+        hash: PasswordHashString,
+        name: Option<String>,
+    },
+    /// An account that exists and whose password was given.
+    Existing(AccountId),
+    /// An account that exists without a password: the emailed link proves
+    /// the email, and this becomes its password.
+    ExistingSetsPassword(AccountId, PasswordHashString),
+}
+
+async fn hash_new_password(password: Option<String>) -> Result<PasswordHashString, AppError> {
+    let password = password.ok_or_else(|| {
+        AppError::invalid("password", "choose a password of at least 10 characters")
+    })?;
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(|err| AppError::invalid("password", err))
+}
+
+pub async fn accept(
+    state: &AppState,
+    origin: RequestOrigin,
+    input: AcceptInput,
+) -> Result<Accepted, AppError> {
+    let invitation = open(state, &input.token).await?;
+    let store = state.store();
+    let name = input
+        .name
+        .as_deref()
+        .map(|name| crate::api::me::checked_display_name("name", name))
+        .transpose()?;
+    // Password work (argon2, tens of milliseconds) before the transaction.
+    let login = match store::accounts::find_by_email(store, None, &invitation.email).await? {
+        Some(existing) => match existing.password_hash {
+            Some(hash) => {
+                let password = input.password.unwrap_or_default();
+                let ok =
+                    tokio::task::spawn_blocking(move || verify_password(Some(&hash), &password))
+                        .await
+                        .map_err(AppError::internal)?;
+                if !ok {
+                    return Err(AppError::Forbidden(format!(
+                        "{} already has an account: enter that account's password",
+                        invitation.email
+                    )));
+                }
+                Login::Existing(existing.account.id)
+            }
+            None => Login::ExistingSetsPassword(
+                existing.account.id,
+                hash_new_password(input.password).await?,
+            ),
+        },
+        None => Login::New {
+            hash: hash_new_password(input.password).await?,
+            name,
+        },
+    };
+    let now = state.clock().now();
+    let token_hash = TokenHash::of(&input.token);
+    in_transaction!(store, |session| -> Result<Accepted, AppError> {
+        // Again inside the transaction: a resend or revoke may have come
+        // between.
+        let current = store::invitations::find_by_token(store, Some(&mut *session), &token_hash)
+            .await?
+            .ok_or_else(unknown_link)?;
+        invitation::ensure_acceptable(&current, now)?;
+        let (account_id, account_created) = match &login {
+            Login::New { hash, name } => {
+                let account = Account {
+                    id: AccountId::new(),
+                    email: current.email.clone(),
+                    display_name: name.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                if store::accounts::insert(store, session, &account, Some(hash)).await?
+                    == Inserted::AlreadyExists
+                {
+                    return Err(AppError::Conflict {
+                        problem: "account-exists",
+                        detail: "an account with this email was created meanwhile; \
+                                 open the link again and sign in with it"
+                            .into(),
+                    });
+                }
+                (account.id, true)
+            }
+            Login::Existing(id) => (id.clone(), false),
+            Login::ExistingSetsPassword(id, hash) => {
+                if !store::accounts::set_password_hash(store, session, id, hash, now).await? {
+                    return Err(AppError::Conflict {
+                        problem: "password-set-meanwhile",
+                        detail: "the account got a password meanwhile; enter that password".into(),
+                    });
+                }
+                (id.clone(), false)
+            }
+        };
+        store::accounts::mark_email_verified(store, session, &account_id, now).await?;
+        let member_id = join(store, session, &current, &account_id, now).await?;
+        if !store::invitations::finish(store, session, &current.id, InvitationStatus::Accepted, now)
+            .await?
+        {
+            return Err(invitation::AcceptError::InvitationUsed.into());
+        }
+        let event = AuditEvent {
+            org_id: current.org_id.clone(),
+            at: now,
+            actor: Actor::Account(account_id.clone()),
+            action: "invitation.accepted",
+            target: Target {
+                kind: "invitation",
+                id: current.id.to_string(),
+            },
+            before: Some(serde_json::json!({ "status": "pending" })),
+            after: Some(serde_json::json!({
+                "status": "accepted",
+                "member_id": member_id.as_str(),
+                "account_id": account_id.as_str(),
+                "account_created": account_created,
+                "role": current.role,
+            })),
+            origin: origin.clone(),
+        };
+        store::audit::record(store, session, &event).await?;
+        Ok(Accepted {
+            org_id: current.org_id.clone(),
+            member_id,
+            account_id,
+            account_created,
+        })
+    })
+}
+
+/// Makes the account an active member: a new membership for an invitation,
+/// the pending SCIM member for an activation.
+async fn join(
+    store: &store::Store,
+    session: &mut mongodb::ClientSession,
+    invitation: &Invitation,
+    account_id: &AccountId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<MemberId, AppError> {
+    let already_member = || AppError::Conflict {
+        problem: "already-member",
+        detail: "this account is already a member of the organization".into(),
+    };
+    if store::members::find_by_account(store, Some(&mut *session), &invitation.org_id, account_id)
+        .await?
+        .is_some()
+    {
+        return Err(already_member());
+    }
+    match (invitation.kind, &invitation.member_id) {
+        (InvitationKind::ScimActivation, Some(member_id)) => {
+            if !store::members::link_account(
+                store,
+                session,
+                &invitation.org_id,
+                member_id,
+                account_id,
+                now,
+            )
+            .await?
+            {
+                return Err(AppError::Gone {
+                    problem: "invitation-revoked",
+                    detail: "the membership this invitation activates no longer waits for it"
+                        .into(),
+                });
+            }
+            Ok(member_id.clone())
+        }
+        _ => {
+            let member = Member {
+                id: MemberId::new(),
+                org_id: invitation.org_id.clone(),
+                account_id: Some(account_id.clone()),
+                role: invitation.role,
+                status: MemberStatus::Active,
+                suspended_until: None,
+                project_rights: invitation.project_rights.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            let profile = UserProfile::for_email(&invitation.email);
+            if store::members::insert(store, session, &member, &profile).await?
+                == Inserted::AlreadyExists
+            {
+                return Err(already_member());
+            }
+            Ok(member.id)
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Background jobs, on apalis with `muster-worker`'s MongoDB backend:
+//! sending invitation mails, and the minutely expiry of invitations.
+//! `muster serve` runs them in the server process; `muster worker` runs
+//! them alone; any number of processes may run them together (jobs are
+//! claimed with leases, the sweep updates conditionally).
+
+mod send_invitation;
+mod sweep;
+
+use std::sync::Arc;
+
+use apalis::layers::WorkerBuilderExt;
+use apalis_core::worker::builder::WorkerBuilder;
+use mongodb::ClientSession;
+use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_in};
+
+use crate::domain::invitation::Invitation;
+use crate::error::AppError;
+use crate::mail::Mailer;
+use crate::state::AppState;
+use crate::store::Store;
+
+pub use send_invitation::SendInvitation;
+pub use sweep::expire_due;
+
+/// The queue of invitation mails.
+pub const SEND_INVITATION_QUEUE: &str = "send_invitation";
+
+/// Jobs' settings: the library's defaults, in the `jobs` collection.
+pub fn jobs_config() -> JobsConfig {
+    JobsConfig::default()
+}
+
+/// What every job handler gets.
+#[derive(Clone)]
+pub struct JobContext {
+    pub state: AppState,
+    pub mailer: Arc<Mailer>,
+}
+
+impl From<JobError> for AppError {
+    fn from(err: JobError) -> Self {
+        // A driver error stays one, so that a transaction retries what is
+        // transient (a racing duplicate key included, see `push_in`).
+        match err {
+            JobError::Database(err) => AppError::Store(err),
+            other if other.is_transient() => {
+                AppError::Unavailable(format!("the job queue is busy: {other}"))
+            }
+            other => AppError::internal(other),
+        }
+    }
+}
+
+/// Queues the mail of the invitation's latest send, inside the caller's
+/// transaction: the invitation and its mail commit or vanish together.
+/// Keyed by invitation and send number, so a retried transaction never
+/// queues a mail twice.
+pub async fn enqueue_send_invitation(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+) -> Result<(), AppError> {
+    let job = SendInvitation {
+        invitation_id: invitation.id.to_string(),
+        send: invitation.delivery.sends,
+    };
+    let key = format!("invitation:{}:send:{}", job.invitation_id, job.send);
+    let _ = push_in(
+        store.database(),
+        session,
+        &jobs_config(),
+        SEND_INVITATION_QUEUE,
+        &job,
+        PushOptions::idempotency_key(key),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Creates the jobs collection's indexes (from `muster migrate`).
+pub async fn create_indexes(store: &Store) -> Result<(), JobError> {
+    muster_worker::create_indexes(store.database(), &jobs_config()).await
+}
+
+/// Runs the workers until `shutdown` resolves.
+pub async fn run(
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(state, jobs_config(), shutdown).await
+}
+
+/// `run` with other job settings (tests shorten backoff and polling).
+pub async fn run_with(
+    state: AppState,
+    config: JobsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mailer = Arc::new(Mailer::from_settings(&state.settings().smtp)?);
+    let context = JobContext {
+        state: state.clone(),
+        mailer,
+    };
+    let backend = MongoBackend::<SendInvitation>::new(
+        state.store().database(),
+        SEND_INVITATION_QUEUE,
+        config,
+    )?;
+    let worker = WorkerBuilder::new("muster-send-invitation")
+        .backend(backend)
+        .data(context)
+        .concurrency(8)
+        .build(send_invitation::handle);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sweep = tokio::spawn(sweep::run(state, stop_rx));
+    let result = worker
+        .run_until(async move {
+            shutdown.await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = sweep.await;
+    result.map_err(|err| anyhow::anyhow!("the job worker stopped: {err}"))
+}

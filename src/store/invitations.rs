@@ -1,0 +1,400 @@
+//! Invitations. At most one pending invitation per address and
+//! organization (a partial unique index); the link's secret is stored only
+//! as its hash.
+
+use std::collections::HashSet;
+
+use bson::{DateTime as BsonDateTime, Document, doc};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::error::Error as MongoError;
+use mongodb::options::IndexOptions;
+use mongodb::{ClientSession, Collection, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use super::docs::bson_time;
+use super::{Inserted, Store, index, inserted, with_session};
+use crate::auth::token::TokenHash;
+use crate::domain::invitation::{Delivery, Invitation, InvitationKind, InvitationStatus};
+use crate::domain::member::ProjectGrant;
+use crate::domain::{AccountId, Email, InvitationId, MemberId, OrgId, Role};
+
+const COLLECTION: &str = "invitations";
+
+fn collection(store: &Store) -> Collection<InvitationDoc> {
+    store.database().collection(COLLECTION)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DeliveryDoc {
+    sends: u32,
+    #[serde(default)]
+    sent_send: u32,
+    attempts: u32,
+    sent_at: Option<BsonDateTime>,
+    last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct InvitationDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    org_id: String,
+    email: String,
+    role: Role,
+    project_rights: Vec<ProjectGrant>,
+    message: Option<String>,
+    kind: InvitationKind,
+    invited_by: Option<String>,
+    member_id: Option<String>,
+    status: InvitationStatus,
+    token_hash: String,
+    created_at: BsonDateTime,
+    expires_at: BsonDateTime,
+    updated_at: BsonDateTime,
+    accepted_at: Option<BsonDateTime>,
+    delivery: DeliveryDoc,
+}
+
+impl InvitationDoc {
+    fn new(invitation: &Invitation, token_hash: &TokenHash) -> InvitationDoc {
+        let d = &invitation.delivery;
+        InvitationDoc {
+            id: invitation.id.to_string(),
+            org_id: invitation.org_id.to_string(),
+            email: invitation.email.to_string(),
+            role: invitation.role,
+            project_rights: invitation.project_rights.clone(),
+            message: invitation.message.clone(),
+            kind: invitation.kind,
+            invited_by: invitation.invited_by.as_ref().map(ToString::to_string),
+            member_id: invitation.member_id.as_ref().map(ToString::to_string),
+            status: invitation.status,
+            token_hash: token_hash.as_str().to_owned(),
+            created_at: bson_time(invitation.created_at),
+            expires_at: bson_time(invitation.expires_at),
+            updated_at: bson_time(invitation.updated_at),
+            accepted_at: invitation.accepted_at.map(bson_time),
+            delivery: DeliveryDoc {
+                sends: d.sends,
+                sent_send: d.sent_send,
+                attempts: d.attempts,
+                sent_at: d.sent_at.map(bson_time),
+                last_error: d.last_error.clone(),
+            },
+        }
+    }
+
+    fn into_invitation(self) -> Invitation {
+        Invitation {
+            id: InvitationId::from_stored(self.id),
+            org_id: OrgId::from_stored(self.org_id),
+            email: Email::from_stored(self.email),
+            role: self.role,
+            project_rights: self.project_rights,
+            message: self.message,
+            kind: self.kind,
+            invited_by: self.invited_by.map(AccountId::from_stored),
+            member_id: self.member_id.map(MemberId::from_stored),
+            status: self.status,
+            created_at: self.created_at.to_chrono(),
+            expires_at: self.expires_at.to_chrono(),
+            updated_at: self.updated_at.to_chrono(),
+            accepted_at: self.accepted_at.map(BsonDateTime::to_chrono),
+            delivery: Delivery {
+                sends: self.delivery.sends,
+                sent_send: self.delivery.sent_send,
+                attempts: self.delivery.attempts,
+                sent_at: self.delivery.sent_at.map(BsonDateTime::to_chrono),
+                last_error: self.delivery.last_error,
+            },
+        }
+    }
+}
+
+pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
+    let invitations = collection(store);
+    for model in [
+        index(doc! { "token_hash": 1 }, true),
+        IndexModel::builder()
+            .keys(doc! { "org_id": 1, "email": 1 })
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .name("one_pending_per_address".to_owned())
+                    .partial_filter_expression(doc! { "status": "pending" })
+                    .build(),
+            )
+            .build(),
+        // Lookups beside the partial unique index (see members.rs).
+        index(doc! { "org_id": 1, "email": 1, "status": 1 }, false),
+        index(doc! { "org_id": 1, "status": 1, "_id": 1 }, false),
+        index(doc! { "org_id": 1, "created_at": 1 }, false),
+        index(doc! { "status": 1, "expires_at": 1 }, false),
+        index(doc! { "member_id": 1 }, false),
+    ] {
+        invitations.create_index(model).await?;
+    }
+    Ok(())
+}
+
+/// `AlreadyExists` when the address has a pending invitation already (the
+/// caller checks first: inside a transaction the duplicate aborts it).
+pub async fn insert(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+    token_hash: &TokenHash,
+) -> Result<Inserted, MongoError> {
+    inserted(
+        collection(store)
+            .insert_one(InvitationDoc::new(invitation, token_hash))
+            .session(session)
+            .await,
+    )
+}
+
+/// Which of `emails` have a pending invitation in the organization.
+pub async fn pending_emails(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    emails: &[&str],
+) -> Result<HashSet<String>, MongoError> {
+    let mut found = HashSet::new();
+    if emails.is_empty() {
+        return Ok(found);
+    }
+    let mut cursor = collection(store)
+        .find(doc! { "org_id": org_id.as_str(), "email": { "$in": emails }, "status": "pending" })
+        .session(&mut *session)
+        .await?;
+    while let Some(doc) = cursor.next(&mut *session).await.transpose()? {
+        found.insert(doc.email);
+    }
+    Ok(found)
+}
+
+/// Invitations the organization created since `since`, for the hourly cap.
+pub async fn count_created_since(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    since: DateTime<Utc>,
+) -> Result<u64, MongoError> {
+    collection(store)
+        .count_documents(
+            doc! { "org_id": org_id.as_str(), "created_at": { "$gte": bson_time(since) } },
+        )
+        .session(session)
+        .await
+}
+
+pub async fn get(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    org_id: &OrgId,
+    id: &InvitationId,
+) -> Result<Option<Invitation>, MongoError> {
+    let found = with_session!(
+        collection(store).find_one(doc! { "_id": id.as_str(), "org_id": org_id.as_str() }),
+        session
+    )?;
+    Ok(found.map(InvitationDoc::into_invitation))
+}
+
+/// An invitation by id alone (for jobs, which carry no organization).
+pub async fn get_any(store: &Store, id: &InvitationId) -> Result<Option<Invitation>, MongoError> {
+    let found = collection(store)
+        .find_one(doc! { "_id": id.as_str() })
+        .await?;
+    Ok(found.map(InvitationDoc::into_invitation))
+}
+
+/// Gives a pending invitation the link of send number `send`: the hash of
+/// a secret that only the mail will carry. False when the invitation is no
+/// longer pending or a later send superseded this one.
+pub async fn set_link(
+    store: &Store,
+    id: &InvitationId,
+    send: u32,
+    token_hash: &TokenHash,
+) -> Result<bool, MongoError> {
+    let result = collection(store)
+        .update_one(
+            doc! { "_id": id.as_str(), "status": "pending", "delivery.sends": send },
+            doc! { "$set": { "token_hash": token_hash.as_str() } },
+        )
+        .await?;
+    Ok(result.matched_count == 1)
+}
+
+/// The invitation a link's secret belongs to.
+pub async fn find_by_token(
+    store: &Store,
+    session: Option<&mut ClientSession>,
+    token_hash: &TokenHash,
+) -> Result<Option<Invitation>, MongoError> {
+    let found = with_session!(
+        collection(store).find_one(doc! { "token_hash": token_hash.as_str() }),
+        session
+    )?;
+    Ok(found.map(InvitationDoc::into_invitation))
+}
+
+/// The pending invitation that activates a member created over SCIM.
+pub async fn pending_for_member(
+    store: &Store,
+    session: &mut ClientSession,
+    member_id: &MemberId,
+) -> Result<Option<Invitation>, MongoError> {
+    let found = collection(store)
+        .find_one(doc! { "member_id": member_id.as_str(), "status": "pending" })
+        .session(session)
+        .await?;
+    Ok(found.map(InvitationDoc::into_invitation))
+}
+
+/// One page of an organization's invitations with `status`, in id order.
+pub async fn list_page(
+    store: &Store,
+    org_id: &OrgId,
+    status: InvitationStatus,
+    after: Option<&InvitationId>,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Invitation>, bool), MongoError> {
+    let mut filter = doc! { "org_id": org_id.as_str() };
+    // An invitation past its expiry counts as expired before the sweep
+    // marks it.
+    match status {
+        InvitationStatus::Pending => {
+            filter.insert("status", "pending");
+            filter.insert("expires_at", doc! { "$gt": bson_time(now) });
+        }
+        InvitationStatus::Expired => {
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "status": "expired" },
+                    doc! { "status": "pending", "expires_at": { "$lte": bson_time(now) } },
+                ],
+            );
+        }
+        other => {
+            filter.insert("status", other.as_str());
+        }
+    }
+    if let Some(after) = after {
+        filter.insert("_id", doc! { "$gt": after.as_str() });
+    }
+    let docs: Vec<InvitationDoc> = collection(store)
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .limit(i64::from(limit) + 1)
+        .await?
+        .try_collect()
+        .await?;
+    let more = docs.len() > limit as usize;
+    Ok((
+        docs.into_iter()
+            .take(limit as usize)
+            .map(InvitationDoc::into_invitation)
+            .collect(),
+        more,
+    ))
+}
+
+/// A new link for a pending invitation: the old secret stops working, the
+/// expiry moves, one more send is asked for. False when it is no longer
+/// pending.
+pub async fn rotate(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+    token_hash: &TokenHash,
+) -> Result<bool, MongoError> {
+    let result = collection(store)
+        .update_one(
+            doc! { "_id": invitation.id.as_str(), "status": "pending" },
+            doc! { "$set": {
+                "token_hash": token_hash.as_str(),
+                "expires_at": bson_time(invitation.expires_at),
+                "updated_at": bson_time(invitation.updated_at),
+                "delivery.sends": invitation.delivery.sends,
+            } },
+        )
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}
+
+/// Moves a pending invitation to `to`; false when it was not pending.
+pub async fn finish(
+    store: &Store,
+    session: &mut ClientSession,
+    id: &InvitationId,
+    to: InvitationStatus,
+    now: DateTime<Utc>,
+) -> Result<bool, MongoError> {
+    let mut set = doc! { "status": to.as_str(), "updated_at": bson_time(now) };
+    if to == InvitationStatus::Accepted {
+        set.insert("accepted_at", bson_time(now));
+    }
+    let result = collection(store)
+        .update_one(
+            doc! { "_id": id.as_str(), "status": "pending" },
+            doc! { "$set": set },
+        )
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}
+
+/// Pending invitations whose expiry has passed, oldest first, at most
+/// `limit`: the expiry sweep marks them one transaction each.
+pub async fn due_for_expiry(
+    store: &Store,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Invitation>, MongoError> {
+    let docs: Vec<InvitationDoc> = collection(store)
+        .find(doc! { "status": "pending", "expires_at": { "$lte": bson_time(now) } })
+        .sort(doc! { "expires_at": 1 })
+        .limit(limit)
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .into_iter()
+        .map(InvitationDoc::into_invitation)
+        .collect())
+}
+
+/// Records the outcome of one attempt to send send number `send`. A later
+/// send's record is not overwritten by an earlier one's.
+pub async fn record_delivery(
+    store: &Store,
+    id: &InvitationId,
+    send: u32,
+    outcome: Result<DateTime<Utc>, String>,
+) -> Result<(), MongoError> {
+    let mut set = Document::new();
+    match outcome {
+        Ok(sent_at) => {
+            set.insert("delivery.sent_at", bson_time(sent_at));
+            set.insert("delivery.sent_send", send);
+            set.insert("delivery.last_error", bson::Bson::Null);
+        }
+        Err(error) => {
+            set.insert("delivery.last_error", error);
+        }
+    }
+    collection(store)
+        .update_one(
+            doc! { "_id": id.as_str(), "delivery.sends": send },
+            doc! { "$set": set, "$inc": { "delivery.attempts": 1 } },
+        )
+        .await?;
+    Ok(())
+}

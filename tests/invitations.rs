@@ -1,0 +1,551 @@
+//! Invitations end to end, against the real server, database, job worker
+//! and a real SMTP server (aiosmtpd): mails arrive, their links lead
+//! through the accept page to active members, resend and revoke kill old
+//! links, expiry, an existing account joining a second organization, SMTP
+//! outages, and a repeated job that mails once.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::smtp::{SmtpServer, parse_message};
+use common::{OrgFixture, TestApp, eventually};
+use muster::bootstrap::{BootstrapInput, bootstrap};
+use muster::state::AppState;
+use muster_worker::{JobsConfig, PushOptions};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A server, a worker with short waits, and the SMTP server it mails to.
+struct World {
+    app: TestApp,
+    org: OrgFixture,
+    smtp: SmtpServer,
+    stop_worker: Option<tokio::sync::oneshot::Sender<()>>,
+    worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+fn quick_jobs() -> JobsConfig {
+    JobsConfig {
+        poll_interval: Duration::from_millis(200),
+        backoff_base: Duration::from_millis(200),
+        backoff_cap: Duration::from_secs(1),
+        heartbeat_interval: Duration::from_secs(1),
+        lease: Duration::from_secs(10),
+        ..muster::jobs::jobs_config()
+    }
+}
+
+impl World {
+    async fn start() -> World {
+        Self::start_with(SmtpServer::start(&[])).await
+    }
+
+    async fn start_with(smtp: SmtpServer) -> World {
+        let url = smtp.url();
+        let app = TestApp::builder()
+            .settings(|s| s.smtp.url = Some(url))
+            .spawn()
+            .await;
+        let org = app.with_org_owner().await;
+        let state = AppState::new(app.store.clone(), app.settings.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(muster::jobs::run_with(state, quick_jobs(), async {
+            let _ = stopped.await;
+        }));
+        World {
+            app,
+            org,
+            smtp,
+            stop_worker: Some(stop),
+            worker: Some(worker),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop_worker.take() {
+            let _ = stop.send(());
+        }
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.await;
+        }
+    }
+
+    fn org(&self) -> String {
+        self.org.org_id.to_string()
+    }
+
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .app
+            .client
+            .request(method, self.app.url(&format!("/api/v1{path}")))
+            .bearer_auth(&self.org.owner.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn invite(&self, emails: Value, role: &str) -> Value {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/orgs/{}/invitations", self.org()),
+                Some(json!({ "emails": emails, "role": role })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Waits until `count` mails arrived; returns them parsed (in the
+    /// Maildir's order, which is not the order of arrival).
+    async fn mails(&self, count: usize) -> Vec<Value> {
+        let smtp = &self.smtp;
+        eventually(Duration::from_secs(30), "the mails arrive", || async move {
+            let found = smtp.messages();
+            (found.len() >= count).then_some(found)
+        })
+        .await
+        .iter()
+        .map(|path| parse_message(path))
+        .collect()
+    }
+
+    async fn page(&self, token: &str) -> (StatusCode, String) {
+        let response = self
+            .app
+            .get(&format!("/invite/{token}"))
+            .send()
+            .await
+            .expect("page");
+        (response.status(), response.text().await.expect("html"))
+    }
+
+    async fn submit(&self, token: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let response = self
+            .app
+            .post(&format!("/invite/{token}"))
+            .form(form)
+            .send()
+            .await
+            .expect("submit");
+        (response.status(), response.text().await.expect("html"))
+    }
+
+    async fn login(&self, email: &str, password: &str) -> StatusCode {
+        self.app
+            .post("/api/v1/auth/login")
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("login")
+            .status()
+    }
+}
+
+/// The link's secret, from a mail's text part (the HTML part must carry
+/// the same link).
+fn token_of(mail: &Value) -> String {
+    let parts = mail["parts"].as_array().expect("a multipart mail");
+    let text = parts
+        .iter()
+        .find(|p| p["content_type"] == "text/plain")
+        .and_then(|p| p["content"].as_str())
+        .expect("a text part");
+    let html = parts
+        .iter()
+        .find(|p| p["content_type"] == "text/html")
+        .and_then(|p| p["content"].as_str())
+        .expect("an HTML part");
+    let start = text.find("/invite/mst_inv_").expect("a link in the text") + "/invite/".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(token.len(), "mst_inv_".len() + 64, "{token}");
+    assert!(html.contains(&token), "the HTML part carries the same link");
+    token
+}
+
+fn recipient(mail: &Value) -> String {
+    mail["headers"]["to"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn three_invitations_three_mails_and_a_link_that_makes_a_member() {
+    let world = World::start().await;
+    let answer = world
+        .invite(
+            json!("ada@example.com, alan@example.com;\ngrace@example.com, not-an-email"),
+            "contributor",
+        )
+        .await;
+    let outcomes: Vec<&str> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(outcomes, ["invited", "invited", "invited", "invalid_email"]);
+
+    let mails = world.mails(3).await;
+    assert_eq!(mails.len(), 3);
+    let mut recipients: Vec<String> = mails.iter().map(recipient).collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["ada@example.com", "alan@example.com", "grace@example.com"]
+    );
+    for mail in &mails {
+        assert_eq!(mail["content_type"], "multipart/alternative");
+        assert_eq!(mail["defects"], json!([]));
+        let subject = mail["headers"]["subject"].as_str().unwrap_or_default();
+        assert!(subject.contains("Org "), "{subject}");
+    }
+
+    let ada = mails
+        .iter()
+        .find(|m| recipient(m) == "ada@example.com")
+        .expect("ada's mail");
+    let token = token_of(ada);
+    // Opening the link changes nothing (mail scanners open links).
+    let (status, html) = world.page(&token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("contributor") && html.contains("ada@example.com"));
+    let (status, html) = world.page(&token).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+
+    // A short password is refused on the page, and nothing is used up.
+    let (status, html) = world
+        .submit(&token, &[("name", "Ada"), ("password", "short")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("password"), "{html}");
+    let (status, html) = world
+        .submit(&token, &[("name", "Ada Lovelace"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Welcome"));
+    assert_eq!(
+        world.login("ada@example.com", PASSWORD).await,
+        StatusCode::OK
+    );
+
+    let (_, members) = world
+        .api(
+            reqwest::Method::GET,
+            &format!("/orgs/{}/members?q=ada@example.com", world.org()),
+            None,
+        )
+        .await;
+    let ada_member = &members["items"][0];
+    assert_eq!(ada_member["status"], "active");
+    assert_eq!(ada_member["role"], "contributor");
+
+    // Used: the link now shows a clear 410, and accepting again changes
+    // nothing.
+    let (status, html) = world.page(&token).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(html.contains("already been used"), "{html}");
+    let (status, _) = world
+        .submit(
+            &token,
+            &[("name", "Eve"), ("password", "another password!")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::GONE);
+    let (_, pending) = world
+        .api(
+            reqwest::Method::GET,
+            &format!("/orgs/{}/invitations", world.org()),
+            None,
+        )
+        .await;
+    assert_eq!(pending["items"].as_array().map(Vec::len), Some(2));
+    let (_, accepted) = world
+        .api(
+            reqwest::Method::GET,
+            &format!("/orgs/{}/invitations?status=accepted", world.org()),
+            None,
+        )
+        .await;
+    assert_eq!(accepted["items"][0]["email"], "ada@example.com");
+    assert_eq!(accepted["items"][0]["delivery"]["sends"], 1);
+    assert!(accepted["items"][0]["delivery"]["sent_at"].is_string());
+
+    // The second time round the outcomes say why.
+    let again = world
+        .invite(json!(["ada@example.com", "alan@example.com"]), "viewer")
+        .await;
+    assert_eq!(again["results"][0]["outcome"], "already_member");
+    assert_eq!(again["results"][1]["outcome"], "already_pending");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn resend_and_revoke_kill_the_old_link() {
+    let world = World::start().await;
+    let answer = world.invite(json!(["kay@example.com"]), "viewer").await;
+    let id = answer["results"][0]["invitation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let first = token_of(&world.mails(1).await[0]);
+    assert_eq!(world.page(&first).await.0, StatusCode::OK);
+
+    let (status, resent) = world
+        .api(
+            reqwest::Method::POST,
+            &format!("/orgs/{}/invitations/{id}/resend", world.org()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resent}");
+    assert_eq!(resent["delivery"]["sends"], 2);
+    // The old link dies with the resend, before the new mail is out.
+    assert_eq!(world.page(&first).await.0, StatusCode::NOT_FOUND);
+    let tokens: Vec<String> = world.mails(2).await.iter().map(token_of).collect();
+    let second = tokens
+        .into_iter()
+        .find(|token| *token != first)
+        .expect("the resent mail has a new link");
+    assert_eq!(world.page(&second).await.0, StatusCode::OK);
+
+    let (status, _) = world
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/orgs/{}/invitations/{id}", world.org()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, html) = world.page(&second).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(html.contains("revoked"), "{html}");
+    let (status, body) = world
+        .api(
+            reqwest::Method::POST,
+            "/invitations/accept",
+            Some(json!({ "token": second, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(body["type"], "urn:muster:problem:invitation-revoked");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_invitation_past_its_expiry_is_gone_and_the_sweep_marks_it() {
+    let world = World::start().await;
+    let answer = world.invite(json!("lin@example.com"), "viewer").await;
+    let id = answer["results"][0]["invitation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let token = token_of(&world.mails(1).await[0]);
+    // Time is an input: move the expiry instead of waiting for it.
+    world
+        .app
+        .store
+        .database()
+        .collection::<bson::Document>("invitations")
+        .update_one(
+            bson::doc! { "_id": &id },
+            bson::doc! { "$set": { "expires_at": bson::DateTime::from_chrono(Utc::now() - chrono::Duration::minutes(1)) } },
+        )
+        .await
+        .expect("move the expiry");
+    let (status, html) = world.page(&token).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(html.contains("expired"), "{html}");
+    let state = AppState::new(world.app.store.clone(), world.app.settings.clone());
+    assert_eq!(muster::jobs::expire_due(&state).await.expect("sweep"), 1);
+    assert_eq!(muster::jobs::expire_due(&state).await.expect("sweep"), 0);
+    let (_, expired) = world
+        .api(
+            reqwest::Method::GET,
+            &format!("/orgs/{}/invitations?status=expired", world.org()),
+            None,
+        )
+        .await;
+    assert_eq!(expired["items"][0]["id"], id.as_str());
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_existing_account_joins_a_second_organization_with_its_own_password() {
+    let world = World::start().await;
+    bootstrap(
+        &world.app.store,
+        Utc::now(),
+        BootstrapInput {
+            org_name: format!("Other {}", uuid::Uuid::new_v4().simple()),
+            owner_email: "mia@example.com".into(),
+            owner_password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .expect("another organization");
+    world.invite(json!("MIA@example.com"), "admin").await;
+    let token = token_of(&world.mails(1).await[0]);
+    let (status, html) = world.page(&token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("already has an account"), "{html}");
+    let (status, html) = world
+        .submit(&token, &[("password", "not the password")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("already has an account"), "{html}");
+    let (status, html) = world.submit(&token, &[("password", PASSWORD)]).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // One login, two organizations.
+    let login = world
+        .app
+        .post("/api/v1/auth/login")
+        .json(&json!({ "email": "mia@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("login")
+        .json::<Value>()
+        .await
+        .expect("json");
+    let me = world
+        .app
+        .get("/api/v1/me")
+        .bearer_auth(login["token"].as_str().expect("session"))
+        .send()
+        .await
+        .expect("me")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(me["memberships"].as_array().map(Vec::len), Some(2), "{me}");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn with_smtp_down_the_mail_goes_out_once_it_returns() {
+    // A port for the server that is not running yet.
+    let placeholder = SmtpServer::start(&[]);
+    let port = placeholder.port;
+    drop(placeholder);
+    let down = SmtpServer::start(&[]);
+    let world_smtp_url = format!("smtp://127.0.0.1:{port}");
+    drop(down);
+    let app = TestApp::builder()
+        .settings(|s| s.smtp.url = Some(world_smtp_url))
+        .spawn()
+        .await;
+    let org = app.with_org_owner().await;
+    let state = AppState::new(app.store.clone(), app.settings.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(muster::jobs::run_with(state, quick_jobs(), async {
+        let _ = stopped.await;
+    }));
+    let answer = app
+        .post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .json(&json!({ "emails": ["nia@example.com"], "role": "viewer" }))
+        .send()
+        .await
+        .expect("invite")
+        .json::<Value>()
+        .await
+        .expect("json");
+    let id = answer["results"][0]["invitation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // The failure is recorded on the invitation while the server is down.
+    let store = app.store.clone();
+    let invitation_id = muster::domain::InvitationId::parse(&id).expect("id");
+    eventually(
+        Duration::from_secs(20),
+        "a failed attempt is recorded",
+        || {
+            let store = store.clone();
+            let invitation_id = invitation_id.clone();
+            async move {
+                let invitation = muster::store::invitations::get_any(&store, &invitation_id)
+                    .await
+                    .ok()
+                    .flatten()?;
+                invitation.delivery.last_error.map(|_| ())
+            }
+        },
+    )
+    .await;
+    let smtp = SmtpServer::start_on(Some(port), &[]);
+    let found = eventually(Duration::from_secs(30), "the mail goes out", || async {
+        let found = smtp.messages();
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(found.len(), 1);
+    let _ = stop.send(());
+    let _ = worker.await;
+}
+
+#[tokio::test]
+async fn a_job_run_again_after_its_mail_went_out_sends_nothing() {
+    let world = World::start().await;
+    let answer = world.invite(json!(["oz@example.com"]), "viewer").await;
+    let id = answer["results"][0]["invitation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let token = token_of(&world.mails(1).await[0]);
+    // As if a worker crashed after sending but before the job was marked
+    // done: the same send is queued and run again.
+    let job = muster::jobs::SendInvitation {
+        invitation_id: id.clone(),
+        send: 1,
+    };
+    let _ = muster_worker::push(
+        world.app.store.database(),
+        &muster::jobs::jobs_config(),
+        muster::jobs::SEND_INVITATION_QUEUE,
+        &job,
+        PushOptions::idempotency_key(format!("replay:{id}")),
+    )
+    .await
+    .expect("push again");
+    let jobs = world
+        .app
+        .store
+        .database()
+        .collection::<bson::Document>("jobs");
+    eventually(Duration::from_secs(20), "the replayed job finishes", || {
+        let jobs = jobs.clone();
+        let key = format!("replay:{id}");
+        async move {
+            let job = jobs
+                .find_one(bson::doc! { "idempotency_key": key })
+                .await
+                .ok()
+                .flatten()?;
+            (job.get_str("status").ok() == Some("done")).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(world.smtp.messages().len(), 1, "no second mail");
+    // And the link of the one mail still works.
+    assert_eq!(world.page(&token).await.0, StatusCode::OK);
+    world.stop().await;
+}
