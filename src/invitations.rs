@@ -253,3 +253,84 @@ async fn join(
         }
     }
 }
+
+/// For a member an identity provider created without a login: the
+/// activation invitation (same mail, link and page), written in the
+/// creation's transaction with its mail job, when the organization asks
+/// for activation mails. `None` when none is due: the setting is off, the
+/// member already has a login or is not pending, or the address has a
+/// pending invitation already. The caller records the audit event.
+pub async fn create_scim_activation(
+    store: &store::Store,
+    session: &mut mongodb::ClientSession,
+    member: &Member,
+    email: &crate::domain::Email,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Invitation>, AppError> {
+    if member.account_id.is_some() || member.status != MemberStatus::Pending {
+        return Ok(None);
+    }
+    let Some(org) = store::orgs::get(store, Some(&mut *session), &member.org_id).await? else {
+        return Ok(None);
+    };
+    if !org.settings.scim_activation_emails {
+        return Ok(None);
+    }
+    let pending =
+        store::invitations::pending_emails(store, session, &member.org_id, &[email.as_str()])
+            .await?;
+    if !pending.is_empty() {
+        return Ok(None);
+    }
+    let invitation = Invitation {
+        id: crate::domain::InvitationId::new(),
+        org_id: member.org_id.clone(),
+        email: email.clone(),
+        role: member.role,
+        project_rights: member.project_rights.clone(),
+        message: None,
+        kind: InvitationKind::ScimActivation,
+        invited_by: None,
+        member_id: Some(member.id.clone()),
+        status: InvitationStatus::Pending,
+        created_at: now,
+        expires_at: invitation::expiry(now, org.settings.invitation_ttl_days),
+        updated_at: now,
+        accepted_at: None,
+        delivery: invitation::Delivery {
+            sends: 1,
+            ..invitation::Delivery::default()
+        },
+    };
+    if store::invitations::insert(store, session, &invitation, &fresh_token_hash()).await?
+        == Inserted::AlreadyExists
+    {
+        return Ok(None);
+    }
+    crate::jobs::enqueue_send_invitation(store, session, &invitation).await?;
+    Ok(Some(invitation))
+}
+
+/// Revokes the pending activation invitation of a member the identity
+/// provider deactivated or deleted; returns it for the audit event.
+pub async fn revoke_scim_activation(
+    store: &store::Store,
+    session: &mut mongodb::ClientSession,
+    member_id: &MemberId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Invitation>, AppError> {
+    let Some(invitation) =
+        store::invitations::pending_for_member(store, session, member_id).await?
+    else {
+        return Ok(None);
+    };
+    let revoked = store::invitations::finish(
+        store,
+        session,
+        &invitation.id,
+        InvitationStatus::Revoked,
+        now,
+    )
+    .await?;
+    Ok(revoked.then_some(invitation))
+}

@@ -549,3 +549,105 @@ async fn a_job_run_again_after_its_mail_went_out_sends_nothing() {
     assert_eq!(world.page(&token).await.0, StatusCode::OK);
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_an_identity_provider_creates_is_activated_through_the_same_mail_and_page() {
+    let world = World::start().await;
+    let scim = common::Scim::new(&world.app, &world.org.scim_token);
+    let created = scim
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "pat@example.com",
+                "emails": [{ "value": "pat@example.com", "type": "work", "primary": true }],
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let member_id = created.id();
+    let token = token_of(&world.mails(1).await[0]);
+    let (status, html) = world.page(&token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("pat@example.com"), "{html}");
+    let (status, html) = world
+        .submit(&token, &[("name", "Pat"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let (_, member) = world
+        .api(
+            reqwest::Method::GET,
+            &format!("/orgs/{}/members/{member_id}", world.org()),
+            None,
+        )
+        .await;
+    assert_eq!(member["status"], "active", "{member}");
+    assert!(member["account_id"].is_string(), "{member}");
+    assert_eq!(
+        world.login("pat@example.com", PASSWORD).await,
+        StatusCode::OK
+    );
+
+    // Deactivated before accepting: the link dies.
+    let second = scim
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "quinn@example.com",
+                "emails": [{ "value": "quinn@example.com", "primary": true }],
+            }),
+        )
+        .await;
+    let quinn = second.id();
+    let mails = world.mails(2).await;
+    let quinn_token = mails
+        .iter()
+        .find(|m| recipient(m) == "quinn@example.com")
+        .map(token_of)
+        .expect("quinn's mail");
+    let deactivated = scim
+        .patch_ops(
+            &format!("/Users/{quinn}"),
+            json!([{ "op": "replace", "value": { "active": false } }]),
+        )
+        .await;
+    assert_eq!(deactivated.status, StatusCode::OK, "{}", deactivated.body);
+    let (status, _) = world.page(&quinn_token).await;
+    assert_eq!(status, StatusCode::GONE);
+
+    // With activation mails switched off, an IdP's user gets none.
+    let (status, _) = world
+        .api(
+            reqwest::Method::PATCH,
+            &format!("/orgs/{}", world.org()),
+            Some(json!({ "settings": { "scim_activation_emails": false } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let quiet = scim
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "rey@example.com",
+            }),
+        )
+        .await;
+    assert_eq!(quiet.status, StatusCode::CREATED);
+    let (_, pending) = world
+        .api(
+            reqwest::Method::GET,
+            &format!("/orgs/{}/invitations", world.org()),
+            None,
+        )
+        .await;
+    let emails: Vec<&str> = pending["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["email"].as_str())
+        .collect();
+    assert!(!emails.contains(&"rey@example.com"), "{emails:?}");
+    world.stop().await;
+}

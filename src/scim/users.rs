@@ -276,6 +276,24 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
             Some(audit_view(&profile, status)),
         );
         store::audit::record(store, session, &created).await?;
+        if let Some(email) = &login_email
+            && let Some(invitation) =
+                crate::invitations::create_scim_activation(store, session, &member, email, now)
+                    .await?
+        {
+            let invited = context.event(
+                "invitation.created",
+                "invitation",
+                invitation.id.as_str(),
+                None,
+                Some(serde_json::json!({
+                    "kind": "scim_activation",
+                    "email": invitation.email.as_str(),
+                    "member_id": member.id.as_str(),
+                })),
+            );
+            store::audit::record(store, session, &invited).await?;
+        }
         Ok(member)
     })?;
     let record = UserRecord {
@@ -350,6 +368,9 @@ pub async fn write_user(
         }
         if let Some(password) = &password {
             store::members::set_idp_password_hash(store, session, id, password).await?;
+        }
+        if member.status == MemberStatus::Inactive {
+            revoke_activation(context, store, session, id, now).await?;
         }
         let change = context.event(
             action,
@@ -435,6 +456,7 @@ pub async fn delete(
             status: current.member.status,
         };
         store::members::ensure_an_owner_remains(store, session, org_id, before, None).await??;
+        revoke_activation(&context, store, session, &id, context.state.clock().now()).await?;
         store::members::delete(store, session, org_id, &id).await?;
         store::groups::forget_member(store, session, id.as_str()).await?;
         let removed = context.event(
@@ -448,4 +470,29 @@ pub async fn delete(
         Ok(())
     })?;
     Ok(Response::builder().status(StatusCode::NO_CONTENT).finish())
+}
+
+/// A member the identity provider deactivated or deleted will not be
+/// activated: its pending activation invitation is revoked, with an audit
+/// event.
+async fn revoke_activation(
+    context: &ScimContext,
+    store: &store::Store,
+    session: &mut mongodb::ClientSession,
+    member_id: &MemberId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AppError> {
+    if let Some(invitation) =
+        crate::invitations::revoke_scim_activation(store, session, member_id, now).await?
+    {
+        let revoked = context.event(
+            "invitation.revoked",
+            "invitation",
+            invitation.id.as_str(),
+            Some(serde_json::json!({ "status": "pending" })),
+            Some(serde_json::json!({ "status": "revoked", "member_id": member_id.as_str() })),
+        );
+        store::audit::record(store, session, &revoked).await?;
+    }
+    Ok(())
 }
