@@ -651,3 +651,69 @@ async fn a_member_an_identity_provider_creates_is_activated_through_the_same_mai
     assert!(!emails.contains(&"rey@example.com"), "{emails:?}");
     world.stop().await;
 }
+
+#[tokio::test]
+async fn an_organization_cannot_invite_more_than_its_hourly_cap() {
+    let smtp = SmtpServer::start(&[]);
+    let url = smtp.url();
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.smtp.url = Some(url);
+            s.invitations.max_per_org_per_hour = 3;
+        })
+        .spawn()
+        .await;
+    let org = app.with_org_owner().await;
+    let invite = |emails: Value| {
+        app.post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+            .bearer_auth(&org.owner.token)
+            .json(&json!({ "emails": emails, "role": "viewer" }))
+            .send()
+    };
+    let first = invite(json!(["a1@example.com", "a2@example.com"]))
+        .await
+        .expect("invite");
+    assert_eq!(first.status(), StatusCode::OK);
+    let over = invite(json!(["a3@example.com", "a4@example.com"]))
+        .await
+        .expect("invite");
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.headers().contains_key("retry-after"));
+    // Refused whole: neither address was invited, and one more still fits.
+    let last = invite(json!(["a3@example.com"])).await.expect("invite");
+    assert_eq!(last.status(), StatusCode::OK);
+    let body: Value = last.json().await.expect("json");
+    assert_eq!(body["results"][0]["outcome"], "invited");
+}
+
+#[tokio::test]
+async fn audit_events_past_their_organizations_retention_are_purged() {
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    let old = muster::domain::AuditEvent {
+        org_id: org.org_id.clone(),
+        at: Utc::now() - chrono::Duration::days(400),
+        actor: muster::domain::Actor::System,
+        action: "test.old",
+        target: muster::domain::Target {
+            kind: "organization",
+            id: org.org_id.to_string(),
+        },
+        before: None,
+        after: None,
+        origin: muster::domain::RequestOrigin::default(),
+    };
+    let store = &app.store;
+    muster::in_transaction!(store, |session| -> Result<(), mongodb::error::Error> {
+        muster::store::audit::record(store, session, &old).await
+    })
+    .expect("an old event");
+    let count = || muster::store::audit::count_for_org(store, org.org_id.as_str());
+    let before = count().await.expect("count");
+    let state = AppState::new(app.store.clone(), app.settings.clone());
+    // Retention is 365 days by default: the 400-day-old event goes, the
+    // bootstrap's event stays.
+    assert_eq!(muster::jobs::purge_audit(&state).await.expect("purge"), 1);
+    assert_eq!(count().await.expect("count"), before - 1);
+    assert!(before >= 2);
+}

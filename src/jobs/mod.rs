@@ -1,5 +1,6 @@
 //! Background jobs, on apalis with `muster-worker`'s MongoDB backend:
-//! sending invitation mails, and the minutely expiry of invitations.
+//! sending invitation mails; and on apalis-cron, the minutely expiry of
+//! invitations and the hourly purge of audit events past retention.
 //! `muster serve` runs them in the server process; `muster worker` runs
 //! them alone; any number of processes may run them together (jobs are
 //! claimed with leases, the sweep updates conditionally).
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
+use apalis_cron::CronScheduler;
 use mongodb::ClientSession;
 use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_in};
 
@@ -21,7 +23,7 @@ use crate::state::AppState;
 use crate::store::Store;
 
 pub use send_invitation::SendInvitation;
-pub use sweep::expire_due;
+pub use sweep::{expire_due, purge_audit};
 
 /// The queue of invitation mails.
 pub const SEND_INVITATION_QUEUE: &str = "send_invitation";
@@ -109,11 +111,29 @@ pub async fn run_with(
     )?;
     let worker = WorkerBuilder::new("muster-send-invitation")
         .backend(backend)
-        .data(context)
+        .data(context.clone())
         .concurrency(8)
         .build(send_invitation::handle);
+    let expiry = WorkerBuilder::new("muster-expire-invitations")
+        .backend(CronScheduler::new(sweep::schedule(sweep::EXPIRY_SCHEDULE)?))
+        .data(context.clone())
+        .build(sweep::expire_tick);
+    let purge = WorkerBuilder::new("muster-purge-audit")
+        .backend(CronScheduler::new(sweep::schedule(sweep::PURGE_SCHEDULE)?))
+        .data(context.clone())
+        .build(sweep::purge_tick);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sweep = tokio::spawn(sweep::run(state, stop_rx));
+    let until = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+        Ok::<(), std::io::Error>(())
+    };
+    let scheduled = tokio::spawn(async move {
+        futures::future::join(
+            expiry.run_until(until(stop_rx.clone())),
+            purge.run_until(until(stop_rx)),
+        )
+        .await
+    });
     let result = worker
         .run_until(async move {
             shutdown.await;
@@ -121,6 +141,12 @@ pub async fn run_with(
         })
         .await;
     let _ = stop_tx.send(true);
-    let _ = sweep.await;
+    if let Ok((expiry, purge)) = scheduled.await {
+        for outcome in [expiry, purge] {
+            if let Err(err) = outcome {
+                tracing::warn!(error = %err, "a scheduled job stopped with an error");
+            }
+        }
+    }
     result.map_err(|err| anyhow::anyhow!("the job worker stopped: {err}"))
 }

@@ -1,11 +1,17 @@
-//! Every minute: pending invitations past their expiry become `expired`,
-//! each with its audit event, one transaction each. Conditional writes make
-//! it safe for several processes to sweep at once.
+//! Scheduled jobs on apalis-cron: every minute, pending invitations past
+//! their expiry become `expired` (each with its audit event, one
+//! transaction each); every hour, audit events older than their
+//! organization's retention are purged. Conditional writes make it
+//! harmless for several workers to run them at once.
 
-use std::time::Duration;
+use std::str::FromStr;
 
-use tokio::sync::watch;
+use apalis_core::error::BoxDynError;
+use apalis_core::task::data::Data;
+use apalis_cron::Tick;
+use chrono::Duration;
 
+use super::JobContext;
 use crate::domain::invitation::InvitationStatus;
 use crate::domain::{Actor, AuditEvent, RequestOrigin, Target};
 use crate::error::AppError;
@@ -13,19 +19,31 @@ use crate::in_transaction;
 use crate::state::AppState;
 use crate::store;
 
-const EVERY: Duration = Duration::from_secs(60);
+/// At second 0 of every minute.
+pub const EXPIRY_SCHEDULE: &str = "0 * * * * *";
+/// At minute 17 of every hour (off the hour, when others run theirs).
+pub const PURGE_SCHEDULE: &str = "0 17 * * * *";
+
 const BATCH: i64 = 500;
 
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    loop {
-        if let Err(err) = expire_due(&state).await {
-            tracing::warn!(error = %err, "invitation expiry sweep failed; next in a minute");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
-            _ = stop.changed() => return,
-        }
+pub fn schedule(expression: &str) -> Result<cron::Schedule, cron::error::Error> {
+    cron::Schedule::from_str(expression)
+}
+
+pub async fn expire_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), BoxDynError> {
+    let expired = expire_due(&context.state).await?;
+    if expired > 0 {
+        tracing::info!(expired, "invitations expired");
     }
+    Ok(())
+}
+
+pub async fn purge_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), BoxDynError> {
+    let purged = purge_audit(&context.state).await?;
+    if purged > 0 {
+        tracing::info!(purged, "audit events past retention purged");
+    }
+    Ok(())
 }
 
 /// Marks every pending invitation whose expiry has passed; returns how
@@ -72,4 +90,17 @@ pub async fn expire_due(state: &AppState) -> Result<usize, AppError> {
             return Ok(expired);
         }
     }
+}
+
+/// Deletes each organization's audit events older than its
+/// `audit_retention_days`; returns how many.
+pub async fn purge_audit(state: &AppState) -> Result<u64, AppError> {
+    let store = state.store();
+    let now = state.clock().now();
+    let mut purged = 0;
+    for (org_id, retention_days) in store::orgs::audit_retentions(store).await? {
+        let before = now - Duration::days(i64::from(retention_days));
+        purged += store::audit::purge_before(store, &org_id, before).await?;
+    }
+    Ok(purged)
 }

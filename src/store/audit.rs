@@ -113,3 +113,15 @@ pub async fn count_for_org(store: &Store, org_id: &str) -> Result<u64, MongoErro
         .count_documents(doc! { "org_id": org_id })
         .await
 }
+
+/// Deletes an organization's events from before `before`; returns how many.
+pub async fn purge_before(
+    store: &Store,
+    org_id: &crate::domain::OrgId,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, MongoError> {
+    let result = collection(store)
+        .delete_many(doc! { "org_id": org_id.as_str(), "at": { "$lt": bson_time(before) } })
+        .await?;
+    Ok(result.deleted_count)
+}

@@ -130,3 +130,17 @@ pub async fn delete(
     super::projects::delete_for_org(store, session, org_id).await?;
     Ok(true)
 }
+
+/// Every organization's audit retention in days, for the purge.
+pub async fn audit_retentions(store: &Store) -> Result<Vec<(OrgId, u32)>, MongoError> {
+    let docs: Vec<OrgDoc> = collection(store).find(doc! {}).await?.try_collect().await?;
+    Ok(docs
+        .into_iter()
+        .map(|doc| {
+            (
+                OrgId::from_stored(doc.id),
+                doc.settings.audit_retention_days,
+            )
+        })
+        .collect())
+}
