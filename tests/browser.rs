@@ -1,0 +1,237 @@
+//! The accept page in a real browser: headless Chromium (Debian's
+//! `chromium` and `chromium-driver`, which `dev/test` installs) driven over
+//! WebDriver, following the link of a mail a real SMTP server received.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::smtp::{SmtpServer, parse_message};
+use common::{TestApp, eventually, free_port};
+use muster::state::AppState;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A chromedriver process, killed when dropped.
+struct Driver {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver() -> String {
+    let path = std::env::var("TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    let found = Command::new(&path)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        found,
+        "{path} not found: install Debian's chromium and chromium-driver \
+         (dev/test does), or point TEST_CHROMEDRIVER at a chromedriver"
+    );
+    path
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = free_port();
+        let child = Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let status_url = format!("{}/status", driver.base);
+        let client = driver.client.clone();
+        eventually(Duration::from_secs(30), "chromedriver is ready", || {
+            let client = client.clone();
+            let url = status_url.clone();
+            async move {
+                let status: Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+                (status["value"]["ready"] == true).then_some(())
+            }
+        })
+        .await;
+        driver
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("webdriver request");
+        let status = response.status();
+        let value: Value = response.json().await.expect("webdriver json");
+        assert!(status.is_success(), "webdriver {path}: {status} {value}");
+        value["value"].clone()
+    }
+
+    async fn session(&self) -> String {
+        let browser = std::env::var("TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let created = self
+            .command(
+                reqwest::Method::POST,
+                "/session",
+                json!({ "capabilities": { "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": browser,
+                        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+                    },
+                } } }),
+            )
+            .await;
+        created["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned()
+    }
+
+    async fn element(&self, session: &str, css: &str) -> String {
+        let found = self
+            .command(
+                reqwest::Method::POST,
+                &format!("/session/{session}/element"),
+                json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .expect("an element reference")
+            .to_owned()
+    }
+
+    async fn source(&self, session: &str) -> String {
+        self.command(
+            reqwest::Method::GET,
+            &format!("/session/{session}/source"),
+            Value::Null,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() {
+    let driver = Driver::start().await;
+    let smtp = SmtpServer::start(&[]);
+    let port = free_port();
+    let url = smtp.url();
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.smtp.url = Some(url);
+            s.http.addr = ([127, 0, 0, 1], port).into();
+            s.http.public_url = format!("http://127.0.0.1:{port}");
+        })
+        .spawn()
+        .await;
+    let org = app.with_org_owner().await;
+    let state = AppState::new(app.store.clone(), app.settings.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(muster::jobs::run(state, async {
+        let _ = stopped.await;
+    }));
+    let invited = app
+        .post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .json(&json!({ "emails": "sam@example.com", "role": "contributor" }))
+        .send()
+        .await
+        .expect("invite");
+    assert_eq!(invited.status(), StatusCode::OK);
+    let messages = eventually(Duration::from_secs(30), "the mail arrives", || async {
+        let found = smtp.messages();
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    let mail = parse_message(&messages[0]);
+    let text = mail["parts"]
+        .as_array()
+        .and_then(|parts| parts.iter().find(|p| p["content_type"] == "text/plain"))
+        .and_then(|p| p["content"].as_str())
+        .expect("a text part")
+        .to_owned();
+    let start = text.find("http://").expect("a link");
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert!(link.contains("/invite/mst_inv_"), "{link}");
+
+    let session = driver.session().await;
+    driver
+        .command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/url"),
+            json!({ "url": link }),
+        )
+        .await;
+    let page = driver.source(&session).await;
+    assert!(
+        page.contains("sam@example.com") && page.contains("contributor"),
+        "{page}"
+    );
+    for (css, value) in [("#name", "Sam Doe"), ("#password", PASSWORD)] {
+        let input = driver.element(&session, css).await;
+        driver
+            .command(
+                reqwest::Method::POST,
+                &format!("/session/{session}/element/{input}/value"),
+                json!({ "text": value }),
+            )
+            .await;
+    }
+    let submit = driver.element(&session, "button[type=submit]").await;
+    driver
+        .command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/element/{submit}/click"),
+            json!({}),
+        )
+        .await;
+    let welcomed = eventually(Duration::from_secs(15), "the welcome page", || async {
+        let page = driver.source(&session).await;
+        page.contains("Welcome").then_some(page)
+    })
+    .await;
+    assert!(welcomed.contains("You are now a member"), "{welcomed}");
+    let _ = driver
+        .client
+        .delete(format!("{}/session/{session}", driver.base))
+        .send()
+        .await;
+
+    let login = app
+        .post("/api/v1/auth/login")
+        .json(&json!({ "email": "sam@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), StatusCode::OK);
+    let _ = stop.send(());
+    let _ = worker.await;
+}
