@@ -1,0 +1,193 @@
+//! `dev/bench worker`: how long N invitations take from the API call to the
+//! last mail received, and the mails per second. Not a test: it prints
+//! figures and asserts nothing.
+//!
+//! A release `muster serve` (API and worker in one process) mails to an
+//! SMTP sink in this process, which counts the messages it accepts; the
+//! invitations are made through the bulk API, 1,000 addresses a request.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// A minimal SMTP server that accepts every message and counts it.
+async fn smtp_sink(received: Arc<AtomicUsize>) -> std::io::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let received = received.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                if write.write_all(b"220 sink ESMTP\r\n").await.is_err() {
+                    return;
+                }
+                let mut in_data = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] = if in_data {
+                        if line != "." {
+                            continue;
+                        }
+                        in_data = false;
+                        received.fetch_add(1, Ordering::Relaxed);
+                        b"250 queued\r\n"
+                    } else {
+                        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        match verb.as_str() {
+                            "EHLO" => b"250-sink\r\n250 PIPELINING\r\n",
+                            "DATA" => {
+                                in_data = true;
+                                b"354 go on\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                return;
+                            }
+                            _ => b"250 ok\r\n",
+                        }
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18099)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let uri = arg("--mongodb-uri").ok_or("--mongodb-uri is required")?;
+    let bin = arg("--muster-bin").unwrap_or_else(|| "target/release/muster".into());
+    let count: usize = arg("--count").and_then(|c| c.parse().ok()).unwrap_or(2000);
+    let database = format!("bench_worker_{}", std::process::id());
+    let received = Arc::new(AtomicUsize::new(0));
+    let smtp_port = smtp_sink(received.clone()).await?;
+    let port = free_port();
+    let env = [
+        ("MUSTER_MONGODB__URI", uri.clone()),
+        ("MUSTER_MONGODB__DATABASE", database.clone()),
+        ("MUSTER_HTTP__ADDR", format!("127.0.0.1:{port}")),
+        (
+            "MUSTER_HTTP__PUBLIC_URL",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("MUSTER_SMTP__URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        ("MUSTER_RATE_LIMIT__ENABLED", "false".into()),
+        ("MUSTER_HTTP__MAX_BODY_BYTES", "4194304".into()),
+        ("MUSTER_INVITATIONS__MAX_PER_ORG_PER_HOUR", "1000000".into()),
+        ("MUSTER_LOG__LEVEL", "warn".into()),
+    ];
+    let output = Command::new(&bin)
+        .args([
+            "bootstrap",
+            "--org-name",
+            "Bench",
+            "--owner-email",
+            "bench@example.com",
+            "--json",
+        ])
+        .envs(env.iter().cloned())
+        .output()?;
+    let boot: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "bootstrap: {e}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let org = boot["org_id"].as_str().ok_or("no org_id")?.to_owned();
+    let token = boot["owner_token"]
+        .as_str()
+        .ok_or("no owner_token")?
+        .to_owned();
+    let mut child = Command::new(&bin)
+        .args(["serve", "--no-migrate"])
+        .envs(env.iter().cloned())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let up = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        if up.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            return Err("muster did not start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    println!("dev/bench worker: {count} invitations, 1,000 addresses per request");
+    let start = Instant::now();
+    let mut invited = 0;
+    for batch in (0..count).collect::<Vec<_>>().chunks(1000) {
+        let emails: Vec<String> = batch
+            .iter()
+            .map(|i| format!("invitee{i}@bench.example"))
+            .collect();
+        let response = client
+            .post(format!("{base}/api/v1/orgs/{org}/invitations"))
+            .bearer_auth(&token)
+            .json(&json!({ "emails": emails, "role": "viewer" }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            let _ = child.kill();
+            return Err(format!("invite: {status} {body}").into());
+        }
+        invited += body["results"].as_array().map_or(0, |r| {
+            r.iter().filter(|r| r["outcome"] == "invited").count()
+        });
+    }
+    let api = start.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while received.load(Ordering::Relaxed) < invited && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = start.elapsed();
+    let mails = received.load(Ordering::Relaxed);
+    println!("| what | figure |");
+    println!("|---|---:|");
+    println!("| invitations made | {invited} |");
+    println!("| API calls done after | {:.2} s |", api.as_secs_f64());
+    println!(
+        "| last mail received after | {:.2} s |",
+        total.as_secs_f64()
+    );
+    println!("| mails received | {mails} |");
+    println!(
+        "| mails per second, first call to last mail | {:.0} |",
+        mails as f64 / total.as_secs_f64()
+    );
+    println!(
+        "| mails per second, after the API calls | {:.0} |",
+        mails as f64 / (total - api).as_secs_f64().max(1e-9)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let mongo = mongodb::Client::with_uri_str(&uri).await?;
+    let _ = mongo.database(&database).drop().await;
+    Ok(())
+}
