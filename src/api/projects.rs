@@ -175,14 +175,10 @@ impl ProjectsApi {
     ) -> Result<Json<ProjectList>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         access.require(Permission::ViewDirectory)?;
-        let limit = i64::from(limit.0);
+        let limit = limit.0;
         let after = paging::cursor(cursor.0.as_deref(), ProjectId::parse)?;
-        // One more than asked tells whether another page follows.
-        let mut projects =
-            store::projects::list(state.store(), access.org_id(), after.as_ref(), limit + 1)
-                .await?;
-        let more = projects.len() as i64 > limit;
-        projects.truncate(limit as usize);
+        let (projects, more) =
+            store::projects::list(state.store(), access.org_id(), after.as_ref(), limit).await?;
         let next_cursor = more
             .then(|| projects.last().map(|p| p.id.to_string()))
             .flatten();

@@ -512,25 +512,14 @@ pub async fn list_after(
     after: Option<&str>,
     limit: u32,
 ) -> Result<(Vec<Group>, bool), MongoError> {
-    let mut filter = doc! { "org_id": org_id.as_str() };
-    if let Some(after) = after {
-        filter.insert("_id", doc! { "$gt": after });
-    }
-    let docs: Vec<GroupDoc> = groups(store)
-        .find(filter)
-        .sort(doc! { "_id": 1 })
-        .limit(i64::from(limit) + 1)
-        .await?
-        .try_collect()
-        .await?;
-    let more = docs.len() > limit as usize;
-    Ok((
-        docs.into_iter()
-            .take(limit as usize)
-            .map(GroupDoc::into_group)
-            .collect(),
-        more,
-    ))
+    let (docs, more) = super::cursor_page(
+        &groups(store),
+        doc! { "org_id": org_id.as_str() },
+        after,
+        limit,
+    )
+    .await?;
+    Ok((docs.into_iter().map(GroupDoc::into_group).collect(), more))
 }
 
 /// How many members each of `group_ids` has.

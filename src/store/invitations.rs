@@ -285,20 +285,15 @@ pub async fn list_page(
             filter.insert("status", other.as_str());
         }
     }
-    if let Some(after) = after {
-        filter.insert("_id", doc! { "$gt": after.as_str() });
-    }
-    let docs: Vec<InvitationDoc> = collection(store)
-        .find(filter)
-        .sort(doc! { "_id": 1 })
-        .limit(i64::from(limit) + 1)
-        .await?
-        .try_collect()
-        .await?;
-    let more = docs.len() > limit as usize;
+    let (docs, more) = super::cursor_page(
+        &collection(store),
+        filter,
+        after.map(InvitationId::as_str),
+        limit,
+    )
+    .await?;
     Ok((
         docs.into_iter()
-            .take(limit as usize)
             .map(InvitationDoc::into_invitation)
             .collect(),
         more,

@@ -417,27 +417,12 @@ pub async fn list_page(
             { "display_name_lc": matches },
         ] });
     }
-    if let Some(after) = &query.after {
-        filter.insert("_id", doc! { "$gt": after.as_str() });
-    }
     if !all.is_empty() {
         filter.insert("$and", all);
     }
-    let docs: Vec<MemberDoc> = collection(store)
-        .find(filter)
-        .sort(doc! { "_id": 1 })
-        .limit(i64::from(query.limit) + 1)
-        .await?
-        .try_collect()
-        .await?;
-    let more = docs.len() > query.limit as usize;
-    Ok((
-        docs.into_iter()
-            .take(query.limit as usize)
-            .map(MemberDoc::into_record)
-            .collect(),
-        more,
-    ))
+    let after = query.after.as_ref().map(MemberId::as_str);
+    let (docs, more) = super::cursor_page(&collection(store), filter, after, query.limit).await?;
+    Ok((docs.into_iter().map(MemberDoc::into_record).collect(), more))
 }
 
 /// Writes a member's role, status, end of suspension and project rights

@@ -14,45 +14,19 @@ pub mod tokens;
 
 use std::time::Duration;
 
+use bson::Document;
 use bson::doc;
 use mongodb::error::{
-    Error as MongoError, ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
-    WriteFailure,
+    Error as MongoError, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
 };
 use mongodb::options::{ClientOptions, ReadConcern, TransactionOptions, WriteConcern};
-use mongodb::{Client, ClientSession, Database};
+use mongodb::{Client, ClientSession, Collection, Database};
 
 use crate::config::MongoSettings;
 
-/// MongoDB's code for a unique-index violation.
-pub const DUPLICATE_KEY: i32 = 11000;
-
-/// The server error code carried by a write, command, insert-many or bulk
-/// error. The driver keeps its own `code()` private.
-pub fn error_code(err: &MongoError) -> Option<i32> {
-    match err.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
-        ErrorKind::Write(WriteFailure::WriteConcernError(e)) => Some(e.code),
-        ErrorKind::Command(e) => Some(e.code),
-        ErrorKind::InsertMany(e) => e
-            .write_errors
-            .as_ref()
-            .and_then(|errors| errors.first())
-            .map(|e| e.code)
-            .or_else(|| e.write_concern_error.as_ref().map(|e| e.code)),
-        ErrorKind::BulkWrite(e) => e
-            .write_errors
-            .iter()
-            .min_by_key(|(index, _)| **index)
-            .map(|(_, e)| e.code)
-            .or_else(|| e.write_concern_errors.first().map(|e| e.code)),
-        _ => None,
-    }
-}
-
-pub fn is_duplicate_key(err: &MongoError) -> bool {
-    error_code(err) == Some(DUPLICATE_KEY)
-}
+/// The one helper that reads a server error code from the driver's errors
+/// (write, command, insert-many, bulk), shared with the job backend.
+pub use muster_worker::{DUPLICATE_KEY, error_code, is_duplicate_key};
 
 /// An error type that transactions can run with: it can hold a driver error
 /// and say whether it is one, so the helper can retry transient failures
@@ -289,6 +263,35 @@ fn inserted<T>(result: Result<T, MongoError>) -> Result<Inserted, MongoError> {
         Err(err) if is_duplicate_key(&err) => Ok(Inserted::AlreadyExists),
         Err(err) => Err(err),
     }
+}
+
+/// One page of `collection` in `_id` order after the id `after`, at most
+/// `limit` documents, and whether more follow (one more is read to know).
+/// Ids are UUIDv7, so id order is creation order: the cursor pages of the
+/// management API.
+pub(crate) async fn cursor_page<T>(
+    collection: &Collection<T>,
+    mut filter: Document,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<T>, bool), MongoError>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    use futures::TryStreamExt;
+    if let Some(after) = after {
+        filter.insert("_id", bson::doc! { "$gt": after });
+    }
+    let mut docs: Vec<T> = collection
+        .find(filter)
+        .sort(bson::doc! { "_id": 1 })
+        .limit(i64::from(limit) + 1)
+        .await?
+        .try_collect()
+        .await?;
+    let more = docs.len() > limit as usize;
+    docs.truncate(limit as usize);
+    Ok((docs, more))
 }
 
 /// Runs a driver action with the session when there is one, so that the

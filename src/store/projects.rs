@@ -3,7 +3,6 @@
 //! unique index.
 
 use bson::{DateTime as BsonDateTime, doc};
-use futures::TryStreamExt;
 use mongodb::error::Error as MongoError;
 use mongodb::{ClientSession, Collection};
 use serde::{Deserialize, Serialize};
@@ -101,20 +100,16 @@ pub async fn list(
     store: &Store,
     org_id: &OrgId,
     after: Option<&ProjectId>,
-    limit: i64,
-) -> Result<Vec<Project>, MongoError> {
-    let mut filter = doc! { "org_id": org_id.as_str() };
-    if let Some(after) = after {
-        filter.insert("_id", doc! { "$gt": after.as_str() });
-    }
-    let docs: Vec<ProjectDoc> = collection(store)
-        .find(filter)
-        .sort(doc! { "_id": 1 })
-        .limit(limit)
-        .await?
-        .try_collect()
-        .await?;
-    Ok(docs.into_iter().map(Project::from).collect())
+    limit: u32,
+) -> Result<(Vec<Project>, bool), MongoError> {
+    let (docs, more) = super::cursor_page(
+        &collection(store),
+        doc! { "org_id": org_id.as_str() },
+        after.map(ProjectId::as_str),
+        limit,
+    )
+    .await?;
+    Ok((docs.into_iter().map(Project::from).collect(), more))
 }
 
 /// How an update ended.

@@ -3,7 +3,7 @@
 use mongodb::error::{Error as MongoError, ErrorKind, TRANSIENT_TRANSACTION_ERROR, WriteFailure};
 
 /// MongoDB's code for a unique-index violation.
-pub(crate) const DUPLICATE_KEY: i32 = 11000;
+pub const DUPLICATE_KEY: i32 = 11000;
 
 /// What can go wrong when pushing, claiming or settling jobs.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +71,9 @@ impl JobError {
 }
 
 /// The server error code carried by a write, command, insert-many or bulk
-/// error. The driver keeps its own `code()` private.
-pub(crate) fn error_code(err: &MongoError) -> Option<i32> {
+/// error. The driver keeps its own `code()` private. Public because every
+/// user of the driver needs it; Muster's store uses this one.
+pub fn error_code(err: &MongoError) -> Option<i32> {
     match err.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
         ErrorKind::Write(WriteFailure::WriteConcernError(e)) => Some(e.code),
@@ -93,6 +94,7 @@ pub(crate) fn error_code(err: &MongoError) -> Option<i32> {
     }
 }
 
-pub(crate) fn is_duplicate_key(err: &MongoError) -> bool {
+/// Whether the error is a unique-index violation.
+pub fn is_duplicate_key(err: &MongoError) -> bool {
     error_code(err) == Some(DUPLICATE_KEY)
 }

@@ -28,7 +28,7 @@ mod push;
 pub use backend::{DiscardResult, MongoBackend, ResultNotStored};
 pub use config::JobsConfig;
 pub use document::{JobDocument, JobId, JobStatus};
-pub use error::JobError;
+pub use error::{DUPLICATE_KEY, JobError, error_code, is_duplicate_key};
 pub use persistence::{MongoPersistence, Recovered, recover_expired_leases};
 pub use push::{PushOptions, Pushed, collection, create_indexes, get_job, push, push_in};
 
