@@ -150,6 +150,15 @@ fn incoming_request_id(req: &Request) -> Option<String> {
     sane.then(|| value.to_owned())
 }
 
+/// The path as logs may show it: an invitation link's secret is replaced,
+/// since logs are read by more people than should join organizations.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/invite/") {
+        Some(_) => "/invite/[redacted]".into(),
+        None => path.into(),
+    }
+}
+
 /// Outermost middleware: gives the request an id (or keeps a sane one from
 /// a proxy), runs it inside a span that carries the id, renders any error
 /// in the format of its surface, and logs the outcome.
@@ -159,7 +168,8 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let surface = Surface::of(&path);
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let logged_path = loggable_path(&path);
+    let span = tracing::info_span!("request", request_id = %id, %method, path = %logged_path);
     async move {
         let started = Instant::now();
         tracing::debug!("started");
@@ -357,5 +367,17 @@ fn summarize_mongo_error(err: &mongodb::error::Error) -> String {
         ErrorKind::Authentication { .. } => "authentication failed".into(),
         ErrorKind::Command(command) => format!("command error {}", command.code_name),
         _ => "unexpected error".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn invitation_secrets_stay_out_of_logs() {
+        assert_eq!(
+            super::loggable_path("/invite/mst_inv_0123abcd"),
+            "/invite/[redacted]"
+        );
+        assert_eq!(super::loggable_path("/api/v1/me"), "/api/v1/me");
     }
 }

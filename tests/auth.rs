@@ -225,3 +225,43 @@ async fn expired_and_unknown_tokens_are_refused() {
     );
     assert_eq!(me_status(&app, &org.owner.token).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_membership_an_idp_created_for_a_login_becomes_active_at_its_first_sign_in() {
+    let app = TestApp::spawn().await;
+    account_with_password(&app, "lee@example.com", "Lee's own").await;
+    let other = app.with_org_owner().await;
+    let scim = common::Scim::new(&app, &other.scim_token);
+    let created = scim
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "lee@example.com",
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let membership = |me: &Value| {
+        me["memberships"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["org_id"] == other.org_id.to_string()))
+            .map(|m| m["status"].clone())
+    };
+    let response = login(&app, "lee@example.com", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = response.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("session")
+        .to_owned();
+    let me: Value = app
+        .get("/api/v1/me")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(membership(&me), Some(json!("active")), "{me}");
+}

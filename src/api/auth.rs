@@ -9,8 +9,9 @@ use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
 use crate::auth::password::verify_password;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
-use crate::domain::Email;
+use crate::domain::{Email, MemberStatus};
 use crate::error::AppError;
+use crate::scim::origin_of;
 use crate::state::AppState;
 use crate::store::{self, Inserted};
 
@@ -67,11 +68,14 @@ impl AuthApi {
     /// Sign in with email and password
     ///
     /// Returns a session token. An unknown email and a wrong password get
-    /// the same answer in the same time.
+    /// the same answer in the same time. Memberships still pending (created
+    /// by an identity provider for this login) become active with the
+    /// first sign-in.
     #[oai(path = "/auth/login", method = "post")]
     async fn login(
         &self,
         state: poem::web::Data<&AppState>,
+        req: &poem::Request,
         body: Json<LoginRequest>,
     ) -> Result<Json<LoginResponse>, AppError> {
         let LoginRequest { email, password } = body.0;
@@ -90,6 +94,7 @@ impl AuthApi {
             return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
         };
         let now = state.clock().now();
+        activate_pending_memberships(&state, &credentials.account.id, origin_of(req), now).await?;
         let expires_at = now + Duration::hours(i64::from(state.settings().auth.session_ttl_hours));
         let issued = IssuedToken::generate(TokenKind::Session);
         let record = TokenRecord::new(
@@ -129,4 +134,43 @@ impl AuthApi {
         store::tokens::delete(state.store(), TokenKind::Session, session_id).await?;
         Ok(LogoutResponse::LoggedOut)
     }
+}
+
+/// A member an identity provider created for an existing login is pending
+/// until that person first signs in: this is that sign-in. One audit event
+/// per membership, in the transaction that activates it.
+async fn activate_pending_memberships(
+    state: &AppState,
+    account_id: &crate::domain::AccountId,
+    origin: crate::domain::RequestOrigin,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let store = state.store();
+    let pending = store::members::list_for_account(store, account_id)
+        .await?
+        .into_iter()
+        .filter(|member| member.status == MemberStatus::Pending);
+    for member in pending {
+        crate::in_transaction!(store, |session| -> Result<(), AppError> {
+            if !store::members::activate_pending(store, session, &member.id, now).await? {
+                return Ok(());
+            }
+            let event = crate::domain::AuditEvent {
+                org_id: member.org_id.clone(),
+                at: now,
+                actor: crate::domain::Actor::Account(account_id.clone()),
+                action: "member.activated",
+                target: crate::domain::Target {
+                    kind: "member",
+                    id: member.id.to_string(),
+                },
+                before: Some(serde_json::json!({ "status": "pending" })),
+                after: Some(serde_json::json!({ "status": "active" })),
+                origin: origin.clone(),
+            };
+            store::audit::record(store, session, &event).await?;
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
