@@ -156,7 +156,7 @@ pub async fn bootstrap(
             store,
             session,
             &AuditEvent {
-                org_id: org.id.clone(),
+                org_id: Some(org.id.clone()),
                 at: now,
                 actor: Actor::System,
                 action: "organization.bootstrapped",

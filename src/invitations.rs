@@ -164,7 +164,7 @@ pub async fn accept(
             return Err(invitation::AcceptError::InvitationUsed.into());
         }
         let event = AuditEvent {
-            org_id: current.org_id.clone(),
+            org_id: Some(current.org_id.clone()),
             at: now,
             actor: Actor::Account(account_id.clone()),
             action: "invitation.accepted",

@@ -265,3 +265,56 @@ async fn a_membership_an_idp_created_for_a_login_becomes_active_at_its_first_sig
         .expect("json");
     assert_eq!(membership(&me), Some(json!("active")), "{me}");
 }
+
+#[tokio::test]
+async fn sign_in_sign_out_and_profile_changes_are_the_accounts_own_audit_events() {
+    let app = TestApp::spawn().await;
+    let output = account_with_password(&app, "kim@example.com", "Kim's").await;
+    let account_id = output["owner_account_id"].as_str().expect("id").to_owned();
+    let events = app
+        .store
+        .database()
+        .collection::<bson::Document>("audit_events");
+    let actions = || async {
+        let mut found = Vec::new();
+        let mut cursor = events
+            .find(bson::doc! { "org_id": null, "account_id": &account_id })
+            .sort(bson::doc! { "_id": 1 })
+            .await
+            .expect("find");
+        while cursor.advance().await.expect("advance") {
+            let event = cursor.deserialize_current().expect("event");
+            found.push(event.get_str("action").unwrap_or_default().to_owned());
+        }
+        found
+    };
+    let response = login(&app, "kim@example.com", PASSWORD).await;
+    let token = response.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("session")
+        .to_owned();
+    let patched = app
+        .client
+        .patch(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .json(&json!({ "display_name": "Kim" }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), StatusCode::OK);
+    let out = app
+        .post("/api/v1/auth/logout")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        actions().await,
+        ["account.signed_in", "account.updated", "account.signed_out"]
+    );
+    // A failed sign-in changes nothing and records nothing.
+    let refused = login(&app, "kim@example.com", "wrong password!").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(actions().await.len(), 3);
+}

@@ -691,7 +691,7 @@ async fn audit_events_past_their_organizations_retention_are_purged() {
     let app = TestApp::spawn().await;
     let org = app.with_org_owner().await;
     let old = muster::domain::AuditEvent {
-        org_id: org.org_id.clone(),
+        org_id: Some(org.org_id.clone()),
         at: Utc::now() - chrono::Duration::days(400),
         actor: muster::domain::Actor::System,
         action: "test.old",

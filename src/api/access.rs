@@ -132,7 +132,7 @@ impl OrgAccess {
         after: Option<Value>,
     ) -> AuditEvent {
         AuditEvent {
-            org_id: self.org.id.clone(),
+            org_id: Some(self.org.id.clone()),
             at,
             actor: self.principal.actor(),
             action,

@@ -100,16 +100,30 @@ impl AuthApi {
         let record = TokenRecord::new(
             &issued,
             None,
-            Some(credentials.account.id),
+            Some(credentials.account.id.clone()),
             None,
             now,
             Some(expires_at),
         );
-        if store::tokens::insert(store, None, &record).await? == Inserted::AlreadyExists {
-            return Err(AppError::internal(
-                "a fresh session token collided with a stored one",
-            ));
-        }
+        let signed_in = crate::domain::AuditEvent::of_account(
+            crate::domain::Actor::Account(credentials.account.id.clone()),
+            &credentials.account.id,
+            now,
+            "account.signed_in",
+            Some(serde_json::json!({ "session_id": record.id.as_str(), "expires_at": expires_at })),
+            origin_of(req),
+        );
+        crate::in_transaction!(store, |session| -> Result<(), AppError> {
+            if store::tokens::insert(store, Some(&mut *session), &record).await?
+                == Inserted::AlreadyExists
+            {
+                return Err(AppError::internal(
+                    "a fresh session token collided with a stored one",
+                ));
+            }
+            store::audit::record(store, session, &signed_in).await?;
+            Ok(())
+        })?;
         Ok(Json(LoginResponse {
             token: issued.secret.into_exposed(),
             expires_at,
@@ -125,13 +139,35 @@ impl AuthApi {
         &self,
         state: poem::web::Data<&AppState>,
         auth: BearerAuth,
+        req: &poem::Request,
     ) -> Result<LogoutResponse, AppError> {
         let Principal::Session { session_id, .. } = &auth.0 else {
             return Err(AppError::Forbidden(
                 "only session tokens can log out; delete personal tokens under /me/tokens".into(),
             ));
         };
-        store::tokens::delete(state.store(), TokenKind::Session, session_id).await?;
+        let Principal::Session { account_id, .. } = &auth.0 else {
+            unreachable!("matched above");
+        };
+        let store = state.store();
+        let event = crate::domain::AuditEvent::of_account(
+            auth.0.actor(),
+            account_id,
+            state.clock().now(),
+            "account.signed_out",
+            Some(serde_json::json!({ "session_id": session_id.as_str() })),
+            origin_of(req),
+        );
+        let owner = store::tokens::TokenOwner::Account {
+            account_id,
+            org_id: None,
+        };
+        crate::in_transaction!(store, |session| -> Result<(), AppError> {
+            store::tokens::delete_owned(store, session, TokenKind::Session, session_id, owner)
+                .await?;
+            store::audit::record(store, session, &event).await?;
+            Ok(())
+        })?;
         Ok(LogoutResponse::LoggedOut)
     }
 }
@@ -156,7 +192,7 @@ async fn activate_pending_memberships(
                 return Ok(());
             }
             let event = crate::domain::AuditEvent {
-                org_id: member.org_id.clone(),
+                org_id: Some(member.org_id.clone()),
                 at: now,
                 actor: crate::domain::Actor::Account(account_id.clone()),
                 action: "member.activated",

@@ -12,6 +12,7 @@ use crate::auth::password::{MAX_PASSWORD_BYTES, check_policy, hash_password, ver
 use crate::domain::Role;
 use crate::error::AppError;
 use crate::in_transaction;
+use crate::scim::origin_of;
 use crate::state::AppState;
 use crate::store;
 use crate::store::accounts::SelfUpdate;
@@ -161,6 +162,7 @@ impl MeApi {
         &self,
         state: poem::web::Data<&AppState>,
         auth: BearerAuth,
+        req: &poem::Request,
         body: Json<UpdateMeRequest>,
     ) -> Result<Json<MeResponse>, AppError> {
         let account_id = caller_account(&auth.0)?.clone();
@@ -244,6 +246,19 @@ impl MeApi {
                     store::tokens::delete_sessions_except(store, session, &account_id, keep)
                         .await?;
                 }
+                // Names of what changed, never the password or its hash.
+                let event = crate::domain::AuditEvent::of_account(
+                    auth.0.actor(),
+                    &account_id,
+                    now,
+                    "account.updated",
+                    Some(serde_json::json!({
+                        "display_name": update.display_name,
+                        "password_changed": update.password.is_some(),
+                    })),
+                    origin_of(req),
+                );
+                store::audit::record(store, session, &event).await?;
                 Ok(())
             })?;
         }

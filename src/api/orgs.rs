@@ -273,7 +273,7 @@ impl OrgsApi {
                 return Err(AppError::internal("a new organization already had members"));
             }
             let event = crate::domain::AuditEvent {
-                org_id: org.id.clone(),
+                org_id: Some(org.id.clone()),
                 at: now,
                 actor: auth.0.actor(),
                 action: "organization.created",

@@ -459,7 +459,7 @@ impl TokensApi {
             // records the deletion, whatever the caller's role there now.
             if let Some(org_id) = deleted.org_id.clone() {
                 let event = AuditEvent {
-                    org_id,
+                    org_id: Some(org_id),
                     at: now,
                     actor: auth.0.actor(),
                     action: "personal_token.deleted",

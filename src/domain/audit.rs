@@ -37,7 +37,10 @@ pub struct RequestOrigin {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
-    pub org_id: OrgId,
+    /// The organization the change happened in; `None` for a change to an
+    /// account itself (its sign-ins, its name or password), which belongs
+    /// to no organization.
+    pub org_id: Option<OrgId>,
     pub at: DateTime<Utc>,
     pub actor: Actor,
     /// `subject.verb`, e.g. `member.role_changed`.
@@ -46,4 +49,30 @@ pub struct AuditEvent {
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
     pub origin: RequestOrigin,
+}
+
+impl AuditEvent {
+    /// An event about an account itself, outside any organization.
+    pub fn of_account(
+        actor: Actor,
+        account_id: &AccountId,
+        at: DateTime<Utc>,
+        action: &'static str,
+        after: Option<serde_json::Value>,
+        origin: RequestOrigin,
+    ) -> AuditEvent {
+        AuditEvent {
+            org_id: None,
+            at,
+            actor,
+            action,
+            target: Target {
+                kind: "account",
+                id: account_id.to_string(),
+            },
+            before: None,
+            after,
+            origin,
+        }
+    }
 }

@@ -69,7 +69,7 @@ pub async fn expire_due(state: &AppState) -> Result<usize, AppError> {
                     return Ok(false);
                 }
                 let event = AuditEvent {
-                    org_id: invitation.org_id.clone(),
+                    org_id: Some(invitation.org_id.clone()),
                     at: now,
                     actor: Actor::System,
                     action: "invitation.expired",
@@ -100,7 +100,12 @@ pub async fn purge_audit(state: &AppState) -> Result<u64, AppError> {
     let mut purged = 0;
     for (org_id, retention_days) in store::orgs::audit_retentions(store).await? {
         let before = now - Duration::days(i64::from(retention_days));
-        purged += store::audit::purge_before(store, &org_id, before).await?;
+        purged += store::audit::purge_before(store, Some(&org_id), before).await?;
     }
+    // Accounts' own events (sign-ins, profile changes) belong to no
+    // organization: they keep the default retention.
+    let default_days = crate::domain::OrgSettings::default().audit_retention_days;
+    let before = now - Duration::days(i64::from(default_days));
+    purged += store::audit::purge_before(store, None, before).await?;
     Ok(purged)
 }

@@ -76,7 +76,7 @@ impl ScimContext {
         after: Option<Value>,
     ) -> AuditEvent {
         AuditEvent {
-            org_id: self.org_id.clone(),
+            org_id: Some(self.org_id.clone()),
             at: self.state.clock().now(),
             actor: Actor::ScimToken(self.token_id.clone()),
             action,

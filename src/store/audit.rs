@@ -13,7 +13,11 @@ const COLLECTION: &str = "audit_events";
 struct AuditDoc {
     #[serde(rename = "_id")]
     id: String,
-    org_id: String,
+    /// Null for an account's own events.
+    org_id: Option<String>,
+    /// For an account's own events: whose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account_id: Option<String>,
     at: BsonDateTime,
     actor: ActorDoc,
     action: String,
@@ -49,6 +53,9 @@ pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
         .create_index(index(doc! { "org_id": 1, "at": -1 }, false))
         .await?;
     events.create_index(index(doc! { "at": 1 }, false)).await?;
+    events
+        .create_index(index(doc! { "account_id": 1, "at": -1 }, false))
+        .await?;
     Ok(())
 }
 
@@ -88,7 +95,13 @@ pub async fn record(
 ) -> Result<(), MongoError> {
     let doc = AuditDoc {
         id: uuid::Uuid::now_v7().to_string(),
-        org_id: event.org_id.to_string(),
+        org_id: event.org_id.as_ref().map(ToString::to_string),
+        account_id: match (&event.org_id, &event.actor) {
+            (None, Actor::Account(id) | Actor::ApiToken { account_id: id, .. }) => {
+                Some(id.to_string())
+            }
+            _ => None,
+        },
         at: bson_time(event.at),
         actor: actor_doc(&event.actor),
         action: event.action.to_owned(),
@@ -114,14 +127,17 @@ pub async fn count_for_org(store: &Store, org_id: &str) -> Result<u64, MongoErro
         .await
 }
 
-/// Deletes an organization's events from before `before`; returns how many.
+/// Deletes an organization's events (accounts' own events with `None`)
+/// from before `before`; returns how many.
 pub async fn purge_before(
     store: &Store,
-    org_id: &crate::domain::OrgId,
+    org_id: Option<&crate::domain::OrgId>,
     before: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, MongoError> {
     let result = collection(store)
-        .delete_many(doc! { "org_id": org_id.as_str(), "at": { "$lt": bson_time(before) } })
+        .delete_many(
+            doc! { "org_id": org_id.map(|id| id.as_str()), "at": { "$lt": bson_time(before) } },
+        )
         .await?;
     Ok(result.deleted_count)
 }

@@ -149,14 +149,6 @@ pub async fn touch(
     Ok(())
 }
 
-/// Deletes a token by id; false when there was none.
-pub async fn delete(store: &Store, kind: TokenKind, id: &TokenId) -> Result<bool, MongoError> {
-    let result = collection(store, kind)
-        .delete_one(doc! { "_id": id.as_str() })
-        .await?;
-    Ok(result.deleted_count == 1)
-}
-
 pub async fn list_for_org(
     store: &Store,
     kind: TokenKind,
