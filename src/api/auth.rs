@@ -141,13 +141,14 @@ impl AuthApi {
         auth: BearerAuth,
         req: &poem::Request,
     ) -> Result<LogoutResponse, AppError> {
-        let Principal::Session { session_id, .. } = &auth.0 else {
+        let Principal::Session {
+            session_id,
+            account_id,
+        } = &auth.0
+        else {
             return Err(AppError::Forbidden(
                 "only session tokens can log out; delete personal tokens under /me/tokens".into(),
             ));
-        };
-        let Principal::Session { account_id, .. } = &auth.0 else {
-            unreachable!("matched above");
         };
         let store = state.store();
         let event = crate::domain::AuditEvent::of_account(
