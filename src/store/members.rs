@@ -480,7 +480,7 @@ pub async fn remove_project_rights(
 
 /// Which of `emails` (normalized) already belong to a member of the
 /// organization: as a login's email, as a userName or as an email of the
-/// profile. Three indexed lookups, whatever the number of addresses.
+/// profile. Four indexed lookups, whatever the number of addresses.
 pub async fn existing_emails(
     store: &Store,
     session: &mut ClientSession,
@@ -508,14 +508,25 @@ pub async fn existing_emails(
             }
         }
     }
-    for (email, account_id) in super::accounts::ids_by_email(store, session, emails).await? {
-        if find_by_account(store, Some(&mut *session), org_id, &account_id)
-            .await?
-            .is_some()
-        {
-            found.insert(email);
-        }
+    let accounts = super::accounts::ids_by_email(store, session, emails).await?;
+    if accounts.is_empty() {
+        return Ok(found);
     }
+    let ids: Vec<&str> = accounts.iter().map(|(_, id)| id.as_str()).collect();
+    let mut joined = std::collections::HashSet::new();
+    let mut cursor = collection(store)
+        .find(doc! { "org_id": org_id.as_str(), "account_id": { "$in": ids } })
+        .session(&mut *session)
+        .await?;
+    while let Some(member) = cursor.next(&mut *session).await.transpose()? {
+        joined.extend(member.account_id);
+    }
+    found.extend(
+        accounts
+            .into_iter()
+            .filter(|(_, id)| joined.contains(id.as_str()))
+            .map(|(email, _)| email),
+    );
     Ok(found)
 }
 
