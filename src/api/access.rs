@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::BearerAuth;
 use crate::auth::Principal;
 use crate::domain::member::may_authenticate;
+use crate::domain::role::effective_role;
 use crate::domain::{
     AccountId, AuditEvent, Member, OrgId, Organization, Permission, RequestOrigin, Role, Target,
 };
@@ -76,7 +77,7 @@ impl OrgAccess {
         let org = store::orgs::get(store, None, &org_id)
             .await?
             .ok_or_else(org_not_found)?;
-        let role = effective_role(state, &member).await?;
+        let role = role_of(state, &member).await?;
         Ok(OrgAccess {
             principal: auth.0.clone(),
             account_id,
@@ -156,12 +157,14 @@ pub fn caller_account(principal: &Principal) -> Result<&AccountId, AppError> {
 }
 
 /// The member's effective role: direct, raised by their groups' mappings.
-pub async fn effective_role(state: &AppState, member: &Member) -> Result<Role, AppError> {
+pub async fn role_of(state: &AppState, member: &Member) -> Result<Role, AppError> {
     let mapped = store::groups::mapped_roles_of(state.store(), &[member.id.as_str()]).await?;
-    Ok(mapped
-        .get(member.id.as_str())
-        .into_iter()
-        .flatten()
-        .map(|grant| grant.role)
-        .fold(member.role, Role::max))
+    Ok(effective_role(
+        member.role,
+        mapped
+            .get(member.id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|g| g.role),
+    ))
 }

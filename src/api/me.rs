@@ -9,7 +9,7 @@ use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
 use crate::auth::password::{MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password};
-use crate::domain::Role;
+use crate::domain::role::effective_role;
 use crate::error::AppError;
 use crate::in_transaction;
 use crate::scim::origin_of;
@@ -130,10 +130,6 @@ pub fn checked_display_name(field: &str, raw: &str) -> Result<String, AppError> 
         ));
     }
     Ok(name.to_owned())
-}
-
-fn role_name(role: Role) -> String {
-    role.as_str().to_owned()
 }
 
 #[OpenApi(tag = "ApiTags::Me")]
@@ -280,6 +276,8 @@ async fn me_response(state: &AppState, principal: &Principal) -> Result<MeRespon
     }
     let org_ids: Vec<_> = members.iter().map(|m| m.org_id.clone()).collect();
     let orgs = store::orgs::get_many(store, &org_ids).await?;
+    let member_ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    let mapped = store::groups::mapped_roles_of(store, &member_ids).await?;
     let now = state.clock().now();
     let memberships = members
         .into_iter()
@@ -289,7 +287,16 @@ async fn me_response(state: &AppState, principal: &Principal) -> Result<MeRespon
                 org_id: org.id.to_string(),
                 org_name: org.name.clone(),
                 member_id: member.id.to_string(),
-                role: role_name(member.role),
+                // Effective: raised by the member's groups, as permissions are.
+                role: effective_role(
+                    member.role,
+                    mapped
+                        .get(member.id.as_str())
+                        .into_iter()
+                        .flatten()
+                        .map(|g| g.role),
+                )
+                .to_string(),
                 status: member.effective_status(now).as_str().to_owned(),
             })
         })

@@ -19,6 +19,7 @@ use crate::domain::member::ProjectGrant;
 use crate::domain::policy::{
     MemberChange, ensure_may_assign_role, ensure_may_leave, plan_member_change,
 };
+use crate::domain::role::effective_role;
 use crate::domain::{
     Member, MemberId, MemberStatus, Permission, ProjectId, ProjectRight, Role, Standing,
 };
@@ -175,10 +176,7 @@ fn primary_email(record: &UserRecord) -> Option<String> {
 
 fn member_view(record: &UserRecord, groups: &[MappedRole], now: DateTime<Utc>) -> MemberView {
     let member = &record.member;
-    let role = groups
-        .iter()
-        .map(|group| group.role)
-        .fold(member.role, Role::max);
+    let role = effective_role(member.role, groups.iter().map(|group| group.role));
     MemberView {
         id: member.id.to_string(),
         account_id: member.account_id.as_ref().map(ToString::to_string),

@@ -57,6 +57,12 @@ impl Role {
     }
 }
 
+/// A member's effective role: the highest of their direct role and the
+/// roles their groups map to.
+pub fn effective_role(direct: Role, group_roles: impl IntoIterator<Item = Role>) -> Role {
+    group_roles.into_iter().fold(direct, Role::max)
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -204,6 +210,16 @@ mod tests {
                 "{permission:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_effective_role_is_the_highest_held() {
+        assert_eq!(effective_role(Role::Viewer, []), Role::Viewer);
+        assert_eq!(
+            effective_role(Role::Viewer, [Role::Contributor, Role::Admin]),
+            Role::Admin
+        );
+        assert_eq!(effective_role(Role::Owner, [Role::Viewer]), Role::Owner);
     }
 
     #[test]

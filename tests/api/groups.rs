@@ -74,6 +74,9 @@ async fn a_group_mapping_raises_the_effective_role_and_says_where_it_came_from()
     .await;
     assert_eq!(shown.body["role"], "admin");
     assert_eq!(shown.body["direct_role"], "viewer");
+    // The organization switcher shows the same effective role.
+    let me = call(&app, Method::GET, "/me", Some(&viewer.token), None).await;
+    assert_eq!(me.body["memberships"][0]["role"], "admin", "{}", me.body);
     assert_eq!(
         shown.body["group_roles"],
         json!([{ "group_id": group, "group_name": "Helpdesk", "role": "admin" }])
