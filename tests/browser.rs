@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -23,7 +24,13 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// chromedriver runs in a process group of its own, so the browser it
+    /// started goes with it, even when a failed assertion skipped closing
+    /// the session.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -50,6 +57,7 @@ impl Driver {
         let port = free_port();
         let child = Command::new(chromedriver())
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
