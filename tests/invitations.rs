@@ -19,11 +19,12 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A server, a worker with short waits, and the SMTP server it mails to.
+/// A server, a worker with short waits, and the SMTP server it mails to
+/// (`None` while that server is down).
 struct World {
     app: TestApp,
     org: OrgFixture,
-    smtp: SmtpServer,
+    smtp: Option<SmtpServer>,
     stop_worker: Option<tokio::sync::oneshot::Sender<()>>,
     worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -41,11 +42,11 @@ fn quick_jobs() -> JobsConfig {
 
 impl World {
     async fn start() -> World {
-        Self::start_with(SmtpServer::start(&[])).await
+        let smtp = SmtpServer::start(&[]);
+        Self::start_mailing(smtp.url(), Some(smtp)).await
     }
 
-    async fn start_with(smtp: SmtpServer) -> World {
-        let url = smtp.url();
+    async fn start_mailing(url: String, smtp: Option<SmtpServer>) -> World {
         let app = TestApp::builder()
             .settings(|s| s.smtp.url = Some(url))
             .spawn()
@@ -113,7 +114,7 @@ impl World {
     /// Waits until `count` mails arrived; returns them parsed (in the
     /// Maildir's order, which is not the order of arrival).
     async fn mails(&self, count: usize) -> Vec<Value> {
-        let smtp = &self.smtp;
+        let smtp = self.smtp.as_ref().expect("an SMTP server");
         eventually(Duration::from_secs(30), "the mails arrive", || async move {
             let found = smtp.messages();
             (found.len() >= count).then_some(found)
@@ -441,39 +442,16 @@ async fn an_existing_account_joins_a_second_organization_with_its_own_password()
 
 #[tokio::test]
 async fn with_smtp_down_the_mail_goes_out_once_it_returns() {
-    // A port for the server that is not running yet.
-    let placeholder = SmtpServer::start(&[]);
-    let port = placeholder.port;
-    drop(placeholder);
-    let down = SmtpServer::start(&[]);
-    let world_smtp_url = format!("smtp://127.0.0.1:{port}");
-    drop(down);
-    let app = TestApp::builder()
-        .settings(|s| s.smtp.url = Some(world_smtp_url))
-        .spawn()
-        .await;
-    let org = app.with_org_owner().await;
-    let state = AppState::new(app.store.clone(), app.settings.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(muster::jobs::run_with(state, quick_jobs(), async {
-        let _ = stopped.await;
-    }));
-    let answer = app
-        .post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
-        .bearer_auth(&org.owner.token)
-        .json(&json!({ "emails": ["nia@example.com"], "role": "viewer" }))
-        .send()
-        .await
-        .expect("invite")
-        .json::<Value>()
-        .await
-        .expect("json");
+    // Nothing listens on the port yet.
+    let port = common::free_port();
+    let mut world = World::start_mailing(format!("smtp://127.0.0.1:{port}"), None).await;
+    let answer = world.invite(json!(["nia@example.com"]), "viewer").await;
     let id = answer["results"][0]["invitation_id"]
         .as_str()
         .expect("id")
         .to_owned();
     // The failure is recorded on the invitation while the server is down.
-    let store = app.store.clone();
+    let store = world.app.store.clone();
     let invitation_id = muster::domain::InvitationId::parse(&id).expect("id");
     eventually(
         Duration::from_secs(20),
@@ -491,15 +469,11 @@ async fn with_smtp_down_the_mail_goes_out_once_it_returns() {
         },
     )
     .await;
-    let smtp = SmtpServer::start_on(Some(port), &[]);
-    let found = eventually(Duration::from_secs(30), "the mail goes out", || async {
-        let found = smtp.messages();
-        (!found.is_empty()).then_some(found)
-    })
-    .await;
-    assert_eq!(found.len(), 1);
-    let _ = stop.send(());
-    let _ = worker.await;
+    world.smtp = Some(SmtpServer::start_on(Some(port), &[]));
+    let mails = world.mails(1).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(recipient(&mails[0]), "nia@example.com");
+    world.stop().await;
 }
 
 #[tokio::test]
@@ -544,7 +518,8 @@ async fn a_job_run_again_after_its_mail_went_out_sends_nothing() {
         }
     })
     .await;
-    assert_eq!(world.smtp.messages().len(), 1, "no second mail");
+    let smtp = world.smtp.as_ref().expect("an SMTP server");
+    assert_eq!(smtp.messages().len(), 1, "no second mail");
     // And the link of the one mail still works.
     assert_eq!(world.page(&token).await.0, StatusCode::OK);
     world.stop().await;
