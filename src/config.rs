@@ -29,6 +29,7 @@ pub struct Settings {
     pub scim: ScimSettings,
     pub smtp: SmtpSettings,
     pub invitations: InvitationSettings,
+    pub jobs: JobSettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -250,6 +251,30 @@ impl Default for InvitationSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSettings {
+    /// Invitation mails one worker process sends at a time.
+    pub concurrency: u32,
+    /// How long a claimed job belongs to its worker without a heartbeat:
+    /// after a worker crashes, the wait before another one takes its jobs
+    /// over. Heartbeats come every third of it.
+    pub lease_seconds: u64,
+    /// How often an idle worker looks for due jobs when no change stream
+    /// wakes it (and for retries whose backoff has passed).
+    pub poll_interval_seconds: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            lease_seconds: 60,
+            poll_interval_seconds: 5,
+        }
+    }
+}
+
 /// A configuration that cannot be used, with the key to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -422,6 +447,20 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if !(1..=256).contains(&self.jobs.concurrency) {
+            return Err(invalid("jobs.concurrency", "must be between 1 and 256"));
+        }
+        // A heartbeat every third of the lease must come round at least
+        // once a second.
+        if !(3..=86_400).contains(&self.jobs.lease_seconds) {
+            return Err(invalid("jobs.lease_seconds", "must be between 3 and 86400"));
+        }
+        if !(1..=3_600).contains(&self.jobs.poll_interval_seconds) {
+            return Err(invalid(
+                "jobs.poll_interval_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
         Ok(())
     }
 
@@ -566,6 +605,9 @@ mod tests {
         assert_eq!(settings.smtp.pool_max_size, 4);
         assert_eq!(settings.smtp.timeout_seconds, 10);
         assert_eq!(settings.invitations.max_per_org_per_hour, 500);
+        assert_eq!(settings.jobs.concurrency, 8);
+        assert_eq!(settings.jobs.lease_seconds, 60);
+        assert_eq!(settings.jobs.poll_interval_seconds, 5);
     }
 
     #[test]
@@ -643,6 +685,13 @@ mod tests {
                 "0",
                 "invitations.max_per_org_per_hour",
             ),
+            ("MUSTER_JOBS__CONCURRENCY", "0", "jobs.concurrency"),
+            ("MUSTER_JOBS__LEASE_SECONDS", "2", "jobs.lease_seconds"),
+            (
+                "MUSTER_JOBS__POLL_INTERVAL_SECONDS",
+                "0",
+                "jobs.poll_interval_seconds",
+            ),
         ] {
             let err = load(&[(var, value)]).expect_err(var);
             assert!(err.to_string().contains(key), "{var}: {err}");
@@ -702,6 +751,9 @@ mod tests {
             ("MUSTER_SMTP__POOL_MAX_SIZE", "8"),
             ("MUSTER_SMTP__TIMEOUT_SECONDS", "30"),
             ("MUSTER_INVITATIONS__MAX_PER_ORG_PER_HOUR", "20"),
+            ("MUSTER_JOBS__CONCURRENCY", "2"),
+            ("MUSTER_JOBS__LEASE_SECONDS", "30"),
+            ("MUSTER_JOBS__POLL_INTERVAL_SECONDS", "1"),
         ])
         .expect("valid");
         assert_eq!(
@@ -713,6 +765,9 @@ mod tests {
         assert_eq!(settings.smtp.pool_max_size, 8);
         assert_eq!(settings.smtp.timeout_seconds, 30);
         assert_eq!(settings.invitations.max_per_org_per_hour, 20);
+        assert_eq!(settings.jobs.concurrency, 2);
+        assert_eq!(settings.jobs.lease_seconds, 30);
+        assert_eq!(settings.jobs.poll_interval_seconds, 1);
     }
 
     #[test]

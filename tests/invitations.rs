@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::smtp::{SmtpServer, parse_message};
+use common::smtp::{SmtpServer, invitation_token, parse_message};
 use common::{OrgFixture, TestApp, eventually};
 use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::state::AppState;
@@ -36,7 +36,7 @@ fn quick_jobs() -> JobsConfig {
         backoff_cap: Duration::from_secs(1),
         heartbeat_interval: Duration::from_secs(1),
         lease: Duration::from_secs(10),
-        ..muster::jobs::jobs_config()
+        ..JobsConfig::default()
     }
 }
 
@@ -157,30 +157,6 @@ impl World {
     }
 }
 
-/// The link's secret, from a mail's text part (the HTML part must carry
-/// the same link).
-fn token_of(mail: &Value) -> String {
-    let parts = mail["parts"].as_array().expect("a multipart mail");
-    let text = parts
-        .iter()
-        .find(|p| p["content_type"] == "text/plain")
-        .and_then(|p| p["content"].as_str())
-        .expect("a text part");
-    let html = parts
-        .iter()
-        .find(|p| p["content_type"] == "text/html")
-        .and_then(|p| p["content"].as_str())
-        .expect("an HTML part");
-    let start = text.find("/invite/mst_inv_").expect("a link in the text") + "/invite/".len();
-    let token: String = text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    assert_eq!(token.len(), "mst_inv_".len() + 64, "{token}");
-    assert!(html.contains(&token), "the HTML part carries the same link");
-    token
-}
-
 fn recipient(mail: &Value) -> String {
     mail["headers"]["to"]
         .as_str()
@@ -224,7 +200,7 @@ async fn three_invitations_three_mails_and_a_link_that_makes_a_member() {
         .iter()
         .find(|m| recipient(m) == "ada@example.com")
         .expect("ada's mail");
-    let token = token_of(ada);
+    let token = invitation_token(ada);
     // Opening the link changes nothing (mail scanners open links).
     let (status, html) = world.page(&token).await;
     assert_eq!(status, StatusCode::OK);
@@ -307,7 +283,7 @@ async fn resend_and_revoke_kill_the_old_link() {
         .as_str()
         .expect("id")
         .to_owned();
-    let first = token_of(&world.mails(1).await[0]);
+    let first = invitation_token(&world.mails(1).await[0]);
     assert_eq!(world.page(&first).await.0, StatusCode::OK);
 
     let (status, resent) = world
@@ -321,7 +297,7 @@ async fn resend_and_revoke_kill_the_old_link() {
     assert_eq!(resent["delivery"]["sends"], 2);
     // The old link dies with the resend, before the new mail is out.
     assert_eq!(world.page(&first).await.0, StatusCode::NOT_FOUND);
-    let tokens: Vec<String> = world.mails(2).await.iter().map(token_of).collect();
+    let tokens: Vec<String> = world.mails(2).await.iter().map(invitation_token).collect();
     let second = tokens
         .into_iter()
         .find(|token| *token != first)
@@ -359,7 +335,7 @@ async fn an_invitation_past_its_expiry_is_gone_and_the_sweep_marks_it() {
         .as_str()
         .expect("id")
         .to_owned();
-    let token = token_of(&world.mails(1).await[0]);
+    let token = invitation_token(&world.mails(1).await[0]);
     // Time is an input: move the expiry instead of waiting for it.
     world
         .app
@@ -404,7 +380,7 @@ async fn an_existing_account_joins_a_second_organization_with_its_own_password()
     .await
     .expect("another organization");
     world.invite(json!("MIA@example.com"), "admin").await;
-    let token = token_of(&world.mails(1).await[0]);
+    let token = invitation_token(&world.mails(1).await[0]);
     let (status, html) = world.page(&token).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("already has an account"), "{html}");
@@ -484,7 +460,7 @@ async fn a_job_run_again_after_its_mail_went_out_sends_nothing() {
         .as_str()
         .expect("id")
         .to_owned();
-    let token = token_of(&world.mails(1).await[0]);
+    let token = invitation_token(&world.mails(1).await[0]);
     // As if a worker crashed after sending but before the job was marked
     // done: the same send is queued and run again.
     let job = muster::jobs::SendInvitation {
@@ -493,7 +469,7 @@ async fn a_job_run_again_after_its_mail_went_out_sends_nothing() {
     };
     let _ = muster_worker::push(
         world.app.store.database(),
-        &muster::jobs::jobs_config(),
+        &JobsConfig::default(),
         muster::jobs::SEND_INVITATION_QUEUE,
         &job,
         PushOptions::idempotency_key(format!("replay:{id}")),
@@ -541,7 +517,7 @@ async fn a_member_an_identity_provider_creates_is_activated_through_the_same_mai
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let member_id = created.id();
-    let token = token_of(&world.mails(1).await[0]);
+    let token = invitation_token(&world.mails(1).await[0]);
     let (status, html) = world.page(&token).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("pat@example.com"), "{html}");
@@ -579,7 +555,7 @@ async fn a_member_an_identity_provider_creates_is_activated_through_the_same_mai
     let quinn_token = mails
         .iter()
         .find(|m| recipient(m) == "quinn@example.com")
-        .map(token_of)
+        .map(invitation_token)
         .expect("quinn's mail");
     let deactivated = scim
         .patch_ops(

@@ -9,6 +9,7 @@ mod send_invitation;
 mod sweep;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
@@ -16,6 +17,7 @@ use apalis_cron::CronScheduler;
 use mongodb::ClientSession;
 use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_in};
 
+use crate::config::JobSettings;
 use crate::domain::invitation::Invitation;
 use crate::error::AppError;
 use crate::mail::Mailer;
@@ -28,9 +30,18 @@ pub use sweep::{expire_due, purge_audit};
 /// The queue of invitation mails.
 pub const SEND_INVITATION_QUEUE: &str = "send_invitation";
 
-/// Jobs' settings: the library's defaults, in the `jobs` collection.
-pub fn jobs_config() -> JobsConfig {
-    JobsConfig::default()
+/// The backend's settings: the library's defaults, with the lease and
+/// polling of the `jobs` configuration. Pushes and indexes use the plain
+/// defaults: the collection, attempts and retention they read are not
+/// configurable.
+pub fn jobs_config(settings: &JobSettings) -> JobsConfig {
+    let lease = Duration::from_secs(settings.lease_seconds);
+    JobsConfig {
+        lease,
+        heartbeat_interval: lease / 3,
+        poll_interval: Duration::from_secs(settings.poll_interval_seconds),
+        ..JobsConfig::default()
+    }
 }
 
 /// What every job handler gets.
@@ -71,7 +82,7 @@ pub async fn enqueue_send_invitation(
     let _ = push_in(
         store.database(),
         session,
-        &jobs_config(),
+        &JobsConfig::default(),
         SEND_INVITATION_QUEUE,
         &job,
         PushOptions::idempotency_key(key),
@@ -80,20 +91,16 @@ pub async fn enqueue_send_invitation(
     Ok(())
 }
 
-/// Creates the jobs collection's indexes (from `muster migrate`).
-pub async fn create_indexes(store: &Store) -> Result<(), JobError> {
-    muster_worker::create_indexes(store.database(), &jobs_config()).await
-}
-
 /// Runs the workers until `shutdown` resolves.
 pub async fn run(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_with(state, jobs_config(), shutdown).await
+    let config = jobs_config(&state.settings().jobs);
+    run_with(state, config, shutdown).await
 }
 
-/// `run` with other job settings (tests shorten backoff and polling).
+/// `run` with other backend settings (tests shorten backoff and polling).
 pub async fn run_with(
     state: AppState,
     config: JobsConfig,
@@ -112,7 +119,7 @@ pub async fn run_with(
     let worker = WorkerBuilder::new("muster-send-invitation")
         .backend(backend)
         .data(context.clone())
-        .concurrency(8)
+        .concurrency(state.settings().jobs.concurrency as usize)
         .build(send_invitation::handle);
     let expiry = WorkerBuilder::new("muster-expire-invitations")
         .backend(CronScheduler::new(sweep::schedule(sweep::EXPIRY_SCHEDULE)?))

@@ -96,7 +96,7 @@ impl Store {
         tokens::create_indexes(self).await?;
         projects::create_indexes(self).await?;
         invitations::create_indexes(self).await?;
-        muster_worker::create_indexes(&self.db, &crate::jobs::jobs_config())
+        muster_worker::create_indexes(&self.db, &muster_worker::JobsConfig::default())
             .await
             .map_err(|err| match err {
                 muster_worker::JobError::Database(err) => err,

@@ -192,3 +192,127 @@ pub fn parse_message(path: &Path) -> Value {
     );
     serde_json::from_slice(&output.stdout).expect("json from python")
 }
+
+/// The link's secret, from a mail's text part (the HTML part must carry
+/// the same link).
+pub fn invitation_token(mail: &Value) -> String {
+    let parts = mail["parts"].as_array().expect("a multipart mail");
+    let text = parts
+        .iter()
+        .find(|p| p["content_type"] == "text/plain")
+        .and_then(|p| p["content"].as_str())
+        .expect("a text part");
+    let html = parts
+        .iter()
+        .find(|p| p["content_type"] == "text/html")
+        .and_then(|p| p["content"].as_str())
+        .expect("an HTML part");
+    let start = text.find("/invite/mst_inv_").expect("a link in the text") + "/invite/".len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(token.len(), "mst_inv_".len() + 64, "{token}");
+    assert!(html.contains(&token), "the HTML part carries the same link");
+    token
+}
+
+/// An SMTP server that takes a message and never answers its final dot:
+/// whoever sends to it waits there, mid-send, until killed or timed out.
+/// Nothing it swallows counts as delivered; each message is kept as a
+/// file, for `parse_message`, once the sender has written all of it.
+pub struct SmtpTarpit {
+    pub port: u16,
+    spool: tempfile::TempDir,
+}
+
+impl SmtpTarpit {
+    pub fn start() -> SmtpTarpit {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        let spool = tempfile::tempdir().expect("tempdir");
+        let dir = spool.path().to_path_buf();
+        // Lives as long as the test process: a sender's connection ends
+        // when the sender dies.
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                if let Ok(stream) = stream {
+                    let path = dir.join(format!("{n}.eml"));
+                    std::thread::spawn(move || swallow(stream, &path));
+                }
+            }
+        });
+        SmtpTarpit { port, spool }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The messages held so far, each written in full.
+    pub fn held(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.spool.path())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+}
+
+/// Speaks SMTP up to the end of one message, keeps it at `path`, then
+/// stays silent until the peer hangs up.
+fn swallow(stream: TcpStream, path: &Path) {
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    if writer.write_all(b"220 tarpit ESMTP\r\n").is_err() {
+        return;
+    }
+    let mut message: Option<Vec<u8>> = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if let Some(body) = message.as_mut() {
+            if line == b".\r\n" {
+                let partial = path.with_extension("part");
+                if std::fs::write(&partial, &body).is_ok() {
+                    let _ = std::fs::rename(&partial, path);
+                }
+                let mut rest = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut reader, &mut rest);
+                return;
+            }
+            // SMTP's dot-stuffing: a leading dot was doubled by the sender.
+            let unstuffed = line.strip_prefix(b".").unwrap_or(&line);
+            body.extend_from_slice(unstuffed);
+            continue;
+        }
+        let verb = String::from_utf8_lossy(line.get(..4).unwrap_or_default()).to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-tarpit\r\n250 8BITMIME\r\n",
+            "DATA" => {
+                message = Some(Vec::new());
+                b"354 go on\r\n"
+            }
+            "QUIT" => {
+                let _ = writer.write_all(b"221 bye\r\n");
+                return;
+            }
+            _ => b"250 ok\r\n",
+        };
+        if writer.write_all(reply).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! A `muster worker` process killed in the middle of sending invitation
+//! mails loses none and sends none twice: another worker process takes
+//! the jobs over once their leases run out, and each invitee receives one
+//! mail whose link works.
+//!
+//! The first worker mails to a tarpit, an SMTP server that never answers
+//! the end of a message, so the test knows every job is mid-send when it
+//! kills the process (SIGKILL: no shutdown code runs). A message the
+//! tarpit holds was never accepted, so it does not count as sent.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::smtp::{SmtpServer, SmtpTarpit, invitation_token, parse_message};
+use common::{TestApp, eventually, muster_command};
+use mongodb::bson::{Document, doc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A `muster worker` process, killed when dropped; its log is kept for
+/// failure messages.
+struct WorkerProcess {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl WorkerProcess {
+    fn start(app: &TestApp, smtp_url: &str) -> WorkerProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("worker.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = muster_command()
+            .arg("worker")
+            .env("MUSTER_MONGODB__URI", &app.settings.mongodb.uri)
+            .env("MUSTER_MONGODB__DATABASE", &app.settings.mongodb.database)
+            .env("MUSTER_HTTP__PUBLIC_URL", &app.base_url)
+            .env("MUSTER_SMTP__URL", smtp_url)
+            .env("MUSTER_SMTP__TIMEOUT_SECONDS", "600")
+            .env("MUSTER_JOBS__LEASE_SECONDS", "3")
+            .env("MUSTER_JOBS__POLL_INTERVAL_SECONDS", "1")
+            .env("MUSTER_LOG__LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start muster worker");
+        WorkerProcess {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the process gets no chance to release or finish anything.
+    fn kill(&mut self) {
+        self.child.kill().expect("kill the worker");
+        self.child.wait().expect("reap the worker");
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    async fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let child = &mut self.child;
+        let status = eventually(Duration::from_secs(30), "the worker exits", || {
+            let exited = child.try_wait().expect("try_wait");
+            async move { exited }
+        })
+        .await;
+        assert!(status.success(), "{status}; log:\n{}", self.log_text());
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn jobs(app: &TestApp) -> Vec<Document> {
+    use futures::TryStreamExt;
+    app.store
+        .database()
+        .collection::<Document>("jobs")
+        .find(doc! {})
+        .await
+        .expect("find jobs")
+        .try_collect()
+        .await
+        .expect("read jobs")
+}
+
+fn job_status(job: &Document) -> &str {
+    job.get_str("status").unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_send_loses_no_mail_and_sends_none_twice() {
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    let addresses = ["ada@example.com", "alan@example.com", "grace@example.com"];
+    let invited: Value = app
+        .post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .json(&json!({ "emails": addresses, "role": "contributor" }))
+        .send()
+        .await
+        .expect("invite")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        invited["results"]
+            .as_array()
+            .is_some_and(|results| results.iter().all(|r| r["outcome"] == "invited")),
+        "{invited}"
+    );
+
+    // The first worker takes all three jobs and hangs in the middle of
+    // each send.
+    let tarpit = SmtpTarpit::start();
+    let mut first = WorkerProcess::start(&app, &tarpit.url());
+    let held = eventually(
+        Duration::from_secs(60),
+        "the first worker is mid-send on every job",
+        || async { (tarpit.held().len() == addresses.len()).then(|| tarpit.held()) },
+    )
+    .await;
+    let running = jobs(&app).await;
+    assert_eq!(running.len(), addresses.len());
+    assert!(
+        running.iter().all(|job| job_status(job) == "running"),
+        "{running:?}"
+    );
+    first.kill();
+
+    // A second worker, mailing a real SMTP server, takes the jobs over
+    // once their leases have run out.
+    let smtp = SmtpServer::start(&[]);
+    let mut second = WorkerProcess::start(&app, &smtp.url());
+    let finished = eventually(
+        Duration::from_secs(60),
+        "the second worker finishes every job",
+        || async {
+            let jobs = jobs(&app).await;
+            jobs.iter()
+                .all(|job| job_status(job) == "done")
+                .then_some(jobs)
+        },
+    )
+    .await;
+    for job in &finished {
+        // The killed attempt counts: it may have had effects.
+        assert_eq!(job.get_i64("attempts").ok(), Some(2), "{job:?}");
+    }
+    second.terminate().await;
+
+    // One mail per invitee, all jobs done: nothing more can come.
+    let mails: Vec<Value> = smtp.messages().iter().map(|p| parse_message(p)).collect();
+    let mut recipients: Vec<String> = mails
+        .iter()
+        .map(|mail| {
+            mail["headers"]["to"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    recipients.sort();
+    assert_eq!(recipients, addresses, "{}", second.log_text());
+
+    // The held mails' links died when the second worker replaced them
+    // (a replaced secret is unknown, like one never issued); the
+    // delivered ones work.
+    for path in &held {
+        let token = invitation_token(&parse_message(path));
+        let page = app
+            .get(&format!("/invite/{token}"))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status(), StatusCode::NOT_FOUND, "a held mail's link");
+    }
+    for mail in &mails {
+        let token = invitation_token(mail);
+        let page = app
+            .get(&format!("/invite/{token}"))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status(), StatusCode::OK, "a delivered mail's link");
+    }
+
+    // The invitations say so: one send, delivered on its first recorded
+    // attempt, no error.
+    let listed: Value = app
+        .get(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let items = listed["items"].as_array().expect("items");
+    assert_eq!(items.len(), addresses.len());
+    for item in items {
+        let delivery = &item["delivery"];
+        assert_eq!(delivery["sends"], 1, "{item}");
+        assert_eq!(delivery["attempts"], 1, "{item}");
+        assert!(delivery["sent_at"].is_string(), "{item}");
+        assert!(delivery["last_error"].is_null(), "{item}");
+    }
+    app.shutdown().await;
+}
