@@ -377,6 +377,7 @@ impl InvitationsApi {
                 store::members::existing_emails(store, session, access.org_id(), &valid).await?;
             let mut results = Vec::with_capacity(screened.len());
             let mut invited = std::collections::HashSet::new();
+            let mut invitations = Vec::new();
             for (raw, outcome) in &screened {
                 let email = match outcome {
                     Err(outcome) => {
@@ -422,30 +423,39 @@ impl InvitationsApi {
                             ..Delivery::default()
                         },
                     };
-                    if store::invitations::insert(store, session, &invitation, &fresh_token_hash())
-                        .await?
-                        == Inserted::AlreadyExists
-                    {
-                        return Err(AppError::Conflict {
-                            problem: "concurrent-invitation",
-                            detail: "another request invited the same address at the same time; \
-                                     send the request again"
-                                .into(),
-                        });
-                    }
-                    crate::jobs::enqueue_send_invitation(store, session, &invitation).await?;
-                    let event = granted.event(
+                    result.invitation_id = Some(invitation.id.to_string());
+                    invitations.push(invitation);
+                }
+                results.push(result);
+            }
+            // The invitations, their mails and their events: three round
+            // trips however many addresses there are.
+            // Each with a placeholder link: the mail job sets the real one.
+            let with_links = invitations.iter().map(|i| (i, fresh_token_hash()));
+            if store::invitations::insert_many(store, session, with_links).await?
+                == Inserted::AlreadyExists
+            {
+                return Err(AppError::Conflict {
+                    problem: "concurrent-invitation",
+                    detail: "another request invited the same address at the same time; \
+                             send the request again"
+                        .into(),
+                });
+            }
+            crate::jobs::enqueue_send_invitations(store, session, &invitations).await?;
+            let events: Vec<_> = invitations
+                .iter()
+                .map(|invitation| {
+                    granted.event(
                         now,
                         "invitation.created",
                         ("invitation", invitation.id.as_str()),
                         None,
-                        Some(audited(&invitation)),
-                    );
-                    store::audit::record(store, session, &event).await?;
-                    result.invitation_id = Some(invitation.id.to_string());
-                }
-                results.push(result);
-            }
+                        Some(audited(invitation)),
+                    )
+                })
+                .collect();
+            store::audit::record_many(store, session, &events).await?;
             // Counted after this request's inserts, in its transaction, so
             // concurrent requests cannot pass the cap together unnoticed.
             let since = now - Duration::hours(1);

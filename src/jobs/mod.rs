@@ -15,7 +15,7 @@ use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_cron::CronScheduler;
 use mongodb::ClientSession;
-use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_in};
+use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_many_in};
 
 use crate::config::JobSettings;
 use crate::domain::invitation::Invitation;
@@ -65,30 +65,44 @@ impl From<JobError> for AppError {
     }
 }
 
-/// Queues the mail of the invitation's latest send, inside the caller's
-/// transaction: the invitation and its mail commit or vanish together.
-/// Keyed by invitation and send number, so a retried transaction never
-/// queues a mail twice.
+/// Queues the mail of each invitation's latest send, inside the caller's
+/// transaction: the invitations and their mails commit or vanish
+/// together. Keyed by invitation and send number, so a retried
+/// transaction never queues a mail twice.
+pub async fn enqueue_send_invitations(
+    store: &Store,
+    session: &mut ClientSession,
+    invitations: &[Invitation],
+) -> Result<(), AppError> {
+    let jobs: Vec<(SendInvitation, PushOptions)> = invitations
+        .iter()
+        .map(|invitation| {
+            let job = SendInvitation {
+                invitation_id: invitation.id.to_string(),
+                send: invitation.delivery.sends,
+            };
+            let key = format!("invitation:{}:send:{}", job.invitation_id, job.send);
+            (job, PushOptions::idempotency_key(key))
+        })
+        .collect();
+    let _ = push_many_in(
+        store.database(),
+        session,
+        &JobsConfig::default(),
+        SEND_INVITATION_QUEUE,
+        jobs.iter().map(|(job, options)| (job, options.clone())),
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`enqueue_send_invitations`] for one invitation.
 pub async fn enqueue_send_invitation(
     store: &Store,
     session: &mut ClientSession,
     invitation: &Invitation,
 ) -> Result<(), AppError> {
-    let job = SendInvitation {
-        invitation_id: invitation.id.to_string(),
-        send: invitation.delivery.sends,
-    };
-    let key = format!("invitation:{}:send:{}", job.invitation_id, job.send);
-    let _ = push_in(
-        store.database(),
-        session,
-        &JobsConfig::default(),
-        SEND_INVITATION_QUEUE,
-        &job,
-        PushOptions::idempotency_key(key),
-    )
-    .await?;
-    Ok(())
+    enqueue_send_invitations(store, session, std::slice::from_ref(invitation)).await
 }
 
 /// Runs the workers until `shutdown` resolves.

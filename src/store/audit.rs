@@ -93,7 +93,28 @@ pub async fn record(
     session: &mut ClientSession,
     event: &AuditEvent,
 ) -> Result<(), MongoError> {
-    let doc = AuditDoc {
+    record_many(store, session, std::slice::from_ref(event)).await
+}
+
+/// [`record`] for many events, in one round trip.
+pub async fn record_many(
+    store: &Store,
+    session: &mut ClientSession,
+    events: &[AuditEvent],
+) -> Result<(), MongoError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let docs = events
+        .iter()
+        .map(audit_doc)
+        .collect::<Result<Vec<_>, _>>()?;
+    collection(store).insert_many(docs).session(session).await?;
+    Ok(())
+}
+
+fn audit_doc(event: &AuditEvent) -> Result<AuditDoc, MongoError> {
+    Ok(AuditDoc {
         id: uuid::Uuid::now_v7().to_string(),
         org_id: event.org_id.as_ref().map(ToString::to_string),
         account_id: match (&event.org_id, &event.actor) {
@@ -114,9 +135,7 @@ pub async fn record(
         ip: event.origin.ip.clone(),
         user_agent: event.origin.user_agent.clone(),
         request_id: event.origin.request_id.clone(),
-    };
-    collection(store).insert_one(doc).session(session).await?;
-    Ok(())
+    })
 }
 
 /// Events of an organization, newest first (for tests and, later, the

@@ -154,6 +154,24 @@ pub async fn insert(
     )
 }
 
+/// Inserts new invitations, each with its link's hash, in one round trip;
+/// `AlreadyExists` (and nothing kept, the transaction being aborted) when
+/// one of them is pending already.
+pub async fn insert_many<'a>(
+    store: &Store,
+    session: &mut ClientSession,
+    invitations: impl IntoIterator<Item = (&'a Invitation, TokenHash)>,
+) -> Result<Inserted, MongoError> {
+    let docs: Vec<InvitationDoc> = invitations
+        .into_iter()
+        .map(|(invitation, hash)| InvitationDoc::new(invitation, &hash))
+        .collect();
+    if docs.is_empty() {
+        return Ok(Inserted::Yes);
+    }
+    inserted(collection(store).insert_many(docs).session(session).await)
+}
+
 /// Which of `emails` have a pending invitation in the organization.
 pub async fn pending_emails(
     store: &Store,

@@ -30,7 +30,9 @@ pub use config::JobsConfig;
 pub use document::{JobDocument, JobId, JobStatus};
 pub use error::{DUPLICATE_KEY, JobError, error_code, is_duplicate_key};
 pub use persistence::{MongoPersistence, Recovered, recover_expired_leases};
-pub use push::{PushOptions, Pushed, collection, create_indexes, get_job, push, push_in};
+pub use push::{
+    PushOptions, Pushed, collection, create_indexes, get_job, push, push_in, push_many_in,
+};
 
 /// The collection jobs live in, unless the caller names another.
 pub const DEFAULT_JOBS_COLLECTION: &str = "jobs";

@@ -1,6 +1,7 @@
 //! Putting jobs in the collection (inside the caller's transaction or on
 //! their own), the collection's indexes, and reading a job back.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bson::doc;
@@ -84,28 +85,80 @@ pub async fn push_in<T>(
 where
     T: Serialize + ?Sized,
 {
-    let jobs = collection(db, config);
-    if let Some(key) = &options.idempotency_key {
-        let existing = jobs
+    let mut pushed = push_many_in(db, session, config, queue, [(job, options)]).await?;
+    Ok(pushed.pop().unwrap_or(Pushed::Duplicate))
+}
+
+/// [`push_in`] for many jobs in two round trips, whatever their number:
+/// one look-up of the idempotency keys, one insert. Answers one
+/// [`Pushed`] per job, in order; a key given twice in `jobs` queues the
+/// first and is a duplicate for the second.
+pub async fn push_many_in<'a, T>(
+    db: &Database,
+    session: &mut ClientSession,
+    config: &JobsConfig,
+    queue: &str,
+    jobs: impl IntoIterator<Item = (&'a T, PushOptions)>,
+) -> Result<Vec<Pushed>, JobError>
+where
+    T: Serialize + ?Sized + 'a,
+{
+    let jobs: Vec<(&T, PushOptions)> = jobs.into_iter().collect();
+    let collection = collection(db, config);
+    let keys: Vec<&str> = jobs
+        .iter()
+        .filter_map(|(_, options)| options.idempotency_key.as_deref())
+        .collect();
+    let mut taken = HashSet::new();
+    if !keys.is_empty() {
+        let mut existing = collection
             .clone_with_type::<bson::Document>()
-            .find_one(doc! { field::QUEUE: queue, field::IDEMPOTENCY_KEY: key })
-            .projection(doc! { field::ID: 1 })
+            .find(doc! { field::QUEUE: queue, field::IDEMPOTENCY_KEY: { "$in": &keys } })
+            .projection(doc! { field::IDEMPOTENCY_KEY: 1 })
             .session(&mut *session)
             .await?;
-        if existing.is_some() {
-            return Ok(Pushed::Duplicate);
+        while let Some(found) = existing.next(&mut *session).await.transpose()? {
+            if let Ok(key) = found.get_str(field::IDEMPOTENCY_KEY) {
+                taken.insert(key.to_owned());
+            }
         }
     }
-    let document = new_job(config, queue, job, &options)?;
-    let id = document.id.clone();
-    match jobs.insert_one(&document).session(&mut *session).await {
+    let mut pushed = Vec::with_capacity(jobs.len());
+    let mut documents = Vec::with_capacity(jobs.len());
+    for (job, options) in &jobs {
+        if let Some(key) = &options.idempotency_key
+            && !taken.insert(key.clone())
+        {
+            pushed.push(Pushed::Duplicate);
+            continue;
+        }
+        let document = new_job(config, queue, *job, options)?;
+        pushed.push(Pushed::Queued(document.id.clone()));
+        documents.push(document);
+    }
+    if documents.is_empty() {
+        return Ok(pushed);
+    }
+    match collection
+        .insert_many(&documents)
+        .session(&mut *session)
+        .await
+    {
         Ok(_) => {
-            tracing::debug!(job_id = %id, queue, "job pushed in a transaction");
-            Ok(Pushed::Queued(id))
+            tracing::debug!(
+                queue,
+                jobs = documents.len(),
+                "jobs pushed in a transaction"
+            );
+            Ok(pushed)
         }
         Err(err) if is_duplicate_key(&err) => Err(JobError::IdempotencyRace {
             queue: queue.to_owned(),
-            key: options.idempotency_key.unwrap_or_default(),
+            key: if keys.len() == 1 {
+                keys[0].to_owned()
+            } else {
+                format!("one of {} keys", keys.len())
+            },
         }),
         Err(err) => Err(err.into()),
     }

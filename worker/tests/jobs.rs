@@ -19,7 +19,7 @@ use common::{TestDb, count, eventually, fast_config, job};
 use futures::TryStreamExt;
 use muster_worker::{
     DEFAULT_JOBS_COLLECTION, JobError, JobStatus, JobsConfig, MongoBackend, MongoPersistence,
-    PushOptions, Pushed, create_indexes, push, push_in, recover_expired_leases,
+    PushOptions, Pushed, create_indexes, push, push_in, push_many_in, recover_expired_leases,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -226,6 +226,76 @@ async fn push_in_a_transaction_commits_or_rolls_back_with_it() {
     session.commit_transaction().await.expect("commit");
     assert_eq!(count(&t.db, &config, doc! {}).await, 1);
     assert_eq!(orders.count_documents(doc! {}).await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn many_jobs_pushed_at_once_keep_order_keys_and_the_transaction() {
+    let t = TestDb::new().await;
+    let config = fast_config();
+    create_indexes(&t.db, &config).await.expect("indexes");
+    let _ = push(
+        &t.db,
+        &config,
+        "email",
+        &email(0),
+        PushOptions::idempotency_key("k0"),
+    )
+    .await
+    .expect("an earlier job");
+    let jobs = [
+        (email(1), PushOptions::idempotency_key("k1")),
+        (email(2), PushOptions::idempotency_key("k0")),
+        (email(3), PushOptions::default()),
+        (email(4), PushOptions::idempotency_key("k1")),
+    ];
+    let mut session = t.client.start_session().await.expect("session");
+
+    // Rolled back with the transaction, like one push.
+    session.start_transaction().await.expect("start");
+    let pushed = push_many_in(
+        &t.db,
+        &mut session,
+        &config,
+        "email",
+        jobs.iter().map(|(job, options)| (job, options.clone())),
+    )
+    .await
+    .expect("push many");
+    assert_eq!(pushed.len(), 4);
+    assert_eq!(count_in(&t.db, &config, &mut session).await, 3);
+    session.abort_transaction().await.expect("abort");
+    assert_eq!(count(&t.db, &config, doc! {}).await, 1);
+
+    // Committed: one answer per job, in order. A key stored before, or
+    // given earlier in the same call, is a duplicate.
+    session.start_transaction().await.expect("start");
+    let pushed = push_many_in(
+        &t.db,
+        &mut session,
+        &config,
+        "email",
+        jobs.iter().map(|(job, options)| (job, options.clone())),
+    )
+    .await
+    .expect("push many");
+    session.commit_transaction().await.expect("commit");
+    let first = queued(pushed[0].clone());
+    assert_eq!(pushed[1], Pushed::Duplicate);
+    let third = queued(pushed[2].clone());
+    assert_eq!(pushed[3], Pushed::Duplicate);
+    assert_eq!(count(&t.db, &config, doc! {}).await, 3);
+    let stored = job(&t.db, &config, &first).await;
+    assert_eq!(stored.idempotency_key.as_deref(), Some("k1"));
+    assert_eq!(
+        bson::from_bson::<Email>(stored.payload).expect("payload"),
+        email(1)
+    );
+    let stored = job(&t.db, &config, &third).await;
+    assert_eq!(stored.idempotency_key, None);
+    assert_eq!(
+        bson::from_bson::<Email>(stored.payload).expect("payload"),
+        email(3)
+    );
 }
 
 #[tokio::test]
