@@ -49,6 +49,7 @@ pub fn jobs_config(settings: &JobSettings) -> JobsConfig {
 pub struct JobContext {
     pub state: AppState,
     pub mailer: Arc<Mailer>,
+    pub names: Arc<send_invitation::NameCache>,
 }
 
 impl From<JobError> for AppError {
@@ -124,6 +125,7 @@ pub async fn run_with(
     let context = JobContext {
         state: state.clone(),
         mailer,
+        names: Arc::default(),
     };
     let backend = MongoBackend::<SendInvitation>::new(
         state.store().database(),

@@ -221,7 +221,7 @@ pub async fn get(
     Ok(found.map(InvitationDoc::into_invitation))
 }
 
-/// An invitation by id alone (for jobs, which carry no organization).
+/// An invitation by id alone, whatever its organization (for tools).
 pub async fn get_any(store: &Store, id: &InvitationId) -> Result<Option<Invitation>, MongoError> {
     let found = collection(store)
         .find_one(doc! { "_id": id.as_str() })
@@ -229,22 +229,39 @@ pub async fn get_any(store: &Store, id: &InvitationId) -> Result<Option<Invitati
     Ok(found.map(InvitationDoc::into_invitation))
 }
 
-/// Gives a pending invitation the link of send number `send`: the hash of
-/// a secret that only the mail will carry. False when the invitation is no
-/// longer pending or a later send superseded this one.
-pub async fn set_link(
+/// Takes send number `send` of an invitation for mailing, in one round
+/// trip: gives it the link whose secret only the mail will carry, and
+/// answers the invitation. `None` when that send is not to be mailed: the
+/// invitation is gone, no longer pending or past its expiry, a later send
+/// superseded this one, or this one was mailed already.
+pub async fn take_send(
     store: &Store,
     id: &InvitationId,
     send: u32,
+    now: DateTime<Utc>,
     token_hash: &TokenHash,
-) -> Result<bool, MongoError> {
-    let result = collection(store)
+) -> Result<Option<Invitation>, MongoError> {
+    // An update and a read by id rather than one findAndModify, which the
+    // development database answers by reading the whole collection
+    // (docs/benchmarks.md); by id, both are cheap on any server.
+    let taken = collection(store)
         .update_one(
-            doc! { "_id": id.as_str(), "status": "pending", "delivery.sends": send },
+            doc! {
+                "_id": id.as_str(),
+                "status": "pending",
+                "expires_at": { "$gt": bson_time(now) },
+                "delivery.sends": send,
+                "delivery.sent_send": { "$lt": send },
+            },
             doc! { "$set": { "token_hash": token_hash.as_str() } },
         )
-        .await?;
-    Ok(result.matched_count == 1)
+        .await?
+        .matched_count
+        == 1;
+    if !taken {
+        return Ok(None);
+    }
+    get_any(store, id).await
 }
 
 /// The invitation a link's secret belongs to.
