@@ -92,6 +92,10 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
             "/invite/:token",
             get(crate::invite_page::show).post(crate::invite_page::submit),
         )
+        .at(
+            "/invite/:token/sign-out",
+            poem::post(crate::invite_page::sign_out),
+        )
         .data(state)
         .around(move |endpoint, request| limit_body(max_body_bytes, endpoint, request))
         .around(move |endpoint, request| {

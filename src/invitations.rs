@@ -26,6 +26,10 @@ pub struct AcceptInput {
     pub token: String,
     pub name: Option<String>,
     pub password: Option<String>,
+    /// The account the accept page knows to be signed in (its session
+    /// cookie): that account needs no password to accept an invitation
+    /// for its own address.
+    pub signed_in: Option<AccountId>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,7 +63,8 @@ enum Login {
         hash: PasswordHashString,
         name: Option<String>,
     },
-    /// An account that exists and whose password was given.
+    /// An account that exists and proved it: its password was given, or
+    /// it is signed in on the page.
     Existing(AccountId),
     /// An account that exists without a password: the emailed link proves
     /// the email, and this becomes its password.
@@ -90,6 +95,9 @@ pub async fn accept(
         .transpose()?;
     // Password work (argon2, tens of milliseconds) before the transaction.
     let login = match store::accounts::find_by_email(store, None, &invitation.email).await? {
+        Some(existing) if input.signed_in.as_ref() == Some(&existing.account.id) => {
+            Login::Existing(existing.account.id)
+        }
         Some(existing) => match existing.password_hash {
             Some(hash) => {
                 let password = input.password.unwrap_or_default();

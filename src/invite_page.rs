@@ -2,23 +2,34 @@
 //! HTML, no scripts. GET only shows the invitation (mail scanners open
 //! links); acceptance happens on POST, through the same use case as the
 //! API (`invitations::accept`).
+//!
+//! Accepting signs the person in on this browser: a session, like one from
+//! `POST /auth/login`, kept in a cookie that only invitation pages receive
+//! (`Path=/invite`, `HttpOnly`, `SameSite=Strict`). A later invitation page
+//! then knows who is signed in: the same account joins with one click; a
+//! different one is told so, and can sign out.
 
 use std::sync::LazyLock;
 
 use chrono::SecondsFormat;
 use minijinja::{AutoEscape, Environment, context};
-use poem::http::StatusCode;
+use poem::http::{StatusCode, header};
 use poem::web::{Data, Form, Path};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
+use crate::api::auth::{end_session, start_session};
+use crate::auth::{Principal, authenticate};
+use crate::domain::{AccountId, TokenId};
 use crate::error::AppError;
-use crate::invitations::{AcceptInput, accept, open};
+use crate::invitations::{AcceptInput, Accepted, accept, open};
 use crate::scim::origin_of;
 use crate::state::AppState;
 use crate::store;
 
 const INVITE: &str = "page/invite.html";
+/// The session cookie of invitation pages.
+const SESSION_COOKIE: &str = "muster_session";
 const OUTCOME: &str = "page/outcome.html";
 
 static PAGES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
@@ -91,6 +102,7 @@ async fn form(
     status: StatusCode,
     error: Option<String>,
     name: Option<String>,
+    signed_in: Option<&SignedIn>,
 ) -> Response {
     let invitation = match open(state, token).await {
         Ok(invitation) => invitation,
@@ -131,6 +143,9 @@ async fn form(
             message => invitation.message,
             expires_at => invitation.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true).replace('T', " ").replace('Z', " UTC"),
             has_account => account.is_some(),
+            signed_in_as => signed_in.map(|s| s.email.clone()),
+            signed_in_here => signed_in.is_some_and(|s| s.email == invitation.email.as_str()),
+            token,
             has_password => account.as_ref().is_some_and(|a| a.password_hash.is_some()),
             error,
             name => name.unwrap_or_default(),
@@ -138,9 +153,111 @@ async fn form(
     )
 }
 
+/// The account signed in on this browser, from the page's session cookie.
+struct SignedIn {
+    account_id: AccountId,
+    session_id: TokenId,
+    email: String,
+}
+
+/// Who the session cookie signs in, if it names a live session. A cookie
+/// that does not (ended, expired, forged) counts as no cookie, and so does
+/// a database error: the page still works, without the notice.
+async fn signed_in(state: &AppState, req: &Request) -> Option<SignedIn> {
+    let secret = cookie(req, SESSION_COOKIE)?;
+    let store = state.store();
+    let principal = match authenticate(store, secret, state.clock().now()).await {
+        Ok(principal) => principal,
+        Err(crate::auth::AuthError::Store(err)) => {
+            tracing::warn!(error = %err, "cannot read the invitation page's session");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let Principal::Session {
+        account_id,
+        session_id,
+    } = principal
+    else {
+        return None;
+    };
+    let account = store::accounts::get(store, &account_id).await.ok()??;
+    Some(SignedIn {
+        account_id,
+        session_id,
+        email: account.email.to_string(),
+    })
+}
+
+fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
+        })
+}
+
+/// The `Set-Cookie` value that keeps `secret` for `max_age_secs` (0
+/// removes the cookie). `Secure` whenever the public URL is HTTPS.
+fn session_cookie(state: &AppState, secret: &str, max_age_secs: i64) -> String {
+    let secure = if state.settings().public_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{SESSION_COOKIE}={secret}; Path=/invite; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+    )
+}
+
 #[handler]
-pub async fn show(state: Data<&AppState>, Path(token): Path<String>) -> Response {
-    form(&state, &token, StatusCode::OK, None, None).await
+pub async fn show(state: Data<&AppState>, req: &Request, Path(token): Path<String>) -> Response {
+    let signed_in = signed_in(&state, req).await;
+    form(
+        &state,
+        &token,
+        StatusCode::OK,
+        None,
+        None,
+        signed_in.as_ref(),
+    )
+    .await
+}
+
+/// Ends the page's session and shows the invitation again.
+#[handler]
+pub async fn sign_out(
+    state: Data<&AppState>,
+    req: &Request,
+    Path(token): Path<String>,
+) -> Response {
+    if let Some(signed_in) = signed_in(&state, req).await
+        && let Err(err) = end_session(
+            &state,
+            &signed_in.account_id,
+            &signed_in.session_id,
+            origin_of(req),
+        )
+        .await
+    {
+        return error_page(&err);
+    }
+    // Only a well-formed token goes back into a header.
+    let back = if crate::auth::token::is_well_formed_invitation(&token) {
+        format!("/invite/{token}")
+    } else {
+        "/invite/".to_owned()
+    };
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, back)
+        .header(header::SET_COOKIE, session_cookie(&state, "", 0))
+        .header("Cache-Control", "no-store")
+        .finish()
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +275,7 @@ pub async fn submit(
     Path(token): Path<String>,
     form_data: poem::Result<Form<AcceptForm>>,
 ) -> Response {
+    let signed_in = signed_in(&state, req).await;
     let Ok(Form(AcceptForm { name, password })) = form_data else {
         return form(
             &state,
@@ -165,6 +283,7 @@ pub async fn submit(
             StatusCode::BAD_REQUEST,
             Some("The form could not be read; please fill it in again.".into()),
             None,
+            signed_in.as_ref(),
         )
         .await;
     };
@@ -173,27 +292,70 @@ pub async fn submit(
         token: token.clone(),
         name: name.clone(),
         password: password.filter(|p| !p.is_empty()),
+        signed_in: signed_in.as_ref().map(|s| s.account_id.clone()),
     };
     match accept(&state, origin_of(req), input).await {
-        Ok(accepted) => {
-            let org = store::orgs::get(state.store(), None, &accepted.org_id)
-                .await
-                .ok()
-                .flatten()
-                .map(|org| org.name)
-                .unwrap_or_else(|| "the organization".into());
-            outcome(
-                StatusCode::OK,
-                &format!("Welcome to {org}"),
-                "You are now a member. Sign in with your email and password.",
-            )
-        }
+        Ok(accepted) => welcome(&state, req, &accepted, signed_in.as_ref()).await,
         Err(
             err @ (AppError::Invalid { .. } | AppError::Forbidden(_) | AppError::Conflict { .. }),
         ) => {
             let status = err.status();
-            form(&state, &token, status, Some(err.problem().detail), name).await
+            form(
+                &state,
+                &token,
+                status,
+                Some(err.problem().detail),
+                name,
+                signed_in.as_ref(),
+            )
+            .await
         }
         Err(err) => error_page(&err),
+    }
+}
+
+/// The page after an acceptance, signing the new member in on this
+/// browser (ending the session of another account signed in before).
+async fn welcome(
+    state: &AppState,
+    req: &Request,
+    accepted: &Accepted,
+    signed_in: Option<&SignedIn>,
+) -> Response {
+    let org = store::orgs::get(state.store(), None, &accepted.org_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|org| org.name)
+        .unwrap_or_else(|| "the organization".into());
+    let page = outcome(
+        StatusCode::OK,
+        &format!("Welcome to {org}"),
+        "You are now a member, signed in on this browser. \
+         Elsewhere, sign in with your email and password.",
+    );
+    if signed_in.is_some_and(|s| s.account_id == accepted.account_id) {
+        return page;
+    }
+    if let Some(other) = signed_in
+        && let Err(err) =
+            end_session(state, &other.account_id, &other.session_id, origin_of(req)).await
+    {
+        tracing::warn!(error = %err.problem().detail, "cannot end the previous session of the invitation page");
+    }
+    match start_session(state, &accepted.account_id, origin_of(req)).await {
+        Ok((secret, expires_at)) => {
+            let max_age = (expires_at - state.clock().now()).num_seconds().max(0);
+            let mut page = page;
+            if let Ok(value) = session_cookie(state, &secret, max_age).parse() {
+                page.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            page
+        }
+        Err(err) => {
+            // The acceptance stands; only the convenience is lost.
+            tracing::warn!(error = %err.problem().detail, "cannot sign in after accepting an invitation");
+            page
+        }
     }
 }

@@ -416,6 +416,190 @@ async fn an_existing_account_joins_a_second_organization_with_its_own_password()
     world.stop().await;
 }
 
+/// The page's session cookie, from a response that set it.
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("muster_session="))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn the_page_knows_who_is_signed_in_on_the_browser() {
+    let world = World::start().await;
+    world
+        .invite(json!(["ada@example.com", "grace@example.com"]), "viewer")
+        .await;
+    let mails = world.mails(2).await;
+    let token_for = |mails: &[Value], to: &str| {
+        mails
+            .iter()
+            .find(|mail| recipient(mail) == to)
+            .map(invitation_token)
+            .expect("a mail to that address")
+    };
+    let ada = token_for(&mails, "ada@example.com");
+    let grace = token_for(&mails, "grace@example.com");
+    let page = |token: &str, cookie: Option<&str>| {
+        let mut request = world.app.get(&format!("/invite/{token}"));
+        if let Some(cookie) = cookie {
+            request = request.header(reqwest::header::COOKIE, cookie);
+        }
+        async move {
+            let response = request.send().await.expect("page");
+            (response.status(), response.text().await.expect("html"))
+        }
+    };
+
+    // Accepting signs Ada in on this browser, with a cookie only
+    // invitation pages get, that scripts cannot read.
+    let accepted = world
+        .app
+        .post(&format!("/invite/{ada}"))
+        .form(&[("name", "Ada"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let set_cookie = session_cookie(&accepted).expect("a session cookie");
+    for attribute in [
+        "; Path=/invite",
+        "; HttpOnly",
+        "; SameSite=Strict",
+        "; Max-Age=",
+    ] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    assert!(cookie.starts_with("muster_session=mst_ses_"), "{cookie}");
+
+    // Another organization invites Ada: signed in as herself, she joins
+    // with one click, no password.
+    let other = bootstrap(
+        &world.app.store,
+        Utc::now(),
+        BootstrapInput {
+            org_name: format!("Other {}", uuid::Uuid::new_v4().simple()),
+            owner_email: "lin@example.com".into(),
+            owner_password: None,
+        },
+    )
+    .await
+    .expect("another organization");
+    let invited = world
+        .app
+        .post(&format!("/api/v1/orgs/{}/invitations", other.org_id))
+        .bearer_auth(&other.owner_token)
+        .json(&json!({ "emails": "ada@example.com", "role": "contributor" }))
+        .send()
+        .await
+        .expect("invite");
+    assert_eq!(invited.status(), StatusCode::OK);
+    let mails = world.mails(3).await;
+    let second = mails
+        .iter()
+        .filter(|mail| recipient(mail) == "ada@example.com")
+        .map(invitation_token)
+        .find(|token| *token != ada)
+        .expect("the second invitation's mail");
+    let (status, html) = page(&second, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("You are signed in as <strong>ada@example.com</strong>."),
+        "{html}"
+    );
+    assert!(!html.contains("type=\"password\""), "{html}");
+    // Without the cookie the same form needs her password.
+    let (status, _) = world.submit(&second, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let joined = world
+        .app
+        .post(&format!("/invite/{second}"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[("name", "")])
+        .send()
+        .await
+        .expect("join");
+    assert_eq!(joined.status(), StatusCode::OK);
+    assert_eq!(session_cookie(&joined), None, "still the same session");
+
+    // Grace's invitation, opened on Ada's browser, says who is signed in.
+    let (status, html) = page(&grace, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(
+            "You are signed in as <strong>ada@example.com</strong>, but this invitation \
+             is for <strong>grace@example.com</strong>."
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("type=\"password\""),
+        "Grace still sets her own"
+    );
+    let (_, html) = page(&grace, None).await;
+    assert!(!html.contains("You are signed in"), "{html}");
+
+    // Signing out ends the session and the cookie.
+    let signed_out = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(world.app.url(&format!("/invite/{grace}/sign-out")))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        signed_out.headers()[reqwest::header::LOCATION],
+        format!("/invite/{grace}").as_str()
+    );
+    let cleared = session_cookie(&signed_out).expect("the cookie is cleared");
+    assert!(cleared.starts_with("muster_session=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (_, html) = page(&grace, Some(&cookie)).await;
+    assert!(
+        !html.contains("You are signed in"),
+        "the session is over: {html}"
+    );
+    let me = world
+        .app
+        .get("/api/v1/me")
+        .bearer_auth(cookie.trim_start_matches("muster_session="))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+
+    // Ada is a member of both organizations.
+    let login = world
+        .app
+        .post("/api/v1/auth/login")
+        .json(&json!({ "email": "ada@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("login")
+        .json::<Value>()
+        .await
+        .expect("json");
+    let me = world
+        .app
+        .get("/api/v1/me")
+        .bearer_auth(login["token"].as_str().expect("session"))
+        .send()
+        .await
+        .expect("me")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(me["memberships"].as_array().map(Vec::len), Some(2), "{me}");
+    world.stop().await;
+}
+
 #[tokio::test]
 async fn with_smtp_down_the_mail_goes_out_once_it_returns() {
     // Nothing listens on the port yet.

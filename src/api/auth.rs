@@ -9,7 +9,7 @@ use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
 use crate::auth::password::verify_password;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
-use crate::domain::{Email, MemberStatus};
+use crate::domain::{AccountId, Actor, AuditEvent, Email, MemberStatus, RequestOrigin, TokenId};
 use crate::error::AppError;
 use crate::scim::origin_of;
 use crate::state::AppState;
@@ -95,39 +95,9 @@ impl AuthApi {
         };
         let now = state.clock().now();
         activate_pending_memberships(&state, &credentials.account.id, origin_of(req), now).await?;
-        let expires_at = now + Duration::hours(i64::from(state.settings().auth.session_ttl_hours));
-        let issued = IssuedToken::generate(TokenKind::Session);
-        let record = TokenRecord::new(
-            &issued,
-            None,
-            Some(credentials.account.id.clone()),
-            None,
-            now,
-            Some(expires_at),
-        );
-        let signed_in = crate::domain::AuditEvent::of_account(
-            crate::domain::Actor::Account(credentials.account.id.clone()),
-            &credentials.account.id,
-            now,
-            "account.signed_in",
-            Some(serde_json::json!({ "session_id": record.id.as_str(), "expires_at": expires_at })),
-            origin_of(req),
-        );
-        crate::in_transaction!(store, |session| -> Result<(), AppError> {
-            if store::tokens::insert(store, Some(&mut *session), &record).await?
-                == Inserted::AlreadyExists
-            {
-                return Err(AppError::internal(
-                    "a fresh session token collided with a stored one",
-                ));
-            }
-            store::audit::record(store, session, &signed_in).await?;
-            Ok(())
-        })?;
-        Ok(Json(LoginResponse {
-            token: issued.secret.into_exposed(),
-            expires_at,
-        }))
+        let (token, expires_at) =
+            start_session(&state, &credentials.account.id, origin_of(req)).await?;
+        Ok(Json(LoginResponse { token, expires_at }))
     }
 
     /// End the current session
@@ -150,27 +120,79 @@ impl AuthApi {
                 "only session tokens can log out; delete personal tokens under /me/tokens".into(),
             ));
         };
-        let store = state.store();
-        let event = crate::domain::AuditEvent::of_account(
-            auth.0.actor(),
-            account_id,
-            state.clock().now(),
-            "account.signed_out",
-            Some(serde_json::json!({ "session_id": session_id.as_str() })),
-            origin_of(req),
-        );
-        let owner = store::tokens::TokenOwner::Account {
-            account_id,
-            org_id: None,
-        };
-        crate::in_transaction!(store, |session| -> Result<(), AppError> {
-            store::tokens::delete_owned(store, session, TokenKind::Session, session_id, owner)
-                .await?;
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        end_session(&state, account_id, session_id, origin_of(req)).await?;
         Ok(LogoutResponse::LoggedOut)
     }
+}
+
+/// Starts a session for an account that proved who it is: the session's
+/// secret (shown once) and when it expires. Audited as
+/// `account.signed_in`.
+pub(crate) async fn start_session(
+    state: &AppState,
+    account_id: &AccountId,
+    origin: RequestOrigin,
+) -> Result<(String, DateTime<Utc>), AppError> {
+    let store = state.store();
+    let now = state.clock().now();
+    let expires_at = now + Duration::hours(i64::from(state.settings().auth.session_ttl_hours));
+    let issued = IssuedToken::generate(TokenKind::Session);
+    let record = TokenRecord::new(
+        &issued,
+        None,
+        Some(account_id.clone()),
+        None,
+        now,
+        Some(expires_at),
+    );
+    let signed_in = AuditEvent::of_account(
+        Actor::Account(account_id.clone()),
+        account_id,
+        now,
+        "account.signed_in",
+        Some(serde_json::json!({ "session_id": record.id.as_str(), "expires_at": expires_at })),
+        origin,
+    );
+    crate::in_transaction!(store, |session| -> Result<(), AppError> {
+        if store::tokens::insert(store, Some(&mut *session), &record).await?
+            == Inserted::AlreadyExists
+        {
+            return Err(AppError::internal(
+                "a fresh session token collided with a stored one",
+            ));
+        }
+        store::audit::record(store, session, &signed_in).await?;
+        Ok(())
+    })?;
+    Ok((issued.secret.into_exposed(), expires_at))
+}
+
+/// Ends one of an account's sessions. Audited as `account.signed_out`.
+pub(crate) async fn end_session(
+    state: &AppState,
+    account_id: &AccountId,
+    session_id: &TokenId,
+    origin: RequestOrigin,
+) -> Result<(), AppError> {
+    let store = state.store();
+    let event = AuditEvent::of_account(
+        Actor::Account(account_id.clone()),
+        account_id,
+        state.clock().now(),
+        "account.signed_out",
+        Some(serde_json::json!({ "session_id": session_id.as_str() })),
+        origin,
+    );
+    let owner = store::tokens::TokenOwner::Account {
+        account_id,
+        org_id: None,
+    };
+    crate::in_transaction!(store, |session| -> Result<(), AppError> {
+        store::tokens::delete_owned(store, session, TokenKind::Session, session_id, owner).await?;
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// A member an identity provider created for an existing login is pending

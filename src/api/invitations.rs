@@ -654,6 +654,7 @@ impl InvitationsApi {
                 token: token.into_string(),
                 name: name.map(Text::into_string),
                 password: password.map(Text::into_string),
+                signed_in: None,
             },
         )
         .await?;
