@@ -147,6 +147,9 @@ struct Figures {
     p50_ms: f64,
     p99_ms: f64,
     cpu_ms_per_request: f64,
+    /// The measured seconds per request: with the server's idle CPU rate,
+    /// what its CPU per request would be without the requests.
+    seconds_per_request: f64,
     errors: usize,
 }
 
@@ -268,6 +271,7 @@ async fn run(
         p50_ms: at(0.5),
         p99_ms: at(0.99),
         cpu_ms_per_request: cpu * 1000.0 / requests as f64,
+        seconds_per_request: elapsed / requests as f64,
         errors,
     }
 }
@@ -515,18 +519,29 @@ async fn measure(
     rows
 }
 
-fn print_rows(server: &str, rows: &[(Workload, Figures)], rss: f64) {
-    println!("\n{server} (peak RSS {rss:.0} MiB)");
-    println!("| workload | req/s | p50 ms | p99 ms | server CPU ms/req | errors |");
-    println!("|---|---:|---:|---:|---:|---:|");
+/// The server's CPU when no request comes, in ms per second: timers,
+/// connection-pool and server monitoring. Slow workloads (a page takes
+/// seconds on the development database) would otherwise be charged it.
+async fn idle_cpu_ms_per_s(pid: u32) -> f64 {
+    let window = Duration::from_secs(10);
+    let before = cpu_seconds(pid);
+    tokio::time::sleep(window).await;
+    (cpu_seconds(pid) - before) * 1000.0 / window.as_secs_f64()
+}
+
+fn print_rows(server: &str, rows: &[(Workload, Figures)], rss: f64, idle_ms_per_s: f64) {
+    println!("\n{server} (peak RSS {rss:.0} MiB, idle CPU {idle_ms_per_s:.3} ms/s)");
+    println!("| workload | req/s | p50 ms | p99 ms | server CPU ms/req | of which idle | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (workload, f) in rows {
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.3} | {} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.3} | {:.3} | {} |",
             workload.name(),
             f.rps,
             f.p50_ms,
             f.p99_ms,
             f.cpu_ms_per_request,
+            idle_ms_per_s * f.seconds_per_request,
             f.errors
         );
     }
@@ -571,8 +586,9 @@ async fn main() {
         issued.secret.into_exposed()
     };
     let port = free_port();
+    // The SCIM server alone: `dev/bench worker` measures the job worker.
     let child = Command::new(&args.muster_bin)
-        .arg("serve")
+        .args(["serve", "--no-worker"])
         .env("MUSTER_MONGODB__URI", &args.mongodb_uri)
         .env("MUSTER_MONGODB__DATABASE", &database)
         .env("MUSTER_HTTP__ADDR", format!("127.0.0.1:{port}"))
@@ -624,7 +640,8 @@ async fn main() {
         muster_rows.push((floor, figures));
     }
     let muster_rss = peak_rss_mib(muster.child.id());
-    print_rows(muster.name, &muster_rows, muster_rss);
+    let muster_idle = idle_cpu_ms_per_s(muster.child.id()).await;
+    print_rows(muster.name, &muster_rows, muster_rss, muster_idle);
     println!(
         "\nlookup by userName eq at {} users: {:.3} CPU ms/req, p50 {:.2} ms; at {} users: {:.3} CPU ms/req, p50 {:.2} ms",
         small,
@@ -666,7 +683,8 @@ async fn main() {
         seed_peer(&client, &peer, args.users, args.groups, args.concurrency).await;
     let peer_rows = measure(&client, &peer, &mut peer_fixture, &args).await;
     let peer_rss = peak_rss_mib(peer.child.id());
-    print_rows(peer.name, &peer_rows, peer_rss);
+    let peer_idle = idle_cpu_ms_per_s(peer.child.id()).await;
+    print_rows(peer.name, &peer_rows, peer_rss, peer_idle);
     println!("\nscim2-server / Muster, server CPU per request (higher: Muster uses less)");
     for ((workload, m), (_, p)) in muster_rows.iter().zip(&peer_rows) {
         println!(

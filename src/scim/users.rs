@@ -275,13 +275,13 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
             None,
             Some(audit_view(&profile, status)),
         );
-        store::audit::record(store, session, &created).await?;
+        let mut events = vec![created];
         if let Some(email) = &login_email
             && let Some(invitation) =
                 crate::invitations::create_scim_activation(store, session, &member, email, now)
                     .await?
         {
-            let invited = context.event(
+            events.push(context.event(
                 "invitation.created",
                 "invitation",
                 invitation.id.as_str(),
@@ -291,9 +291,9 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
                     "email": invitation.email.as_str(),
                     "member_id": member.id.as_str(),
                 })),
-            );
-            store::audit::record(store, session, &invited).await?;
+            ));
         }
+        store::audit::record_many(store, session, &events).await?;
         Ok(member)
     })?;
     let record = UserRecord {
