@@ -146,6 +146,32 @@ impl World {
         (response.status(), response.text().await.expect("html"))
     }
 
+    /// How many organizations the account signing in with `PASSWORD`
+    /// belongs to.
+    async fn memberships(&self, email: &str) -> usize {
+        let login: Value = self
+            .app
+            .post("/api/v1/auth/login")
+            .json(&json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        let me: Value = self
+            .app
+            .get("/api/v1/me")
+            .bearer_auth(login["token"].as_str().expect("a session"))
+            .send()
+            .await
+            .expect("me")
+            .json()
+            .await
+            .expect("json");
+        me["memberships"].as_array().map_or(0, Vec::len)
+    }
+
     async fn login(&self, email: &str, password: &str) -> StatusCode {
         self.app
             .post("/api/v1/auth/login")
@@ -392,27 +418,7 @@ async fn an_existing_account_joins_a_second_organization_with_its_own_password()
     let (status, html) = world.submit(&token, &[("password", PASSWORD)]).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     // One login, two organizations.
-    let login = world
-        .app
-        .post("/api/v1/auth/login")
-        .json(&json!({ "email": "mia@example.com", "password": PASSWORD }))
-        .send()
-        .await
-        .expect("login")
-        .json::<Value>()
-        .await
-        .expect("json");
-    let me = world
-        .app
-        .get("/api/v1/me")
-        .bearer_auth(login["token"].as_str().expect("session"))
-        .send()
-        .await
-        .expect("me")
-        .json::<Value>()
-        .await
-        .expect("json");
-    assert_eq!(me["memberships"].as_array().map(Vec::len), Some(2), "{me}");
+    assert_eq!(world.memberships("mia@example.com").await, 2);
     world.stop().await;
 }
 
@@ -576,27 +582,7 @@ async fn the_page_knows_who_is_signed_in_on_the_browser() {
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
 
     // Ada is a member of both organizations.
-    let login = world
-        .app
-        .post("/api/v1/auth/login")
-        .json(&json!({ "email": "ada@example.com", "password": PASSWORD }))
-        .send()
-        .await
-        .expect("login")
-        .json::<Value>()
-        .await
-        .expect("json");
-    let me = world
-        .app
-        .get("/api/v1/me")
-        .bearer_auth(login["token"].as_str().expect("session"))
-        .send()
-        .await
-        .expect("me")
-        .json::<Value>()
-        .await
-        .expect("json");
-    assert_eq!(me["memberships"].as_array().map(Vec::len), Some(2), "{me}");
+    assert_eq!(world.memberships("ada@example.com").await, 2);
     world.stop().await;
 }
 
