@@ -428,9 +428,9 @@ impl InvitationsApi {
                 }
                 results.push(result);
             }
-            // The invitations, their mails and their events: three round
+            // The invitations (each with a placeholder link: the mail job
+            // sets the real one), their mails and their events: four round
             // trips however many addresses there are.
-            // Each with a placeholder link: the mail job sets the real one.
             let with_links = invitations.iter().map(|i| (i, fresh_token_hash()));
             if store::invitations::insert_many(store, session, with_links).await?
                 == Inserted::AlreadyExists

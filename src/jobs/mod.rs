@@ -75,23 +75,20 @@ pub async fn enqueue_send_invitations(
     session: &mut ClientSession,
     invitations: &[Invitation],
 ) -> Result<(), AppError> {
-    let jobs: Vec<(SendInvitation, PushOptions)> = invitations
-        .iter()
-        .map(|invitation| {
-            let job = SendInvitation {
-                invitation_id: invitation.id.to_string(),
-                send: invitation.delivery.sends,
-            };
-            let key = format!("invitation:{}:send:{}", job.invitation_id, job.send);
-            (job, PushOptions::idempotency_key(key))
-        })
-        .collect();
+    let jobs = invitations.iter().map(|invitation| {
+        let job = SendInvitation {
+            invitation_id: invitation.id.to_string(),
+            send: invitation.delivery.sends,
+        };
+        let key = format!("invitation:{}:send:{}", job.invitation_id, job.send);
+        (job, PushOptions::idempotency_key(key))
+    });
     let _ = push_many_in(
         store.database(),
         session,
         &JobsConfig::default(),
         SEND_INVITATION_QUEUE,
-        jobs.iter().map(|(job, options)| (job, options.clone())),
+        jobs,
     )
     .await?;
     Ok(())

@@ -93,17 +93,17 @@ where
 /// one look-up of the idempotency keys, one insert. Answers one
 /// [`Pushed`] per job, in order; a key given twice in `jobs` queues the
 /// first and is a duplicate for the second.
-pub async fn push_many_in<'a, T>(
+pub async fn push_many_in<T>(
     db: &Database,
     session: &mut ClientSession,
     config: &JobsConfig,
     queue: &str,
-    jobs: impl IntoIterator<Item = (&'a T, PushOptions)>,
+    jobs: impl IntoIterator<Item = (T, PushOptions)>,
 ) -> Result<Vec<Pushed>, JobError>
 where
-    T: Serialize + ?Sized + 'a,
+    T: Serialize,
 {
-    let jobs: Vec<(&T, PushOptions)> = jobs.into_iter().collect();
+    let jobs: Vec<(T, PushOptions)> = jobs.into_iter().collect();
     let collection = collection(db, config);
     let keys: Vec<&str> = jobs
         .iter()
@@ -132,7 +132,7 @@ where
             pushed.push(Pushed::Duplicate);
             continue;
         }
-        let document = new_job(config, queue, *job, options)?;
+        let document = new_job(config, queue, job, options)?;
         pushed.push(Pushed::Queued(document.id.clone()));
         documents.push(document);
     }

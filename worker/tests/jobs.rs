@@ -252,15 +252,9 @@ async fn many_jobs_pushed_at_once_keep_order_keys_and_the_transaction() {
 
     // Rolled back with the transaction, like one push.
     session.start_transaction().await.expect("start");
-    let pushed = push_many_in(
-        &t.db,
-        &mut session,
-        &config,
-        "email",
-        jobs.iter().map(|(job, options)| (job, options.clone())),
-    )
-    .await
-    .expect("push many");
+    let pushed = push_many_in(&t.db, &mut session, &config, "email", jobs.clone())
+        .await
+        .expect("push many");
     assert_eq!(pushed.len(), 4);
     assert_eq!(count_in(&t.db, &config, &mut session).await, 3);
     session.abort_transaction().await.expect("abort");
@@ -269,15 +263,9 @@ async fn many_jobs_pushed_at_once_keep_order_keys_and_the_transaction() {
     // Committed: one answer per job, in order. A key stored before, or
     // given earlier in the same call, is a duplicate.
     session.start_transaction().await.expect("start");
-    let pushed = push_many_in(
-        &t.db,
-        &mut session,
-        &config,
-        "email",
-        jobs.iter().map(|(job, options)| (job, options.clone())),
-    )
-    .await
-    .expect("push many");
+    let pushed = push_many_in(&t.db, &mut session, &config, "email", jobs.clone())
+        .await
+        .expect("push many");
     session.commit_transaction().await.expect("commit");
     let first = queued(pushed[0].clone());
     assert_eq!(pushed[1], Pushed::Duplicate);
