@@ -166,10 +166,7 @@ impl MongoPersistence {
     /// delayed jobs), the oldest due job is claimed with
     /// `find_one_and_update`.
     pub async fn claim(&self, worker_id: &str) -> Result<Option<JobDocument>, JobError> {
-        loop {
-            let Some(announced) = self.shared.announced.pop() else {
-                break;
-            };
+        while let Some(announced) = self.shared.announced.pop() {
             if let Some(job) = self.claim_announced(worker_id, announced).await? {
                 return Ok(Some(job));
             }
