@@ -1,9 +1,10 @@
-//! A `muster worker` process killed in the middle of sending invitation
-//! mails loses none and sends none twice: another worker process takes
-//! the jobs over once their leases run out, and each invitee receives one
-//! mail whose link works.
+//! `muster worker` processes as an operator runs them: several at once
+//! share the mail without sending any twice, and one killed in the middle
+//! of sending loses none and sends none twice (another worker process
+//! takes its jobs over once their leases run out, and each invitee
+//! receives one mail whose link works).
 //!
-//! The first worker mails to a tarpit, an SMTP server that never answers
+//! The killed worker mails to a tarpit, an SMTP server that never answers
 //! the end of a message, so the test knows every job is mid-send when it
 //! kills the process (SIGKILL: no shutdown code runs). A message the
 //! tarpit holds was never accepted, so it does not count as sent.
@@ -15,7 +16,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::smtp::{SmtpServer, SmtpTarpit, invitation_token, parse_message};
-use common::{TestApp, eventually, muster_command};
+use common::{OrgFixture, TestApp, eventually, muster_command};
 use mongodb::bson::{Document, doc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -29,7 +30,9 @@ struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    fn start(app: &TestApp, smtp_url: &str) -> WorkerProcess {
+    /// A worker whose jobs another one takes over `lease_seconds` after it
+    /// dies.
+    fn start(app: &TestApp, smtp_url: &str, lease_seconds: u32) -> WorkerProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("worker.log");
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -40,7 +43,7 @@ impl WorkerProcess {
             .env("MUSTER_HTTP__PUBLIC_URL", &app.base_url)
             .env("MUSTER_SMTP__URL", smtp_url)
             .env("MUSTER_SMTP__TIMEOUT_SECONDS", "600")
-            .env("MUSTER_JOBS__LEASE_SECONDS", "3")
+            .env("MUSTER_JOBS__LEASE_SECONDS", lease_seconds.to_string())
             .env("MUSTER_JOBS__POLL_INTERVAL_SECONDS", "1")
             .env("MUSTER_LOG__LEVEL", "info")
             .stdin(Stdio::null())
@@ -107,11 +110,7 @@ fn job_status(job: &Document) -> &str {
     job.get_str("status").unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_worker_killed_mid_send_loses_no_mail_and_sends_none_twice() {
-    let app = TestApp::spawn().await;
-    let org = app.with_org_owner().await;
-    let addresses = ["ada@example.com", "alan@example.com", "grace@example.com"];
+async fn invite(app: &TestApp, org: &OrgFixture, addresses: &[String]) {
     let invited: Value = app
         .post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
         .bearer_auth(&org.owner.token)
@@ -128,11 +127,70 @@ async fn a_worker_killed_mid_send_loses_no_mail_and_sends_none_twice() {
             .is_some_and(|results| results.iter().all(|r| r["outcome"] == "invited")),
         "{invited}"
     );
+}
+
+/// Waits until every job is done; returns them.
+async fn all_done(app: &TestApp) -> Vec<Document> {
+    eventually(Duration::from_secs(60), "every job is done", || async {
+        let jobs = jobs(app).await;
+        jobs.iter()
+            .all(|job| job_status(job) == "done")
+            .then_some(jobs)
+    })
+    .await
+}
+
+fn sorted_recipients(mails: &[Value]) -> Vec<String> {
+    let mut recipients: Vec<String> = mails
+        .iter()
+        .map(|mail| {
+            mail["headers"]["to"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    recipients.sort();
+    recipients
+}
+
+#[tokio::test]
+async fn worker_processes_running_together_send_each_mail_once() {
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    let mut addresses: Vec<String> = (0..20).map(|n| format!("user{n:02}@example.com")).collect();
+    addresses.sort();
+    let smtp = SmtpServer::start(&[]);
+    // Long leases: a busy machine must not make a job change hands.
+    let mut first = WorkerProcess::start(&app, &smtp.url(), 60);
+    let mut second = WorkerProcess::start(&app, &smtp.url(), 60);
+    invite(&app, &org, &addresses).await;
+    let finished = all_done(&app).await;
+    assert_eq!(finished.len(), addresses.len());
+    for job in &finished {
+        // Claimed once: no worker ran a job another one held.
+        assert_eq!(job.get_i64("attempts").ok(), Some(1), "{job:?}");
+    }
+    first.terminate().await;
+    second.terminate().await;
+    let mails: Vec<Value> = smtp.messages().iter().map(|p| parse_message(p)).collect();
+    assert_eq!(sorted_recipients(&mails), addresses);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_send_loses_no_mail_and_sends_none_twice() {
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    let addresses: Vec<String> = ["ada@example.com", "alan@example.com", "grace@example.com"]
+        .map(String::from)
+        .to_vec();
+    invite(&app, &org, &addresses).await;
 
     // The first worker takes all three jobs and hangs in the middle of
     // each send.
     let tarpit = SmtpTarpit::start();
-    let mut first = WorkerProcess::start(&app, &tarpit.url());
+    let mut first = WorkerProcess::start(&app, &tarpit.url(), 3);
     let held = eventually(
         Duration::from_secs(60),
         "the first worker is mid-send on every job",
@@ -150,18 +208,10 @@ async fn a_worker_killed_mid_send_loses_no_mail_and_sends_none_twice() {
     // A second worker, mailing a real SMTP server, takes the jobs over
     // once their leases have run out.
     let smtp = SmtpServer::start(&[]);
-    let mut second = WorkerProcess::start(&app, &smtp.url());
-    let finished = eventually(
-        Duration::from_secs(60),
-        "the second worker finishes every job",
-        || async {
-            let jobs = jobs(&app).await;
-            jobs.iter()
-                .all(|job| job_status(job) == "done")
-                .then_some(jobs)
-        },
-    )
-    .await;
+    // Its own leases longer, so that a busy machine cannot make its jobs
+    // change hands; it sweeps every 3 s.
+    let mut second = WorkerProcess::start(&app, &smtp.url(), 9);
+    let finished = all_done(&app).await;
     for job in &finished {
         // The killed attempt counts: it may have had effects.
         assert_eq!(job.get_i64("attempts").ok(), Some(2), "{job:?}");
