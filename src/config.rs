@@ -740,6 +740,32 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_names_every_key() {
+        fn keys(value: &serde_json::Value, prefix: &str, into: &mut Vec<String>) {
+            if let serde_json::Value::Object(fields) = value {
+                for (name, field) in fields {
+                    keys(field, &format!("{prefix}{name}."), into);
+                }
+            } else if !value.is_null() {
+                into.push(prefix.trim_end_matches('.').to_owned());
+            }
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("muster.toml.example");
+        let written: serde_json::Value = Figment::from(Toml::file_exact(path))
+            .extract()
+            .expect("the example file");
+        let (mut expected, mut found) = (Vec::new(), Vec::new());
+        keys(
+            &serde_json::to_value(Settings::default()).expect("json"),
+            "",
+            &mut expected,
+        );
+        keys(&written, "", &mut found);
+        let missing: Vec<&String> = expected.iter().filter(|k| !found.contains(k)).collect();
+        assert!(missing.is_empty(), "muster.toml.example lacks {missing:?}");
+    }
+
+    #[test]
     fn smtp_settings_come_from_the_environment() {
         let settings = load(&[
             (
