@@ -220,17 +220,12 @@ async fn a_worker_killed_mid_send_loses_no_mail_and_sends_none_twice() {
 
     // One mail per invitee, all jobs done: nothing more can come.
     let mails: Vec<Value> = smtp.messages().iter().map(|p| parse_message(p)).collect();
-    let mut recipients: Vec<String> = mails
-        .iter()
-        .map(|mail| {
-            mail["headers"]["to"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
-    recipients.sort();
-    assert_eq!(recipients, addresses, "{}", second.log_text());
+    assert_eq!(
+        sorted_recipients(&mails),
+        addresses,
+        "{}",
+        second.log_text()
+    );
 
     // The held mails' links died when the second worker replaced them
     // (a replaced secret is unknown, like one never issued); the
