@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis_core::backend::persistence::{Persistence, TaskEvent};
 use apalis_core::task::Task;
@@ -68,6 +68,8 @@ struct Shared {
     /// Jobs the change stream announced: claimed by id before the queue is
     /// queried (see `MongoPersistence::claim`).
     announced: Arc<Announced>,
+    /// When this instance last claimed the oldest due job with the query.
+    oldest_claimed_at: Mutex<Option<Instant>>,
     watcher: Mutex<Option<AbortOnDrop>>,
 }
 
@@ -145,6 +147,12 @@ impl MongoPersistence {
         format!("{}#{}", worker.name(), self.shared.instance)
     }
 
+    /// How many jobs the change stream announced that this instance has
+    /// neither claimed nor found taken yet.
+    pub fn announced(&self) -> usize {
+        self.shared.announced.jobs().len()
+    }
+
     /// How many claimed jobs this instance has not settled yet.
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight().len()
@@ -164,8 +172,14 @@ impl MongoPersistence {
     /// of the queue, and one that hands back the job without reading it.
     /// Without announcements (none left, no change stream, retries and
     /// delayed jobs), the oldest due job is claimed with
-    /// `find_one_and_update`.
+    /// `find_one_and_update`; and so it is first once every
+    /// `poll_interval`, so that a steady stream of new jobs cannot starve
+    /// retries, delayed jobs and jobs no one announced.
     pub async fn claim(&self, worker_id: &str) -> Result<Option<JobDocument>, JobError> {
+        if self.shared.oldest_claim_due(self.config.poll_interval) {
+            // Announced jobs are due too: `None` means nothing is.
+            return self.claim_oldest(worker_id).await;
+        }
         while let Some(announced) = self.shared.announced.pop() {
             if let Some(job) = self.claim_announced(worker_id, announced).await? {
                 return Ok(Some(job));
@@ -231,6 +245,7 @@ impl MongoPersistence {
 
     /// Claims the oldest due pending job with `find_one_and_update`.
     async fn claim_oldest(&self, worker_id: &str) -> Result<Option<JobDocument>, JobError> {
+        self.shared.oldest_claimed_now();
         let now = Utc::now();
         let claimed = self
             .jobs
@@ -777,8 +792,23 @@ impl Shared {
             in_flight: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             announced: Arc::default(),
+            oldest_claimed_at: Mutex::new(None),
             watcher: Mutex::new(None),
         }
+    }
+
+    fn oldest_claim_due(&self, every: Duration) -> bool {
+        self.oldest_claimed_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_none_or(|at| at.elapsed() >= every)
+    }
+
+    fn oldest_claimed_now(&self) {
+        *self
+            .oldest_claimed_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
     }
 
     fn in_flight(&self) -> MutexGuard<'_, HashMap<String, Claimed>> {

@@ -287,6 +287,70 @@ async fn many_jobs_pushed_at_once_keep_order_keys_and_the_transaction() {
 }
 
 #[tokio::test]
+async fn announced_jobs_are_claimed_by_id_after_the_oldest_due_one() {
+    let t = TestDb::new().await;
+    // Polling out of the picture: the query runs only when its turn comes
+    // (first, then once an hour) or when nothing announced is left.
+    let config = JobsConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    create_indexes(&t.db, &config).await.expect("indexes");
+    let before = queued(
+        push(&t.db, &config, "email", &email(0), PushOptions::default())
+            .await
+            .expect("push before the worker listens"),
+    );
+    let mut persistence =
+        MongoPersistence::new(&t.db, "email", config.clone()).expect("persistence");
+    let worker = WorkerContext::new("announced");
+    persistence.register(&worker).await.expect("register");
+    let mut announced = Vec::new();
+    for n in 1..=2 {
+        announced.push(queued(
+            push(&t.db, &config, "email", &email(n), PushOptions::default())
+                .await
+                .expect("push"),
+        ));
+    }
+    eventually(WAIT, "both jobs announced", || async {
+        (persistence.announced() == 2).then_some(())
+    })
+    .await;
+    let worker_id = persistence.worker_id(&worker);
+    let claim = || async {
+        persistence
+            .claim(&worker_id)
+            .await
+            .expect("claim")
+            .expect("a due job")
+            .id
+    };
+    // The job no one announced is the oldest due one, and goes first: a
+    // stream of announcements cannot starve it.
+    assert_eq!(claim().await, before);
+    assert_eq!(persistence.announced(), 2);
+    // Then the announced ones, in order, each by id.
+    assert_eq!(claim().await, announced[0]);
+    assert_eq!(persistence.announced(), 1);
+    assert_eq!(claim().await, announced[1]);
+    assert_eq!(persistence.announced(), 0);
+    assert!(
+        persistence
+            .claim(&worker_id)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    for id in [&before, &announced[0], &announced[1]] {
+        let stored = job(&t.db, &config, id).await;
+        assert_eq!(stored.status, JobStatus::Running);
+        assert_eq!(stored.attempts, 1);
+        assert_eq!(stored.worker_id.as_deref(), Some(worker_id.as_str()));
+    }
+}
+
+#[tokio::test]
 async fn an_idempotency_key_admits_one_job_per_queue() {
     let t = TestDb::new().await;
     let config = fast_config();
