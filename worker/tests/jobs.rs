@@ -290,7 +290,7 @@ async fn many_jobs_pushed_at_once_keep_order_keys_and_the_transaction() {
 async fn announced_jobs_are_claimed_by_id_after_the_oldest_due_one() {
     let t = TestDb::new().await;
     // Polling out of the picture: the query runs only when its turn comes
-    // (first, then once an hour) or when nothing announced is left.
+    // (first, then once a minute) or when nothing announced is left.
     let config = JobsConfig {
         poll_interval: Duration::from_secs(3600),
         ..fast_config()
