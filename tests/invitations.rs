@@ -111,6 +111,15 @@ impl World {
         body
     }
 
+    /// Invites one address as a viewer; returns the invitation's id.
+    async fn invite_one(&self, email: &str) -> String {
+        let answer = self.invite(json!([email]), "viewer").await;
+        answer["results"][0]["invitation_id"]
+            .as_str()
+            .expect("an invitation id")
+            .to_owned()
+    }
+
     /// Waits until `count` mails arrived; returns them parsed (in the
     /// Maildir's order, which is not the order of arrival).
     async fn mails(&self, count: usize) -> Vec<Value> {
@@ -304,11 +313,7 @@ async fn three_invitations_three_mails_and_a_link_that_makes_a_member() {
 #[tokio::test]
 async fn resend_and_revoke_kill_the_old_link() {
     let world = World::start().await;
-    let answer = world.invite(json!(["kay@example.com"]), "viewer").await;
-    let id = answer["results"][0]["invitation_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = world.invite_one("kay@example.com").await;
     let first = invitation_token(&world.mails(1).await[0]);
     assert_eq!(world.page(&first).await.0, StatusCode::OK);
 
@@ -356,11 +361,7 @@ async fn resend_and_revoke_kill_the_old_link() {
 #[tokio::test]
 async fn an_invitation_past_its_expiry_is_gone_and_the_sweep_marks_it() {
     let world = World::start().await;
-    let answer = world.invite(json!("lin@example.com"), "viewer").await;
-    let id = answer["results"][0]["invitation_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = world.invite_one("lin@example.com").await;
     let token = invitation_token(&world.mails(1).await[0]);
     // Time is an input: move the expiry instead of waiting for it.
     world
@@ -591,11 +592,7 @@ async fn with_smtp_down_the_mail_goes_out_once_it_returns() {
     // Nothing listens on the port yet.
     let port = common::free_port();
     let mut world = World::start_mailing(format!("smtp://127.0.0.1:{port}"), None).await;
-    let answer = world.invite(json!(["nia@example.com"]), "viewer").await;
-    let id = answer["results"][0]["invitation_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = world.invite_one("nia@example.com").await;
     // The failure is recorded on the invitation while the server is down.
     let store = world.app.store.clone();
     let invitation_id = muster::domain::InvitationId::parse(&id).expect("id");
@@ -625,11 +622,7 @@ async fn with_smtp_down_the_mail_goes_out_once_it_returns() {
 #[tokio::test]
 async fn a_job_run_again_after_its_mail_went_out_sends_nothing() {
     let world = World::start().await;
-    let answer = world.invite(json!(["oz@example.com"]), "viewer").await;
-    let id = answer["results"][0]["invitation_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = world.invite_one("oz@example.com").await;
     let token = invitation_token(&world.mails(1).await[0]);
     // As if a worker crashed after sending but before the job was marked
     // done: the same send is queued and run again.
