@@ -1,7 +1,7 @@
 //! Authentication: sessions, personal tokens, and members whose status
 //! stops their tokens.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, Utc};
 use common::TestApp;

@@ -2,7 +2,7 @@
 //! `chromium` and `chromium-driver`, which `dev/test` installs) driven over
 //! WebDriver, following the link of a mail a real SMTP server received.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};

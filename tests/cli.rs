@@ -1,7 +1,7 @@
 //! The `muster` binary as scripts use it: bootstrap's JSON contract and
 //! configuration errors that name the key.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, fresh_database_name, mongodb_uri, muster_command};
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! The HTTP shell: request ids, error formats per surface, rate limits,
 //! body limits, health, Swagger UI and the spec.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use reqwest::StatusCode;

@@ -4,7 +4,7 @@
 //! links, expiry, an existing account joining a second organization, SMTP
 //! outages, and a repeated job that mails once.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

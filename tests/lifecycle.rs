@@ -1,7 +1,7 @@
 //! The server's life around its database and its process: readiness that
 //! follows MongoDB, and graceful shutdown on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -6,7 +6,7 @@
 //!
 //! The interpreter is `<repo>/.dev/venv/bin/python`, or `TEST_PYTHON`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! migrations, the error-code helper, and transactions that retry
 //! conflicts and roll back on errors.
 
-mod common;
+use crate::common;
 
 use bson::{Document, doc};
 use common::{fresh_database_name, mongodb_uri, test_settings};

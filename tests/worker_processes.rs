@@ -9,7 +9,7 @@
 //! kills the process (SIGKILL: no shutdown code runs). A message the
 //! tarpit holds was never accepted, so it does not count as sent.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Stdio};

@@ -2,8 +2,6 @@
 //! fresh database on the test MongoDB server (started by `dev/test`), dropped
 //! when the test ends.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
 pub mod smtp;
 
 use std::future::Future;
@@ -241,23 +239,6 @@ impl TestApp {
             email,
             token: issued.secret.into_exposed(),
         }
-    }
-
-    /// Another SCIM token for `org`.
-    pub async fn with_scim_token(&self, org: &OrgFixture) -> String {
-        let issued = IssuedToken::generate(TokenKind::Scim);
-        let record = TokenRecord::new(
-            &issued,
-            Some("test".into()),
-            None,
-            Some(org.org_id.clone()),
-            Utc::now(),
-            None,
-        );
-        let _ = store::tokens::insert(&self.store, None, &record)
-            .await
-            .expect("insert a SCIM token");
-        issued.secret.into_exposed()
     }
 
     /// Stops the server the way SIGTERM does and waits for it.

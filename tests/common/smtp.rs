@@ -5,8 +5,6 @@
 //!
 //! The interpreter is `<repo>/.dev/venv/bin/python`, or `TEST_PYTHON`.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,7 @@
 //! The management API against the real server: the permission table,
 //! the last-owner rule, tenant isolation, group role mappings, bad input.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 mod groups;
 mod isolation;

@@ -1,7 +1,6 @@
 //! SCIM 2.0 against the real server and database.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 mod bad_input;
 mod bulk;

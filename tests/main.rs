@@ -1,0 +1,18 @@
+//! Muster's integration tests, in one binary: each test file used to be
+//! its own binary that linked the whole service and its dependencies,
+//! eleven times over, which cost CI minutes of linking and gigabytes of
+//! disk.
+
+mod common;
+
+mod api;
+mod auth;
+mod browser;
+mod cli;
+mod http_shell;
+mod invitations;
+mod lifecycle;
+mod mail;
+mod scim;
+mod store;
+mod worker_processes;
