@@ -137,33 +137,14 @@ async fn an_inactive_or_suspended_members_tokens_stop_at_once_and_return() {
     let now = Utc::now();
 
     for status in [MemberStatus::Inactive, MemberStatus::Suspended] {
-        store::members::set_status(
-            &app.store,
-            None,
-            &org.org_id,
-            &member.member_id,
-            status,
-            None,
-            now,
-        )
-        .await
-        .expect("set status");
+        app.set_member_status(&org, &member, status, None).await;
         assert_eq!(
             me_status(&app, &member.token).await,
             StatusCode::UNAUTHORIZED,
             "{status}"
         );
-        store::members::set_status(
-            &app.store,
-            None,
-            &org.org_id,
-            &member.member_id,
-            MemberStatus::Active,
-            None,
-            now,
-        )
-        .await
-        .expect("reactivate");
+        app.set_member_status(&org, &member, MemberStatus::Active, None)
+            .await;
         assert_eq!(
             me_status(&app, &member.token).await,
             StatusCode::OK,
@@ -172,17 +153,13 @@ async fn an_inactive_or_suspended_members_tokens_stop_at_once_and_return() {
     }
 
     // A suspension that has ended no longer blocks, without any write.
-    store::members::set_status(
-        &app.store,
-        None,
-        &org.org_id,
-        &member.member_id,
+    app.set_member_status(
+        &org,
+        &member,
         MemberStatus::Suspended,
         Some(now - Duration::minutes(1)),
-        now,
     )
-    .await
-    .expect("suspend until the past");
+    .await;
     assert_eq!(me_status(&app, &member.token).await, StatusCode::OK);
 }
 

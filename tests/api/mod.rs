@@ -34,26 +34,6 @@ pub async fn session_for(app: &TestApp, account_id: &AccountId) -> String {
     issued.secret.into_exposed()
 }
 
-/// Sets a member's status straight in the store.
-pub async fn set_status(
-    app: &TestApp,
-    org: &OrgFixture,
-    member: &MemberFixture,
-    status: MemberStatus,
-) {
-    store::members::set_status(
-        &app.store,
-        None,
-        &org.org_id,
-        &member.member_id,
-        status,
-        None,
-        Utc::now(),
-    )
-    .await
-    .expect("set status");
-}
-
 pub struct Answer {
     pub status: StatusCode,
     pub body: Value,
@@ -105,7 +85,8 @@ impl Cast {
         let contributor = app.with_member(&org, Role::Contributor).await;
         let viewer = app.with_member(&org, Role::Viewer).await;
         let suspended = app.with_member(&org, Role::Contributor).await;
-        set_status(app, &org, &suspended, MemberStatus::Suspended).await;
+        app.set_member_status(&org, &suspended, MemberStatus::Suspended, None)
+            .await;
         let suspended_session = session_for(app, &suspended.account_id).await;
         let outsider = app.with_org_owner().await;
         Cast {

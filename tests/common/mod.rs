@@ -241,6 +241,28 @@ impl TestApp {
         }
     }
 
+    /// Sets a member's status straight in the store; `until` ends a
+    /// suspension.
+    pub async fn set_member_status(
+        &self,
+        org: &OrgFixture,
+        member: &MemberFixture,
+        status: MemberStatus,
+        until: Option<chrono::DateTime<Utc>>,
+    ) {
+        store::members::set_status(
+            &self.store,
+            None,
+            &org.org_id,
+            &member.member_id,
+            status,
+            until,
+            Utc::now(),
+        )
+        .await
+        .expect("set a member's status");
+    }
+
     /// Stops the server the way SIGTERM does and waits for it.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
