@@ -5,6 +5,10 @@
 //! A release `muster serve` (API and worker in one process) mails to an
 //! SMTP sink in this process, which counts the messages it accepts; the
 //! invitations are made through the bulk API, 1,000 addresses a request.
+//!
+//! It also reports the CPU that Muster and, given `--db-pid`, the database
+//! spent per mail over the run: on two cores, whichever is near a core's
+//! worth per second is what bounds the rate.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -69,6 +73,17 @@ async fn smtp_sink(received: Arc<AtomicUsize>) -> std::io::Result<u16> {
     Ok(port)
 }
 
+/// utime + stime of a process, in seconds (stat(5) fields 14 and 15, in
+/// ticks of 1/100 s; plenty for runs that last tens of seconds).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -81,6 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let uri = arg("--mongodb-uri").ok_or("--mongodb-uri is required")?;
     let bin = arg("--muster-bin").unwrap_or_else(|| "target/release/muster".into());
     let count: usize = arg("--count").and_then(|c| c.parse().ok()).unwrap_or(2000);
+    let db_pid: Option<u32> = arg("--db-pid").and_then(|p| p.parse().ok());
     let database = format!("bench_worker_{}", std::process::id());
     let received = Arc::new(AtomicUsize::new(0));
     let smtp_port = smtp_sink(received.clone()).await?;
@@ -138,6 +154,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("dev/bench worker: {count} invitations, 1,000 addresses per request");
+    let cpu = |pid: Option<u32>| pid.and_then(cpu_seconds);
+    let muster_cpu_before = cpu(Some(child.id()));
+    let db_cpu_before = cpu(db_pid);
     let start = Instant::now();
     let mut invited = 0;
     for batch in (0..count).collect::<Vec<_>>().chunks(1000) {
@@ -168,6 +187,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let total = start.elapsed();
     let mails = received.load(Ordering::Relaxed);
+    let spent = |before: Option<f64>, pid: Option<u32>| Some(cpu(pid)? - before?);
+    let muster_cpu = spent(muster_cpu_before, Some(child.id()));
+    let db_cpu = spent(db_cpu_before, db_pid);
     println!("| what | figure |");
     println!("|---|---:|");
     println!("| invitations made | {invited} |");
@@ -185,6 +207,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| mails per second, after the API calls | {:.0} |",
         mails as f64 / (total - api).as_secs_f64().max(1e-9)
     );
+    for (who, seconds) in [("Muster", muster_cpu), ("the database", db_cpu)] {
+        if let Some(seconds) = seconds {
+            println!(
+                "| CPU of {who}: per mail, per second of the run | {:.1} ms, {:.2} s |",
+                seconds * 1000.0 / mails.max(1) as f64,
+                seconds / total.as_secs_f64()
+            );
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
     let mongo = mongodb::Client::with_uri_str(&uri).await?;
