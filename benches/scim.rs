@@ -6,10 +6,13 @@
 //! the seeding); the peer, which keeps everything in memory, is seeded
 //! over its API. Both serve the same workloads with the same concurrency.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use common::{arg, cpu_seconds, free_port};
 use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::config::MongoSettings;
 use muster::domain::{Member, MemberId, MemberStatus, OrgId, Role};
@@ -27,13 +30,6 @@ struct Args {
     concurrency: usize,
 }
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 fn args() -> Args {
     let number =
         |name: &str, default: usize| arg(name).and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -47,30 +43,6 @@ fn args() -> Args {
         requests: number("--requests", 2_000),
         concurrency: number("--concurrency", 4),
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18_999)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name may contain spaces; fields resume after ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
-    let per_second = 100.0;
-    (ticks(11) + ticks(12)) / per_second
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -214,7 +186,8 @@ async fn run(
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let run_number = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = server.child.id();
-    let cpu_before = cpu_seconds(pid);
+    // NaN rather than 0 when /proc cannot be read, so a bad figure shows.
+    let cpu_before = cpu_seconds(pid).unwrap_or(f64::NAN);
     let started = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let fixture_ref = &*fixture;
@@ -253,7 +226,7 @@ async fn run(
         }))
         .await;
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu_before;
+    let cpu = cpu_seconds(pid).unwrap_or(f64::NAN) - cpu_before;
     let mut latencies: Vec<f64> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
     let errors = results.iter().map(|r| r.2).sum();
     if let Workload::Post = workload {

@@ -10,21 +10,17 @@
 //! spent per mail over the run: on two cores, whichever is near a core's
 //! worth per second is what bounds the rate.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{arg, cpu_seconds, free_port};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 /// A minimal SMTP server that accepts every message and counts it.
 async fn smtp_sink(received: Arc<AtomicUsize>) -> std::io::Result<u16> {
@@ -71,24 +67,6 @@ async fn smtp_sink(received: Arc<AtomicUsize>) -> std::io::Result<u16> {
         }
     });
     Ok(port)
-}
-
-/// utime + stime of a process, in seconds (stat(5) fields 14 and 15, in
-/// ticks of 1/100 s; plenty for runs that last tens of seconds).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces; fields resume after ')'.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    Some((ticks(11)? + ticks(12)?) / 100.0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18099)
 }
 
 #[tokio::main]
