@@ -4,6 +4,8 @@
 //! discovered), then asks it for a [`Granted`] permission. Writes that need
 //! a permission take the `Granted`, which only `OrgAccess::require` makes.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use poem::Request;
 use serde_json::Value;
@@ -19,6 +21,7 @@ use crate::error::AppError;
 use crate::scim::origin_of;
 use crate::state::AppState;
 use crate::store;
+use crate::store::groups::MappedRole;
 
 /// The caller, acting in one organization they are an active member of.
 #[derive(Debug)]
@@ -159,12 +162,12 @@ pub fn caller_account(principal: &Principal) -> Result<&AccountId, AppError> {
 /// The member's effective role: direct, raised by their groups' mappings.
 pub async fn role_of(state: &AppState, member: &Member) -> Result<Role, AppError> {
     let mapped = store::groups::mapped_roles_of(state.store(), &[member.id.as_str()]).await?;
-    Ok(effective_role(
-        member.role,
-        mapped
-            .get(member.id.as_str())
-            .into_iter()
-            .flatten()
-            .map(|g| g.role),
-    ))
+    Ok(role_with(member, &mapped))
+}
+
+/// The member's effective role, given the group mappings read for it
+/// (and perhaps others) with `store::groups::mapped_roles_of`.
+pub fn role_with(member: &Member, mapped: &HashMap<String, Vec<MappedRole>>) -> Role {
+    let group_roles = mapped.get(member.id.as_str()).into_iter().flatten();
+    effective_role(member.role, group_roles.map(|group| group.role))
 }

@@ -3,13 +3,12 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{Object, OpenApi};
 
-use super::access::caller_account;
+use super::access::{caller_account, role_with};
 use super::examples::{ACCOUNT_ID, ORG_ID, example_time};
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
 use crate::auth::password::{MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password};
-use crate::domain::role::effective_role;
 use crate::error::AppError;
 use crate::in_transaction;
 use crate::scim::origin_of;
@@ -288,15 +287,7 @@ async fn me_response(state: &AppState, principal: &Principal) -> Result<MeRespon
                 org_name: org.name.clone(),
                 member_id: member.id.to_string(),
                 // Effective: raised by the member's groups, as permissions are.
-                role: effective_role(
-                    member.role,
-                    mapped
-                        .get(member.id.as_str())
-                        .into_iter()
-                        .flatten()
-                        .map(|g| g.role),
-                )
-                .to_string(),
+                role: role_with(&member, &mapped).to_string(),
                 status: member.effective_status(now).as_str().to_owned(),
             })
         })
