@@ -70,15 +70,7 @@ async fn login_me_and_logout() {
     assert!(token.starts_with("mst_ses_"));
     assert!(session["expires_at"].is_string());
 
-    let me: Value = app
-        .get("/api/v1/me")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let me = app.me(&token).await;
     let mut orgs: Vec<&str> = me["memberships"]
         .as_array()
         .expect("memberships")
@@ -90,15 +82,7 @@ async fn login_me_and_logout() {
 
     // A personal token sees only its own organization.
     let pat = first["owner_token"].as_str().expect("owner token");
-    let me: Value = app
-        .get("/api/v1/me")
-        .bearer_auth(pat)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let me = app.me(pat).await;
     assert_eq!(me["memberships"].as_array().map(Vec::len), Some(1));
     assert_eq!(me["memberships"][0]["org_name"], "First");
 
@@ -231,15 +215,7 @@ async fn a_membership_an_idp_created_for_a_login_becomes_active_at_its_first_sig
         .as_str()
         .expect("session")
         .to_owned();
-    let me: Value = app
-        .get("/api/v1/me")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let me = app.me(&token).await;
     assert_eq!(membership(&me), Some(json!("active")), "{me}");
 }
 

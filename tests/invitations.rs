@@ -168,16 +168,10 @@ impl World {
             .json()
             .await
             .expect("json");
-        let me: Value = self
+        let me = self
             .app
-            .get("/api/v1/me")
-            .bearer_auth(login["token"].as_str().expect("a session"))
-            .send()
-            .await
-            .expect("me")
-            .json()
-            .await
-            .expect("json");
+            .me(login["token"].as_str().expect("a session"))
+            .await;
         me["memberships"].as_array().map_or(0, Vec::len)
     }
 

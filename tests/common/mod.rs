@@ -146,6 +146,18 @@ impl TestApp {
         self.client.get(self.url(path))
     }
 
+    /// `GET /api/v1/me` with `token`, which must succeed.
+    pub async fn me(&self, token: &str) -> serde_json::Value {
+        let response = self
+            .get("/api/v1/me")
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET /me");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET /me");
+        response.json().await.expect("GET /me: json")
+    }
+
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path))
     }
