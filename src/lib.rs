@@ -2,6 +2,7 @@
 //! providers, a management API for administrators, MongoDB for state.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
