@@ -14,5 +14,6 @@ mod invitations;
 mod lifecycle;
 mod mail;
 mod scim;
+mod security;
 mod store;
 mod worker_processes;

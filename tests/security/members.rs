@@ -1,0 +1,1 @@
+//! Who may change whom, across the API, SCIM and /Bulk.

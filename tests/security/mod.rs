@@ -1,0 +1,7 @@
+//! The ways in that attackers found (issue 10), one test each, written to
+//! fail on the code that let them through.
+
+mod edge;
+mod members;
+mod projects;
+mod scope;

@@ -1,0 +1,1 @@
+//! Per-project rights.

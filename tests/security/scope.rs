@@ -1,0 +1,1 @@
+//! What a personal token, a deleted organization and an organization's settings reach.
