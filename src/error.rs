@@ -46,6 +46,13 @@ pub enum AppError {
         problem: &'static str,
         detail: String,
     },
+    /// A unique name or id another resource holds: a problem named
+    /// `problem` on the API, `uniqueness` on SCIM.
+    #[error("{detail}")]
+    Taken {
+        problem: &'static str,
+        detail: String,
+    },
     /// Something that existed and is gone for good (an expired, revoked or
     /// used invitation).
     #[error("{detail}")]
@@ -103,7 +110,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Conflict { .. } | AppError::Taken { .. } => StatusCode::CONFLICT,
             AppError::Gone { .. } => StatusCode::GONE,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -126,7 +133,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not-found",
             AppError::MethodNotAllowed(_) => "method-not-allowed",
-            AppError::Conflict { problem, .. } => problem,
+            AppError::Conflict { problem, .. } | AppError::Taken { problem, .. } => problem,
             AppError::Gone { problem, .. } => problem,
             AppError::PayloadTooLarge => "payload-too-large",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
@@ -199,6 +206,7 @@ impl AppError {
             status: self.status().as_u16().to_string(),
             scim_type: match self {
                 AppError::Scim { scim_type, .. } => Some(scim_type.as_str()),
+                AppError::Taken { .. } => Some(ScimType::Uniqueness.as_str()),
                 _ => None,
             },
             detail: self.detail(),

@@ -188,7 +188,7 @@ async fn expired_and_unknown_tokens_are_refused() {
 }
 
 #[tokio::test]
-async fn a_membership_an_idp_created_for_a_login_becomes_active_at_its_first_sign_in() {
+async fn a_membership_an_idp_created_for_a_login_waits_for_its_person() {
     let app = TestApp::spawn().await;
     account_with_password(&app, "lee@example.com", "Lee's own").await;
     let other = app.with_org_owner().await;
@@ -215,8 +215,10 @@ async fn a_membership_an_idp_created_for_a_login_becomes_active_at_its_first_sig
         .as_str()
         .expect("session")
         .to_owned();
+    // Signing in links nothing: the person joins by accepting the
+    // activation invitation, signed in as this account.
     let me = app.me(&token).await;
-    assert_eq!(membership(&me), Some(json!("active")), "{me}");
+    assert_eq!(membership(&me), None, "{me}");
 }
 
 #[tokio::test]

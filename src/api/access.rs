@@ -11,6 +11,7 @@ use poem::Request;
 use serde_json::Value;
 
 use super::BearerAuth;
+use crate::app::Acting;
 use crate::auth::Principal;
 use crate::domain::member::may_authenticate;
 use crate::domain::role::effective_role;
@@ -92,17 +93,20 @@ impl OrgAccess {
     }
 
     pub fn require(&self, permission: Permission) -> Result<Granted<'_>, AppError> {
-        if self.role.allows(permission) {
-            Ok(Granted {
-                access: self,
-                permission,
-            })
-        } else {
-            Err(AppError::Forbidden(format!(
-                "your role ({}) does not allow this: it needs the `{}` permission",
-                self.role,
-                permission.as_str()
-            )))
+        crate::app::ensure_allowed(self.role, permission)?;
+        Ok(Granted {
+            access: self,
+            permission,
+        })
+    }
+
+    /// The caller as use cases take it.
+    pub fn acting(&self) -> Acting {
+        Acting {
+            org_id: self.org.id.clone(),
+            actor: self.principal.actor(),
+            role: self.role,
+            origin: self.origin.clone(),
         }
     }
 

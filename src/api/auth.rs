@@ -9,7 +9,7 @@ use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
 use crate::auth::password::verify_password;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
-use crate::domain::{AccountId, Actor, AuditEvent, Email, MemberStatus, RequestOrigin, TokenId};
+use crate::domain::{AccountId, Actor, AuditEvent, Email, RequestOrigin, TokenId};
 use crate::error::AppError;
 use crate::scim::origin_of;
 use crate::state::AppState;
@@ -93,8 +93,6 @@ impl AuthApi {
         let Some(credentials) = credentials.filter(|_| verified) else {
             return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
         };
-        let now = state.clock().now();
-        activate_pending_memberships(&state, &credentials.account.id, origin_of(req), now).await?;
         let (token, expires_at) =
             start_session(&state, &credentials.account.id, origin_of(req)).await?;
         Ok(Json(LoginResponse { token, expires_at }))
@@ -192,44 +190,5 @@ pub(crate) async fn end_session(
         store::audit::record(store, session, &event).await?;
         Ok(())
     })?;
-    Ok(())
-}
-
-/// A member an identity provider created for an existing login is pending
-/// until that person first signs in: this is that sign-in. One audit event
-/// per membership, in the transaction that activates it.
-async fn activate_pending_memberships(
-    state: &AppState,
-    account_id: &crate::domain::AccountId,
-    origin: crate::domain::RequestOrigin,
-    now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    let store = state.store();
-    let pending = store::members::list_for_account(store, account_id)
-        .await?
-        .into_iter()
-        .filter(|member| member.status == MemberStatus::Pending);
-    for member in pending {
-        crate::in_transaction!(store, |session| -> Result<(), AppError> {
-            if !store::members::activate_pending(store, session, &member.id, now).await? {
-                return Ok(());
-            }
-            let event = crate::domain::AuditEvent {
-                org_id: Some(member.org_id.clone()),
-                at: now,
-                actor: crate::domain::Actor::Account(account_id.clone()),
-                action: "member.activated",
-                target: crate::domain::Target {
-                    kind: "member",
-                    id: member.id.to_string(),
-                },
-                before: Some(serde_json::json!({ "status": "pending" })),
-                after: Some(serde_json::json!({ "status": "active" })),
-                origin: origin.clone(),
-            };
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
-    }
     Ok(())
 }

@@ -8,21 +8,22 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::json;
 
-use super::access::{Granted, OrgAccess};
+use super::access::OrgAccess;
 use super::examples::{GROUP_ID, MEMBER_ID, PROJECT_ID, example_time};
-use super::members::{ProjectRightsView, ensure_projects_exist, parse_rights, rights_view};
+use super::members::{ProjectRightsView, parse_rights, rights_view};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
-use crate::domain::policy::ensure_may_assign_role;
+use crate::app::{
+    self,
+    groups::{GroupAttributes, MembershipChange, UnknownMembers},
+};
 use crate::domain::{GroupId, MemberId, Permission, Role};
 use crate::error::AppError;
-use crate::in_transaction;
 use crate::state::AppState;
-use crate::store::groups::{Group, RoleMapping, Taken};
-use crate::store::{self, Inserted, Store};
+use crate::store::groups::Group;
+use crate::store::{self, Store};
 
 pub struct GroupsApi;
 
@@ -172,10 +173,6 @@ fn parse_group_id(raw: &str) -> Result<String, AppError> {
         .map_err(|_| group_not_found())
 }
 
-fn mapped_role(group: &Group) -> Option<Role> {
-    group.role_mapping.as_ref().and_then(|m| m.role)
-}
-
 fn group_view(group: &Group, member_count: u64) -> GroupView {
     GroupView {
         id: group.id.clone(),
@@ -191,56 +188,17 @@ fn group_view(group: &Group, member_count: u64) -> GroupView {
     }
 }
 
-fn audited(group: &Group) -> serde_json::Value {
-    json!({
-        "display_name": group.display_name,
-        "role_mapping": group.role_mapping,
-    })
-}
-
-fn name_taken(which: Taken) -> AppError {
-    AppError::Conflict {
-        problem: "group-exists",
-        detail: match which {
-            Taken::DisplayName => "another group has this display name".into(),
-            Taken::ExternalId => "another group has this external id".into(),
-        },
-    }
-}
-
-/// Member ids of this organization; anything else is refused naming the
-/// field (the management API, unlike SCIM, has no identity provider that
-/// adds members before creating them).
-async fn members_of_org(
-    store: &Store,
-    session: &mut mongodb::ClientSession,
-    access: &OrgAccess,
-    field: &str,
-    raw: &[Text],
-) -> Result<Vec<String>, AppError> {
-    let mut ids = Vec::with_capacity(raw.len());
-    for (i, id) in raw.iter().enumerate() {
-        let id = MemberId::parse(id)
-            .map_err(|_| AppError::invalid(format!("{field}[{i}]"), "not a member id"))?;
-        ids.push(id.into_string());
-    }
-    let found = store::members::existing_ids(store, Some(session), access.org_id(), &ids).await?;
-    if let Some((i, _)) = ids.iter().enumerate().find(|(_, id)| !found.contains(id)) {
-        return Err(AppError::invalid(
-            format!("{field}[{i}]"),
-            "no such member in this organization",
-        ));
-    }
-    Ok(ids)
-}
-
-/// Changing who is in a group mapped to owner grants or takes the owner
-/// role: owners only.
-fn ensure_may_change_members(granted: &Granted<'_>, group: &Group) -> Result<(), AppError> {
-    if mapped_role(group) == Some(Role::Owner) {
-        ensure_may_assign_role(granted.role, None, Some(Role::Owner))?;
-    }
-    Ok(())
+/// Member ids as the request lists them; whether they are members of the
+/// organization is checked in the write's transaction.
+fn parse_member_ids(field: &str, raw: &[Text]) -> Result<Vec<String>, AppError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            MemberId::parse(id)
+                .map(MemberId::into_string)
+                .map_err(|_| AppError::invalid(format!("{field}[{i}]"), "not a member id"))
+        })
+        .collect()
 }
 
 async fn count_members(store: &Store, group_id: &str) -> Result<u64, AppError> {
@@ -312,62 +270,21 @@ impl GroupsApi {
         if display_name.is_empty() {
             return Err(AppError::invalid("display_name", "must not be blank"));
         }
-        let now = state.clock().now();
-        let group = Group {
-            id: GroupId::new().into_string(),
-            org_id: access.org_id().clone(),
-            display_name,
-            external_id: None,
-            role_mapping: None,
-            extension_assigned: false,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        let store = state.store();
-        let added = in_transaction!(store, |session| -> Result<usize, AppError> {
-            let members =
-                members_of_org(store, session, &access, "members", &body.0.members).await?;
-            if let Some(which) = store::groups::find_taken(
-                store,
-                session,
-                access.org_id(),
-                &group.display_name,
-                None,
-                None,
-            )
-            .await?
-            {
-                return Err(name_taken(which));
-            }
-            if store::groups::insert(store, session, &group).await? == Inserted::AlreadyExists {
-                return Err(name_taken(Taken::DisplayName));
-            }
-            let added = store::groups::add_members(
-                store,
-                session,
-                access.org_id(),
-                &group.id,
-                &members,
-                now,
-            )
-            .await?;
-            let mut after = audited(&group);
-            after["members"] = json!(members);
-            let event = granted.event(
-                now,
-                "group.created",
-                ("group", &group.id),
-                None,
-                Some(after),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(added)
-        })?;
-        Ok(CreatedGroup::Created(Json(group_view(
-            &group,
-            added as u64,
-        ))))
+        let members = parse_member_ids("members", &body.0.members)?;
+        let (group, added) = app::groups::create(
+            state.store(),
+            state.clock().now(),
+            &granted.acting(),
+            GroupAttributes {
+                display_name,
+                external_id: None,
+                extension_assigned: false,
+            },
+            &members,
+            UnknownMembers::Refuse { field: "members" },
+        )
+        .await?;
+        Ok(CreatedGroup::Created(Json(group_view(&group, added))))
     }
 
     /// Get a group
@@ -424,56 +341,36 @@ impl GroupsApi {
         if display_name.as_deref() == Some("") {
             return Err(AppError::invalid("display_name", "must not be blank"));
         }
-        let now = state.clock().now();
+        let add = parse_member_ids("add_members", &add_members)?;
+        let remove = parse_member_ids("remove_members", &remove_members)?;
+        let changes = [
+            MembershipChange::Remove(remove),
+            MembershipChange::Add(
+                add,
+                UnknownMembers::Refuse {
+                    field: "add_members",
+                },
+            ),
+        ];
         let store = state.store();
-        let group = in_transaction!(store, |session| -> Result<Group, AppError> {
-            let current = store::groups::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(group_not_found)?;
-            if !add_members.is_empty() || !remove_members.is_empty() {
-                ensure_may_change_members(&granted, &current)?;
-            }
-            let add = members_of_org(store, session, &access, "add_members", &add_members).await?;
-            let remove =
-                members_of_org(store, session, &access, "remove_members", &remove_members).await?;
-            let mut group = current.clone();
-            if let Some(name) = &display_name {
-                group.display_name = name.clone();
-                if let Some(which) = store::groups::find_taken(
-                    store,
-                    session,
-                    access.org_id(),
-                    name,
-                    None,
-                    Some(&id),
-                )
-                .await?
-                {
-                    return Err(name_taken(which));
-                }
-            }
-            group.updated_at = now;
-            group.version = current.version + 1;
-            // The version is bumped first, as SCIM does: concurrent changes
-            // to one group conflict here and retry.
-            if !store::groups::replace(store, session, &group, current.version).await? {
-                return Err(group_not_found());
-            }
-            store::groups::remove_members(store, session, &id, &remove).await?;
-            store::groups::add_members(store, session, access.org_id(), &id, &add, now).await?;
-            let mut after = audited(&group);
-            after["added_members"] = json!(add);
-            after["removed_members"] = json!(remove);
-            let event = granted.event(
-                now,
-                "group.updated",
-                ("group", &id),
-                Some(audited(&current)),
-                Some(after),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(group)
-        })?;
+        let group = app::groups::update(
+            store,
+            state.clock().now(),
+            &granted.acting(),
+            &id,
+            &app::any_version,
+            |current| {
+                Ok(GroupAttributes {
+                    display_name: display_name
+                        .clone()
+                        .unwrap_or_else(|| current.display_name.clone()),
+                    external_id: current.external_id.clone(),
+                    extension_assigned: current.extension_assigned,
+                })
+            },
+            &changes,
+        )
+        .await?;
         Ok(Json(group_view(&group, count_members(store, &id).await?)))
     }
 
@@ -495,26 +392,14 @@ impl GroupsApi {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageNonOwnerMembers)?;
         let id = parse_group_id(&group)?;
-        let now = state.clock().now();
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            let current = store::groups::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(group_not_found)?;
-            ensure_may_assign_role(granted.role, mapped_role(&current), None)?;
-            if !store::groups::delete(store, session, access.org_id(), &id).await? {
-                return Err(group_not_found());
-            }
-            let event = granted.event(
-                now,
-                "group.deleted",
-                ("group", &id),
-                Some(audited(&current)),
-                None,
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        app::groups::delete(
+            state.store(),
+            state.clock().now(),
+            &granted.acting(),
+            &id,
+            &app::any_version,
+        )
+        .await?;
         Ok(DeletedGroup::Deleted)
     }
 
@@ -550,35 +435,16 @@ impl GroupsApi {
             .transpose()
             .map_err(|err| AppError::invalid("role", err))?;
         let project_rights = parse_rights(project_rights)?;
-        let now = state.clock().now();
         let store = state.store();
-        let group = in_transaction!(store, |session| -> Result<Group, AppError> {
-            let current = store::groups::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(group_not_found)?;
-            ensure_may_assign_role(granted.role, mapped_role(&current), role)?;
-            ensure_projects_exist(store, session, &access, &project_rights).await?;
-            let mut group = current.clone();
-            group.role_mapping =
-                (role.is_some() || !project_rights.is_empty()).then(|| RoleMapping {
-                    role,
-                    project_rights: project_rights.clone(),
-                });
-            group.updated_at = now;
-            group.version = current.version + 1;
-            if !store::groups::replace(store, session, &group, current.version).await? {
-                return Err(group_not_found());
-            }
-            let event = granted.event(
-                now,
-                "group.role_mapped",
-                ("group", &id),
-                Some(audited(&current)),
-                Some(audited(&group)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(group)
-        })?;
+        let group = app::groups::map_role(
+            store,
+            state.clock().now(),
+            &granted.acting(),
+            &id,
+            role,
+            &project_rights,
+        )
+        .await?;
         Ok(Json(group_view(&group, count_members(store, &id).await?)))
     }
 }

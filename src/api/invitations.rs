@@ -11,10 +11,11 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 
 use super::access::OrgAccess;
 use super::examples::{ORG_ID, example_time};
-use super::members::{ProjectRightsView, ensure_projects_exist, parse_rights, rights_view};
+use super::members::{ProjectRightsView, parse_rights, rights_view};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
+use crate::app::members::ensure_projects_exist;
 use crate::domain::invitation::{
     self, Delivery, Invitation, InvitationKind, InvitationStatus, InviteOutcome, MAX_ADDRESSES,
 };
@@ -366,7 +367,7 @@ impl InvitationsApi {
         let cap = u64::from(state.settings().invitations.max_per_org_per_hour);
         let store = state.store();
         let results = in_transaction!(store, |session| -> Result<Vec<InviteResult>, AppError> {
-            ensure_projects_exist(store, session, &access, &project_rights).await?;
+            ensure_projects_exist(store, session, access.org_id(), &project_rights).await?;
             let valid: Vec<&str> = screened
                 .iter()
                 .filter_map(|(_, outcome)| outcome.as_ref().ok().map(|e| e.as_str()))

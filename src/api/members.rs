@@ -8,23 +8,18 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::json;
 
 use super::access::OrgAccess;
 use super::examples::{GROUP_ID, MEMBER_ID, PROJECT_ID, example_time};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
+use crate::app;
 use crate::domain::member::ProjectGrant;
-use crate::domain::policy::{
-    MemberChange, ensure_may_assign_role, ensure_may_leave, plan_member_change,
-};
+use crate::domain::policy::MemberChange;
 use crate::domain::role::effective_role;
-use crate::domain::{
-    Member, MemberId, MemberStatus, Permission, ProjectId, ProjectRight, Role, Standing,
-};
+use crate::domain::{MemberId, MemberStatus, Permission, ProjectId, ProjectRight, Role};
 use crate::error::AppError;
-use crate::in_transaction;
 use crate::scim::user::UserRecord;
 use crate::state::AppState;
 use crate::store::groups::MappedRole;
@@ -211,16 +206,6 @@ pub fn rights_view(grants: &[ProjectGrant]) -> Vec<ProjectRightsView> {
         .collect()
 }
 
-/// What the audit log keeps of a membership.
-fn audited(member: &Member) -> serde_json::Value {
-    json!({
-        "role": member.role,
-        "status": member.status,
-        "suspended_until": member.suspended_until,
-        "project_rights": member.project_rights,
-    })
-}
-
 fn parse_member_id(raw: &str) -> Result<MemberId, AppError> {
     MemberId::parse(raw).map_err(|_| member_not_found())
 }
@@ -262,13 +247,6 @@ pub fn parse_rights(raw: Vec<ProjectRightsView>) -> Result<Vec<ProjectGrant>, Ap
         grants.push(ProjectGrant { project_id, rights });
     }
     Ok(grants)
-}
-
-fn standing(member: &Member) -> Standing {
-    Standing {
-        role: member.role,
-        status: member.status,
-    }
 }
 
 async fn view_of(state: &AppState, record: &UserRecord) -> Result<MemberView, AppError> {
@@ -426,54 +404,15 @@ impl MembersApi {
             touches_project_rights: project_rights.is_some(),
         };
         let rights = project_rights.map(parse_rights).transpose()?;
-        let now = state.clock().now();
-        let store = state.store();
-        let record = in_transaction!(store, |session| -> Result<UserRecord, AppError> {
-            let mut record =
-                store::members::get_user(store, Some(&mut *session), access.org_id(), &id)
-                    .await?
-                    .ok_or_else(member_not_found)?;
-            let before = record.member.clone();
-            let (after, until) = plan_member_change(
-                granted.role,
-                standing(&before),
-                before.suspended_until,
-                &change,
-                now,
-            )?;
-            if let Some(rights) = &rights {
-                ensure_projects_exist(store, session, &access, rights).await?;
-            }
-            store::members::ensure_an_owner_remains(
-                store,
-                session,
-                access.org_id(),
-                standing(&before),
-                Some(after),
-            )
-            .await??;
-            let member = &mut record.member;
-            member.role = after.role;
-            member.status = after.status;
-            member.suspended_until = until;
-            if let Some(rights) = &rights {
-                member.project_rights = rights.clone();
-            }
-            member.updated_at = now;
-            if !store::members::update_membership(store, session, member, record.version).await? {
-                return Err(member_not_found());
-            }
-            record.version += 1;
-            let event = granted.event(
-                now,
-                "member.updated",
-                ("member", id.as_str()),
-                Some(audited(&before)),
-                Some(audited(&record.member)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(record)
-        })?;
+        let record = app::members::update(
+            state.store(),
+            state.clock().now(),
+            &granted.acting(),
+            &id,
+            &change,
+            rights.as_deref(),
+        )
+        .await?;
         Ok(Json(view_of(&state, &record).await?))
     }
 
@@ -496,25 +435,14 @@ impl MembersApi {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::RemoveNonOwnerMembers)?;
         let id = parse_member_id(&member)?;
-        let now = state.clock().now();
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            let record = store::members::get_user(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(member_not_found)?;
-            let before = standing(&record.member);
-            ensure_may_assign_role(granted.role, Some(before.role), None)?;
-            remove_member(
-                store,
-                session,
-                &access,
-                &record,
-                now,
-                "member.removed",
-                &granted,
-            )
-            .await
-        })?;
+        app::members::remove(
+            state.store(),
+            state.clock().now(),
+            &granted.acting(),
+            &id,
+            &app::any_version,
+        )
+        .await?;
         Ok(Removed::Removed)
     }
 
@@ -532,88 +460,13 @@ impl MembersApi {
         org: Path<String>,
     ) -> Result<Removed, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ViewDirectory)?;
-        ensure_may_leave(access.role)?;
-        let now = state.clock().now();
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            let record = store::members::get_user(
-                store,
-                Some(&mut *session),
-                access.org_id(),
-                &access.member.id,
-            )
-            .await?
-            .ok_or_else(member_not_found)?;
-            remove_member(
-                store,
-                session,
-                &access,
-                &record,
-                now,
-                "member.left",
-                &granted,
-            )
-            .await
-        })?;
+        app::members::leave(
+            state.store(),
+            state.clock().now(),
+            &access.acting(),
+            &access.member.id,
+        )
+        .await?;
         Ok(Removed::Removed)
     }
-}
-
-/// Grants may only name projects of the organization (checked in the
-/// grant's transaction).
-pub async fn ensure_projects_exist(
-    store: &store::Store,
-    session: &mut mongodb::ClientSession,
-    access: &OrgAccess,
-    grants: &[ProjectGrant],
-) -> Result<(), AppError> {
-    let ids = grants.iter().map(|grant| &grant.project_id);
-    match store::projects::first_missing(store, session, access.org_id(), ids).await? {
-        None => Ok(()),
-        Some(missing) => {
-            let i = grants
-                .iter()
-                .position(|grant| grant.project_id == missing)
-                .unwrap_or_default();
-            Err(AppError::invalid(
-                format!("project_rights[{i}].project_id"),
-                format!("no project {missing} in this organization"),
-            ))
-        }
-    }
-}
-
-/// Removes a membership under the last-owner rule, with its audit event.
-async fn remove_member(
-    store: &store::Store,
-    session: &mut mongodb::ClientSession,
-    access: &OrgAccess,
-    record: &UserRecord,
-    now: DateTime<Utc>,
-    action: &'static str,
-    granted: &super::access::Granted<'_>,
-) -> Result<(), AppError> {
-    let id = &record.member.id;
-    store::members::ensure_an_owner_remains(
-        store,
-        session,
-        access.org_id(),
-        standing(&record.member),
-        None,
-    )
-    .await??;
-    if !store::members::delete(store, session, access.org_id(), id).await? {
-        return Err(member_not_found());
-    }
-    store::groups::forget_member(store, session, id.as_str()).await?;
-    let event = granted.event(
-        now,
-        action,
-        ("member", id.as_str()),
-        Some(audited(&record.member)),
-        None,
-    );
-    store::audit::record(store, session, &event).await?;
-    Ok(())
 }

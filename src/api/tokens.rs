@@ -17,7 +17,8 @@ use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
-use crate::domain::{AuditEvent, OrgId, Permission, Target, TokenId};
+use crate::domain::policy::ensure_may_assign_role;
+use crate::domain::{AuditEvent, OrgId, Permission, Role, Target, TokenId};
 use crate::error::AppError;
 use crate::in_transaction;
 use crate::scim::origin_of;
@@ -154,6 +155,9 @@ pub struct ScimTokenView {
     pub expires_at: Option<DateTime<Utc>>,
     /// Updated at most once a minute.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Whether the identity provider may add and remove owners (members
+    /// of groups mapped to owner, members who are owners).
+    pub allow_owner_changes: bool,
 }
 
 impl Example for ScimTokenView {
@@ -165,6 +169,7 @@ impl Example for ScimTokenView {
             created_at: example_time("2024-11-20T08:00:00Z"),
             expires_at: None,
             last_used_at: Some(example_time("2025-02-04T02:00:00Z")),
+            allow_owner_changes: false,
         }
     }
 }
@@ -197,6 +202,12 @@ pub struct CreateScimTokenRequest {
     /// does not expire.
     #[oai(nullable)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Lets the identity provider add and remove owners: change the
+    /// members of groups mapped to owner, deactivate or delete members who
+    /// are owners. Only owners may set it; without it such a write answers
+    /// 403. Default false.
+    #[oai(nullable)]
+    pub allow_owner_changes: Option<bool>,
 }
 
 impl Example for CreateScimTokenRequest {
@@ -204,6 +215,7 @@ impl Example for CreateScimTokenRequest {
         CreateScimTokenRequest {
             name: "Okta".into(),
             expires_at: None,
+            allow_owner_changes: Some(false),
         }
     }
 }
@@ -219,6 +231,7 @@ pub struct CreatedScimTokenView {
     pub display_prefix: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub allow_owner_changes: bool,
 }
 
 impl Example for CreatedScimTokenView {
@@ -231,6 +244,7 @@ impl Example for CreatedScimTokenView {
             display_prefix: "mst_scim_1e63".to_owned(),
             created_at: example_time("2024-11-20T08:00:00Z"),
             expires_at: None,
+            allow_owner_changes: false,
         }
     }
 }
@@ -301,6 +315,7 @@ fn audited(record: &TokenRecord) -> serde_json::Value {
         "display_prefix": record.display_prefix,
         "account_id": record.account_id.as_ref().map(ToString::to_string),
         "expires_at": record.expires_at.map(|at| at.to_rfc3339()),
+        "allow_owner_changes": record.allow_owner_changes,
     })
 }
 
@@ -324,6 +339,7 @@ fn scim_view(record: TokenRecord) -> ScimTokenView {
         created_at: record.created_at,
         expires_at: record.expires_at,
         last_used_at: record.last_used_at,
+        allow_owner_changes: record.allow_owner_changes,
     }
 }
 
@@ -521,19 +537,31 @@ impl ScimTokensApi {
     ) -> Result<CreatedScimToken, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageIntegrations)?;
-        let CreateScimTokenRequest { name, expires_at } = body.0;
+        let CreateScimTokenRequest {
+            name,
+            expires_at,
+            allow_owner_changes,
+        } = body.0;
+        let allow_owner_changes = allow_owner_changes.unwrap_or(false);
+        if allow_owner_changes {
+            // Authority over owners is the owner role's to hand out.
+            ensure_may_assign_role(granted.role, None, Some(Role::Owner))?;
+        }
         let name = token_name(&name)?;
         let now = state.clock().now();
         let expires_at = expiry(expires_at, now)?;
         let issued = IssuedToken::generate(TokenKind::Scim);
-        let record = TokenRecord::new(
-            &issued,
-            Some(name.clone()),
-            None,
-            Some(access.org_id().clone()),
-            now,
-            expires_at,
-        );
+        let record = TokenRecord {
+            allow_owner_changes,
+            ..TokenRecord::new(
+                &issued,
+                Some(name.clone()),
+                None,
+                Some(access.org_id().clone()),
+                now,
+                expires_at,
+            )
+        };
         let store = state.store();
         in_transaction!(store, |session| -> Result<(), AppError> {
             if store::tokens::insert(store, Some(&mut *session), &record).await?
@@ -558,6 +586,7 @@ impl ScimTokensApi {
             display_prefix: record.display_prefix,
             created_at: now,
             expires_at,
+            allow_owner_changes,
         })))
     }
 

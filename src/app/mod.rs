@@ -5,10 +5,37 @@
 //! event, and returns a typed result. No face opens a transaction itself,
 //! so a rule enforced for one face is enforced for all.
 
+pub mod groups;
+pub mod members;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::domain::{Actor, AuditEvent, OrgId, RequestOrigin, Role, Target};
+use crate::domain::{
+    Actor, AuditEvent, OrgId, OwnerGrantError, Permission, RequestOrigin, Role, Target,
+};
+use crate::error::AppError;
+
+/// A face's precondition on the version of what a use case changes (SCIM's
+/// `If-Match`), checked against the version read in the transaction.
+pub type VersionCheck<'a> = &'a (dyn Fn(i64) -> Result<(), AppError> + Sync);
+
+/// For faces without preconditions.
+pub fn any_version(_: i64) -> Result<(), AppError> {
+    Ok(())
+}
+
+/// The permission matrix's refusal, worded the same for every face.
+pub fn ensure_allowed(role: Role, permission: Permission) -> Result<(), AppError> {
+    if role.allows(permission) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "your role ({role}) does not allow this: it needs the `{}` permission",
+            permission.as_str()
+        )))
+    }
+}
 
 /// Who acts in an organization, and with what powers. Built by a face only
 /// after it authenticated the caller: the API from an `OrgAccess`, SCIM
@@ -52,5 +79,24 @@ impl Acting {
     /// Whether an identity provider acts (its refusals read differently).
     pub fn is_scim(&self) -> bool {
         matches!(self.actor, Actor::ScimToken(_))
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        ensure_allowed(self.role, permission)
+    }
+
+    /// A refusal by the owner rules, saying what would allow it: for an
+    /// identity provider, a token an owner creates with authority over
+    /// owners.
+    pub fn refused(&self, err: OwnerGrantError) -> AppError {
+        if self.is_scim() {
+            AppError::Forbidden(format!(
+                "{err}: this SCIM token may not add or remove owners; an owner can create \
+                 a SCIM token with `allow_owner_changes: true` for an identity provider that \
+                 manages owners"
+            ))
+        } else {
+            err.into()
+        }
     }
 }

@@ -28,7 +28,12 @@ pub enum Principal {
         token_id: TokenId,
     },
     /// An identity provider, bound to one organization's SCIM endpoint.
-    Scim { org_id: OrgId, token_id: TokenId },
+    Scim {
+        org_id: OrgId,
+        token_id: TokenId,
+        /// Given by an owner: the provider may add and remove owners.
+        allow_owner_changes: bool,
+    },
 }
 
 impl Principal {
@@ -138,6 +143,7 @@ fn principal_of(record: &TokenRecord) -> Option<Principal> {
         TokenKind::Scim => Principal::Scim {
             org_id: record.org_id.clone()?,
             token_id: id,
+            allow_owner_changes: record.allow_owner_changes,
         },
     })
 }

@@ -170,6 +170,10 @@ pub struct TokenRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// SCIM tokens only: whether the identity provider may add or remove
+    /// owners (members of groups mapped to owner, members who are owners).
+    /// Only an owner can create such a token.
+    pub allow_owner_changes: bool,
 }
 
 impl TokenRecord {
@@ -192,6 +196,7 @@ impl TokenRecord {
             created_at: now,
             expires_at,
             last_used_at: None,
+            allow_owner_changes: false,
         }
     }
 

@@ -77,6 +77,30 @@ pub fn ensure_may_assign_role(
     Ok(())
 }
 
+/// Who may change whom: only an owner changes, suspends, deactivates or
+/// removes a member who holds the owner role, whether directly or through a
+/// group (`target` is the member's *effective* role).
+pub fn ensure_may_change_member(actor: Role, target: Role) -> Result<(), OwnerGrantError> {
+    if target == Role::Owner && actor != Role::Owner {
+        Err(OwnerGrantError::OnlyOwnerMayChangeOwner)
+    } else {
+        Ok(())
+    }
+}
+
+/// Who is in a group mapped to owner decides who is an owner: only owners
+/// change its members or delete it.
+pub fn ensure_may_change_group_members(
+    actor: Role,
+    group_role: Option<Role>,
+) -> Result<(), OwnerGrantError> {
+    if group_role == Some(Role::Owner) && actor != Role::Owner {
+        Err(OwnerGrantError::OnlyOwnerMayGrantOwner)
+    } else {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "only owners and admins may leave an organization on their own; ask an admin to remove you"
@@ -119,11 +143,14 @@ pub enum MemberChangeError {
 }
 
 /// The member's role, status and end of suspension after `change`, if
-/// `actor` may make it. The last-owner rule is checked on top, against the
+/// `actor` may make it. `current` holds the member's direct role and
+/// `effective` the role that counts (raised by groups): an owner through a
+/// group is an owner. The last-owner rule is checked on top, against the
 /// count read in the write's transaction.
 pub fn plan_member_change(
     actor: Role,
     current: Standing,
+    effective: Role,
     current_until: Option<DateTime<Utc>>,
     change: &MemberChange,
     now: DateTime<Utc>,
@@ -133,12 +160,12 @@ pub fn plan_member_change(
     }
     let role = change.role.unwrap_or(current.role);
     ensure_may_assign_role(actor, Some(current.role), Some(role))?;
-    // Changing an owner's status (or rights) is changing an owner.
-    let changes_more_than_role = change.status.is_some_and(|s| s != current.status)
+    let changes_anything = role != current.role
+        || change.status.is_some_and(|s| s != current.status)
         || change.suspended_until.is_some()
         || change.touches_project_rights;
-    if current.role == Role::Owner && changes_more_than_role && actor != Role::Owner {
-        return Err(OwnerGrantError::OnlyOwnerMayChangeOwner.into());
+    if changes_anything {
+        ensure_may_change_member(actor, effective)?;
     }
     let status = match change.status {
         Some(to) => current.status.transition(to)?,
@@ -284,19 +311,26 @@ mod tests {
             ..change()
         };
         assert_eq!(
-            plan_member_change(Admin, viewer, None, &to(Contributor), now),
+            plan_member_change(Admin, viewer, viewer.role, None, &to(Contributor), now),
             Ok((standing(Contributor, Active), None))
         );
         assert_eq!(
-            plan_member_change(Contributor, viewer, None, &to(Contributor), now),
+            plan_member_change(
+                Contributor,
+                viewer,
+                viewer.role,
+                None,
+                &to(Contributor),
+                now
+            ),
             Err(MemberChangeError::NotPermitted)
         );
         assert_eq!(
-            plan_member_change(Admin, viewer, None, &to(Owner), now),
+            plan_member_change(Admin, viewer, viewer.role, None, &to(Owner), now),
             Err(OwnerGrantError::OnlyOwnerMayGrantOwner.into())
         );
         assert_eq!(
-            plan_member_change(Admin, owner, None, &to(Admin), now),
+            plan_member_change(Admin, owner, owner.role, None, &to(Admin), now),
             Err(OwnerGrantError::OnlyOwnerMayChangeOwner.into())
         );
         let suspend = MemberChange {
@@ -304,13 +338,52 @@ mod tests {
             ..change()
         };
         assert_eq!(
-            plan_member_change(Admin, owner, None, &suspend, now),
+            plan_member_change(Admin, owner, owner.role, None, &suspend, now),
             Err(OwnerGrantError::OnlyOwnerMayChangeOwner.into())
         );
         assert_eq!(
-            plan_member_change(Owner, owner, None, &suspend, now),
+            plan_member_change(Owner, owner, owner.role, None, &suspend, now),
             Ok((standing(Owner, Suspended), None))
         );
+    }
+
+    #[test]
+    fn an_owner_through_a_group_is_an_owner() {
+        let now = Utc::now();
+        let grouped_owner = standing(Viewer, Active);
+        let suspend = MemberChange {
+            status: Some(Suspended),
+            ..change()
+        };
+        assert_eq!(
+            plan_member_change(Admin, grouped_owner, Owner, None, &suspend, now),
+            Err(OwnerGrantError::OnlyOwnerMayChangeOwner.into())
+        );
+        assert_eq!(
+            plan_member_change(Owner, grouped_owner, Owner, None, &suspend, now),
+            Ok((standing(Viewer, Suspended), None))
+        );
+        assert_eq!(
+            ensure_may_change_member(Admin, Owner),
+            Err(OwnerGrantError::OnlyOwnerMayChangeOwner)
+        );
+        assert_eq!(ensure_may_change_member(Admin, Admin), Ok(()));
+        // Nothing changes, nothing to refuse (an IdP re-asserting a profile).
+        assert_eq!(
+            plan_member_change(Admin, grouped_owner, Owner, None, &change(), now),
+            Ok((grouped_owner, None))
+        );
+    }
+
+    #[test]
+    fn only_owners_change_who_is_in_an_owner_group() {
+        assert_eq!(
+            ensure_may_change_group_members(Admin, Some(Owner)),
+            Err(OwnerGrantError::OnlyOwnerMayGrantOwner)
+        );
+        assert_eq!(ensure_may_change_group_members(Owner, Some(Owner)), Ok(()));
+        assert_eq!(ensure_may_change_group_members(Admin, Some(Admin)), Ok(()));
+        assert_eq!(ensure_may_change_group_members(Admin, None), Ok(()));
     }
 
     #[test]
@@ -324,11 +397,11 @@ mod tests {
             ..change()
         };
         assert_eq!(
-            plan_member_change(Admin, member, None, &until(Some(later)), now),
+            plan_member_change(Admin, member, member.role, None, &until(Some(later)), now),
             Ok((standing(Contributor, Suspended), Some(later)))
         );
         assert_eq!(
-            plan_member_change(Admin, member, None, &until(Some(now)), now),
+            plan_member_change(Admin, member, member.role, None, &until(Some(now)), now),
             Err(MemberChangeError::UntilInThePast)
         );
         let only_until = MemberChange {
@@ -336,7 +409,7 @@ mod tests {
             ..change()
         };
         assert_eq!(
-            plan_member_change(Admin, member, None, &only_until, now),
+            plan_member_change(Admin, member, member.role, None, &only_until, now),
             Err(MemberChangeError::UntilWithoutSuspension)
         );
         // A suspended member keeps the end of the suspension when only the
@@ -347,7 +420,14 @@ mod tests {
             ..change()
         };
         assert_eq!(
-            plan_member_change(Admin, suspended, Some(later), &to_viewer, now),
+            plan_member_change(
+                Admin,
+                suspended,
+                suspended.role,
+                Some(later),
+                &to_viewer,
+                now
+            ),
             Ok((standing(Viewer, Suspended), Some(later)))
         );
         let reactivate = MemberChange {
@@ -355,13 +435,21 @@ mod tests {
             ..change()
         };
         assert_eq!(
-            plan_member_change(Admin, suspended, Some(later), &reactivate, now),
+            plan_member_change(
+                Admin,
+                suspended,
+                suspended.role,
+                Some(later),
+                &reactivate,
+                now
+            ),
             Ok((standing(Contributor, Active), None))
         );
         assert!(matches!(
             plan_member_change(
                 Admin,
                 member,
+                member.role,
                 None,
                 &MemberChange {
                     status: Some(Pending),

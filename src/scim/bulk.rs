@@ -371,7 +371,7 @@ async fn dispatch(
     if let Some(request_id) = request_id {
         sub.extensions_mut().insert(request_id.clone());
     }
-    sub.extensions_mut().insert(context.origin.clone());
+    sub.extensions_mut().insert(context.acting.origin.clone());
     let response = match RESOURCES.call(sub).await {
         Ok(response) => response,
         Err(err) => AppError::from_poem(err).scim_response(),

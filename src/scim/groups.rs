@@ -9,7 +9,6 @@ use poem::web::Path;
 use poem::{Request, Response, handler};
 use serde_json::{Map, Value, json};
 
-use super::filter::{Filter, matches};
 use super::params::{ListParams, from_query, from_search};
 use super::patch::{Op, Operation, apply, parse_request};
 use super::schema::{
@@ -18,11 +17,14 @@ use super::schema::{
 use super::user::{etag, format_time};
 use super::users::resource_error;
 use super::{ScimBody, ScimContext, check_if_match, not_modified, resource_response};
+use crate::app::{
+    self,
+    groups::{GroupAttributes, MembershipChange, UnknownMembers},
+};
 use crate::domain::GroupId;
 use crate::error::{AppError, ScimType};
-use crate::in_transaction;
-use crate::store::groups::{Group, Taken};
-use crate::store::{self, Inserted};
+use crate::store;
+use crate::store::groups::Group;
 
 fn not_found() -> AppError {
     AppError::NotFound("group")
@@ -162,50 +164,6 @@ fn group_input(body: &Value) -> Result<GroupInput, AppError> {
     })
 }
 
-fn taken(which: Taken, display_name: &str, external_id: Option<&str>) -> AppError {
-    AppError::scim(
-        ScimType::Uniqueness,
-        match which {
-            Taken::DisplayName => {
-                format!(
-                    "a group named `{display_name}` already exists in this organization (names are case-insensitive)"
-                )
-            }
-            Taken::ExternalId => format!(
-                "externalId `{}` is already taken in this organization",
-                external_id.unwrap_or_default()
-            ),
-        },
-    )
-}
-
-/// The ids among `ids` that are users of this organization. Others are
-/// left out rather than failing the request: RFC 7644 does not ask for
-/// the check, and an identity provider that adds a member before creating
-/// the user (or one since deleted) should not have the whole change, and
-/// its retries, refused. The audit event counts what was left out.
-async fn known_users(
-    context: &ScimContext,
-    session: &mut mongodb::ClientSession,
-    ids: &[String],
-) -> Result<Vec<String>, AppError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let found =
-        store::members::existing_ids(context.state.store(), Some(session), &context.org_id, ids)
-            .await?;
-    Ok(ids
-        .iter()
-        .filter(|id| found.contains(id))
-        .cloned()
-        .collect())
-}
-
-fn audit_view(group: &Group) -> Value {
-    json!({ "displayName": group.display_name, "externalId": group.external_id })
-}
-
 async fn respond_with(
     context: &ScimContext,
     req: &Request,
@@ -239,7 +197,7 @@ pub async fn page(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let (groups, total) = store::groups::list(
         context.state.store(),
-        &context.org_id,
+        context.org_id(),
         filter,
         sort,
         skip,
@@ -280,53 +238,19 @@ pub async fn search(context: ScimContext, body: ScimBody) -> poem::Result<Respon
 #[handler]
 pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem::Result<Response> {
     let input = group_input(&body.0)?;
-    let now = context.state.clock().now();
-    let group = Group {
-        id: GroupId::new().into_string(),
-        org_id: context.org_id.clone(),
-        display_name: input.display_name,
-        external_id: input.external_id,
-        role_mapping: None,
-        extension_assigned: input.extension_assigned,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
-    let store = context.state.store();
-    let org_id = &context.org_id;
-    in_transaction!(store, |session| -> Result<(), AppError> {
-        if let Some(which) = store::groups::find_taken(
-            store,
-            session,
-            org_id,
-            &group.display_name,
-            group.external_id.as_deref(),
-            None,
-        )
-        .await?
-        {
-            return Err(taken(
-                which,
-                &group.display_name,
-                group.external_id.as_deref(),
-            ));
-        }
-        let members = known_users(&context, session, &input.members).await?;
-        if store::groups::insert(store, session, &group).await? == Inserted::AlreadyExists {
-            return Err(taken(Taken::DisplayName, &group.display_name, None));
-        }
-        store::groups::add_members(store, session, org_id, &group.id, &members, now).await?;
-        let mut after = audit_view(&group);
-        after["members_added"] = json!(members.len());
-        after["unknown_members_ignored"] = json!(input.members.len() - members.len());
-        store::audit::record(
-            store,
-            session,
-            &context.event("group.created", "group", &group.id, None, Some(after)),
-        )
-        .await?;
-        Ok(())
-    })?;
+    let (group, _) = app::groups::create(
+        context.state.store(),
+        context.state.clock().now(),
+        &context.acting,
+        GroupAttributes {
+            display_name: input.display_name,
+            external_id: input.external_id,
+            extension_assigned: input.extension_assigned,
+        },
+        &input.members,
+        UnknownMembers::Ignore,
+    )
+    .await?;
     Ok(respond_with(&context, req, StatusCode::CREATED, &group).await?)
 }
 
@@ -337,7 +261,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
-    let group = store::groups::get(context.state.store(), None, &context.org_id, &id)
+    let group = store::groups::get(context.state.store(), None, context.org_id(), &id)
         .await
         .map_err(AppError::from)?
         .ok_or_else(not_found)?;
@@ -345,16 +269,6 @@ pub async fn read(
         return Ok(super::not_modified_response(group.version));
     }
     Ok(respond_with(&context, req, StatusCode::OK, &group).await?)
-}
-
-/// A change to membership, applied in order inside the transaction.
-#[derive(Debug)]
-enum MemberChange {
-    Add(Vec<String>),
-    Remove(Vec<String>),
-    RemoveAll,
-    /// Remove the members a value filter selects.
-    RemoveWhere(Filter),
 }
 
 fn is_members(name: &str) -> bool {
@@ -365,7 +279,7 @@ fn is_members(name: &str) -> bool {
 /// apply to the group's other attributes.
 fn split_operations(
     operations: Vec<Operation>,
-) -> Result<(Vec<MemberChange>, Vec<Operation>), AppError> {
+) -> Result<(Vec<MembershipChange>, Vec<Operation>), AppError> {
     let mut changes = Vec::new();
     let mut others = Vec::new();
     for operation in operations {
@@ -394,17 +308,19 @@ fn split_operations(
                             "a member's sub-attributes cannot be changed; add or remove the member",
                         ));
                     }
-                    (Op::Add, None, _) => changes.push(MemberChange::Add(ids()?)),
+                    (Op::Add, None, _) => {
+                        changes.push(MembershipChange::Add(ids()?, UnknownMembers::Ignore))
+                    }
                     (Op::Replace, None, _) => {
-                        changes.push(MemberChange::RemoveAll);
-                        changes.push(MemberChange::Add(ids()?));
+                        changes.push(MembershipChange::RemoveAll);
+                        changes.push(MembershipChange::Add(ids()?, UnknownMembers::Ignore));
                     }
                     (Op::Remove, None, _) if operation.value.is_some() => {
-                        changes.push(MemberChange::Remove(ids()?))
+                        changes.push(MembershipChange::Remove(ids()?))
                     }
-                    (Op::Remove, None, _) => changes.push(MemberChange::RemoveAll),
+                    (Op::Remove, None, _) => changes.push(MembershipChange::RemoveAll),
                     (Op::Remove, Some(filter), _) => {
-                        changes.push(MemberChange::RemoveWhere(filter.clone()))
+                        changes.push(MembershipChange::RemoveWhere(filter.clone()))
                     }
                     (Op::Add | Op::Replace, Some(_), _) => {
                         return Err(AppError::scim(
@@ -424,9 +340,9 @@ fn split_operations(
                         let members = object.remove(&key);
                         let ids = member_ids(members.as_ref())?;
                         if operation.op == Op::Replace {
-                            changes.push(MemberChange::RemoveAll);
+                            changes.push(MembershipChange::RemoveAll);
                         }
-                        changes.push(MemberChange::Add(ids));
+                        changes.push(MembershipChange::Add(ids, UnknownMembers::Ignore));
                     }
                     if !object.is_empty() {
                         others.push(Operation {
@@ -442,164 +358,25 @@ fn split_operations(
     Ok((changes, others))
 }
 
-/// Ids a `members[value eq "…"]` filter names, without reading the group.
-fn ids_named_by(filter: &Filter) -> Option<Vec<String>> {
-    use super::filter::{CompValue, CompareOp};
-    match filter {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: CompValue::Str(id),
-        } if path.name.eq_ignore_ascii_case("value") && path.sub_attr.is_none() => {
-            Some(vec![id.clone()])
-        }
-        Filter::Or(left, right) => {
-            let mut ids = ids_named_by(left)?;
-            ids.extend(ids_named_by(right)?);
-            Some(ids)
-        }
-        _ => None,
-    }
-}
-
-async fn apply_member_changes(
-    context: &ScimContext,
-    session: &mut mongodb::ClientSession,
-    group_id: &str,
-    changes: &[MemberChange],
-) -> Result<MemberCounts, AppError> {
-    let store = context.state.store();
-    let now = context.state.clock().now();
-    let mut counts = MemberCounts::default();
-    for change in changes {
-        match change {
-            MemberChange::Add(ids) => {
-                let known = known_users(context, session, ids).await?;
-                counts.ignored += ids.len() - known.len();
-                counts.added += store::groups::add_members(
-                    store,
-                    session,
-                    &context.org_id,
-                    group_id,
-                    &known,
-                    now,
-                )
-                .await?;
-            }
-            MemberChange::Remove(ids) => {
-                counts.removed +=
-                    store::groups::remove_members(store, session, group_id, ids).await?
-            }
-            MemberChange::RemoveAll => {
-                counts.removed +=
-                    store::groups::remove_all_members(store, session, group_id).await?
-            }
-            MemberChange::RemoveWhere(filter) => {
-                let ids = match ids_named_by(filter) {
-                    Some(ids) => ids,
-                    None => {
-                        let members =
-                            store::groups::member_ids(store, Some(&mut *session), group_id).await?;
-                        let value_path = Filter::ValuePath {
-                            path: super::filter::AttrPath {
-                                urn: None,
-                                name: "members".into(),
-                                sub_attr: None,
-                            },
-                            filter: Box::new(filter.clone()),
-                        };
-                        let mut selected = Vec::new();
-                        for id in members {
-                            let probe = json!({ "members": [{ "value": id, "type": "User" }] });
-                            if matches(&value_path, &probe, ResourceKind::Group).map_err(|err| {
-                                AppError::scim(ScimType::InvalidPath, err.to_string())
-                            })? {
-                                selected.push(id);
-                            }
-                        }
-                        selected
-                    }
-                };
-                let count = store::groups::remove_members(store, session, group_id, &ids).await?;
-                if count == 0 {
-                    return Err(AppError::scim(
-                        ScimType::NoTarget,
-                        "the member filter matches no member",
-                    ));
-                }
-                counts.removed += count;
-            }
-        }
-    }
-    Ok(counts)
-}
-
-/// What a write did to a group's membership, for its audit event.
-#[derive(Default)]
-struct MemberCounts {
-    added: usize,
-    removed: u64,
-    ignored: usize,
-}
-
-/// Applies attribute changes and membership changes to a group in one
-/// transaction. Shared by PUT and PATCH.
-async fn write_group(
+/// An identity provider's new version of a group, through the use case
+/// every face shares.
+async fn update(
     context: &ScimContext,
     req: &Request,
     id: &str,
-    changes: &[MemberChange],
-    attributes: impl Fn(&Group) -> Result<(String, Option<String>, bool), AppError>,
-    action: &'static str,
+    changes: &[MembershipChange],
+    attributes: impl Fn(&Group) -> Result<GroupAttributes, AppError>,
 ) -> Result<Group, AppError> {
-    let store = context.state.store();
-    let org_id = &context.org_id;
-    let now = context.state.clock().now();
-    in_transaction!(store, |session| -> Result<Group, AppError> {
-        let current = store::groups::get(store, Some(&mut *session), org_id, id)
-            .await?
-            .ok_or_else(not_found)?;
-        check_if_match(req.headers(), current.version)?;
-        let (display_name, external_id, extension_assigned) = attributes(&current)?;
-        if let Some(which) = store::groups::find_taken(
-            store,
-            session,
-            org_id,
-            &display_name,
-            external_id.as_deref(),
-            Some(id),
-        )
-        .await?
-        {
-            return Err(taken(which, &display_name, external_id.as_deref()));
-        }
-        let group = Group {
-            display_name,
-            external_id,
-            extension_assigned,
-            updated_at: now,
-            version: current.version + 1,
-            ..current.clone()
-        };
-        // The version is bumped first: concurrent changes to one group
-        // then conflict on their first write, back off and retry, instead
-        // of conflicting after doing all their work.
-        if !store::groups::replace(store, session, &group, current.version).await? {
-            return Err(not_found());
-        }
-        let counts = apply_member_changes(context, session, id, changes).await?;
-        let mut after = audit_view(&group);
-        after["members_added"] = json!(counts.added);
-        after["members_removed"] = json!(counts.removed);
-        after["unknown_members_ignored"] = json!(counts.ignored);
-        store::audit::record(
-            store,
-            session,
-            &context.event(action, "group", id, Some(audit_view(&current)), Some(after)),
-        )
-        .await?;
-        Ok(group)
-    })
+    app::groups::update(
+        context.state.store(),
+        context.state.clock().now(),
+        &context.acting,
+        id,
+        &|version| check_if_match(req.headers(), version),
+        attributes,
+        changes,
+    )
+    .await
 }
 
 #[handler]
@@ -612,23 +389,16 @@ pub async fn replace(
     let id = parse_id(&id)?;
     let input = group_input(&body.0)?;
     let changes = [
-        MemberChange::RemoveAll,
-        MemberChange::Add(input.members.clone()),
+        MembershipChange::RemoveAll,
+        MembershipChange::Add(input.members.clone(), UnknownMembers::Ignore),
     ];
-    let group = write_group(
-        &context,
-        req,
-        &id,
-        &changes,
-        |_| {
-            Ok((
-                input.display_name.clone(),
-                input.external_id.clone(),
-                input.extension_assigned,
-            ))
-        },
-        "group.replaced",
-    )
+    let group = update(&context, req, &id, &changes, |_| {
+        Ok(GroupAttributes {
+            display_name: input.display_name.clone(),
+            external_id: input.external_id.clone(),
+            extension_assigned: input.extension_assigned,
+        })
+    })
     .await?;
     Ok(respond_with(&context, req, StatusCode::OK, &group).await?)
 }
@@ -642,30 +412,23 @@ pub async fn patch(
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
     let (changes, others) = split_operations(parse_request(&body.0)?)?;
-    let group = write_group(
-        &context,
-        req,
-        &id,
-        &changes,
-        |current| {
-            if others.is_empty() {
-                return Ok((
-                    current.display_name.clone(),
-                    current.external_id.clone(),
-                    current.extension_assigned,
-                ));
-            }
-            let resource = group_resource(current, None, &context.base_url);
-            let patched = apply(ResourceKind::Group, &resource, &others)?;
-            let input = group_input(&patched)?;
-            Ok((
-                input.display_name,
-                input.external_id,
-                input.extension_assigned,
-            ))
-        },
-        "group.patched",
-    )
+    let group = update(&context, req, &id, &changes, |current| {
+        if others.is_empty() {
+            return Ok(GroupAttributes {
+                display_name: current.display_name.clone(),
+                external_id: current.external_id.clone(),
+                extension_assigned: current.extension_assigned,
+            });
+        }
+        let resource = group_resource(current, None, &context.base_url);
+        let patched = apply(ResourceKind::Group, &resource, &others)?;
+        let input = group_input(&patched)?;
+        Ok(GroupAttributes {
+            display_name: input.display_name,
+            external_id: input.external_id,
+            extension_assigned: input.extension_assigned,
+        })
+    })
     .await?;
     Ok(respond_with(&context, req, StatusCode::OK, &group).await?)
 }
@@ -677,27 +440,13 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
-    let store = context.state.store();
-    let org_id = &context.org_id;
-    in_transaction!(store, |session| -> Result<(), AppError> {
-        let current = store::groups::get(store, Some(&mut *session), org_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
-        check_if_match(req.headers(), current.version)?;
-        store::groups::delete(store, session, org_id, &id).await?;
-        store::audit::record(
-            store,
-            session,
-            &context.event(
-                "group.deleted",
-                "group",
-                &id,
-                Some(audit_view(&current)),
-                None,
-            ),
-        )
-        .await?;
-        Ok(())
-    })?;
+    app::groups::delete(
+        context.state.store(),
+        context.state.clock().now(),
+        &context.acting,
+        &id,
+        &|version| check_if_match(req.headers(), version),
+    )
+    .await?;
     Ok(Response::builder().status(StatusCode::NO_CONTENT).finish())
 }

@@ -20,8 +20,9 @@ use poem::{
 };
 use serde_json::Value;
 
+use crate::app::Acting;
 use crate::auth::{AuthError, Principal, authenticate, bearer_secret};
-use crate::domain::{Actor, AuditEvent, OrgId, RequestOrigin, Target, TokenId};
+use crate::domain::{Actor, AuditEvent, OrgId, RequestOrigin, Role};
 use crate::error::{AppError, SCIM_JSON, ScimType};
 use crate::http::RequestId;
 use crate::state::AppState;
@@ -30,9 +31,8 @@ use crate::state::AppState;
 #[derive(Clone)]
 pub struct ScimContext {
     pub state: AppState,
-    pub org_id: OrgId,
-    pub token_id: TokenId,
-    pub origin: RequestOrigin,
+    /// The token's organization and powers, as use cases take them.
+    pub acting: Acting,
     /// The absolute SCIM base URL, for `meta.location` and `$ref`s.
     pub base_url: String,
 }
@@ -51,15 +51,29 @@ impl<'a> FromRequest<'a> for ScimContext {
         let principal = authenticate(state.store(), secret, state.clock().now())
             .await
             .map_err(AppError::from)?;
-        let Principal::Scim { org_id, token_id } = principal else {
+        let Principal::Scim {
+            org_id,
+            token_id,
+            allow_owner_changes,
+        } = principal
+        else {
             return Err(AppError::from(AuthError::Invalid).into());
         };
         let base_url = format!("{}/scim/v2", state.settings().public_url());
         Ok(ScimContext {
             state,
-            org_id,
-            token_id,
-            origin: origin_of(req),
+            acting: Acting {
+                org_id,
+                actor: Actor::ScimToken(token_id),
+                // An identity provider manages members as an admin would;
+                // over owners only when an owner gave its token that power.
+                role: if allow_owner_changes {
+                    Role::Owner
+                } else {
+                    Role::Admin
+                },
+                origin: origin_of(req),
+            },
             base_url,
         })
     }
@@ -75,19 +89,12 @@ impl ScimContext {
         before: Option<Value>,
         after: Option<Value>,
     ) -> AuditEvent {
-        AuditEvent {
-            org_id: Some(self.org_id.clone()),
-            at: self.state.clock().now(),
-            actor: Actor::ScimToken(self.token_id.clone()),
-            action,
-            target: Target {
-                kind,
-                id: id.to_owned(),
-            },
-            before,
-            after,
-            origin: self.origin.clone(),
-        }
+        self.acting
+            .event(self.state.clock().now(), action, (kind, id), before, after)
+    }
+
+    pub fn org_id(&self) -> &OrgId {
+        &self.acting.org_id
     }
 }
 

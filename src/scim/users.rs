@@ -5,18 +5,17 @@ use std::collections::HashMap;
 use poem::http::StatusCode;
 use poem::web::Path;
 use poem::{Request, Response, handler};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::params::{ListParams, from_query, from_search};
 use super::schema::{Projection, ResourceError, ResourceKind, normalize_resource, project};
 use super::user::{GroupRef, UserProfile, UserRecord, user_resource};
 use super::{ScimBody, ScimContext, check_if_match, not_modified, resource_response};
+use crate::app::{self, members::Provisioned};
 use crate::auth::password::hash_idp_password;
-use crate::domain::member::status_for_idp_active;
-use crate::domain::{Member, MemberId, MemberStatus, Role, Standing};
+use crate::domain::MemberId;
 use crate::error::{AppError, ScimType};
-use crate::in_transaction;
-use crate::store::{self, Inserted};
+use crate::store;
 
 pub fn resource_error(err: ResourceError) -> AppError {
     let scim_type = match err {
@@ -33,20 +32,6 @@ fn not_found() -> AppError {
 
 fn parse_id(raw: &str) -> Result<MemberId, AppError> {
     MemberId::parse(raw).map_err(|_| not_found())
-}
-
-fn taken(taken: store::members::Taken, profile: &UserProfile) -> AppError {
-    let detail = match taken {
-        store::members::Taken::UserName => format!(
-            "userName `{}` is already taken in this organization (userName is case-insensitive)",
-            profile.user_name
-        ),
-        store::members::Taken::ExternalId => format!(
-            "externalId `{}` is already taken in this organization",
-            profile.external_id.as_deref().unwrap_or_default()
-        ),
-    };
-    AppError::scim(ScimType::Uniqueness, detail)
 }
 
 /// A validated User body: the profile, the `active` flag if sent, and the
@@ -97,16 +82,6 @@ async fn hash(password: Option<String>) -> Result<Option<String>, AppError> {
         .map_err(AppError::internal)?
         .map_err(|err| AppError::scim(ScimType::InvalidValue, format!("password: {err}")))?;
     Ok(Some(hashed.as_str().to_owned()))
-}
-
-/// What the audit log keeps of a user: enough to see what changed.
-fn audit_view(profile: &UserProfile, status: MemberStatus) -> Value {
-    json!({
-        "userName": profile.user_name,
-        "externalId": profile.external_id,
-        "status": status.as_str(),
-        "attributes": Value::Object(profile.attributes.clone()),
-    })
 }
 
 fn wants_groups(projection: &Projection) -> bool {
@@ -172,7 +147,7 @@ pub async fn page(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let (records, total) = store::members::list_users(
         context.state.store(),
-        &context.org_id,
+        context.org_id(),
         filter,
         sort,
         skip,
@@ -206,101 +181,18 @@ pub async fn search(context: ScimContext, body: ScimBody) -> poem::Result<Respon
 #[handler]
 pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem::Result<Response> {
     let input = user_input(&body.0)?;
-    let password_hash = hash(input.password).await?;
-    let now = context.state.clock().now();
-    let profile = input.profile;
-    let login_email = profile.login_email();
-    let status = match input.active {
-        Some(false) => MemberStatus::Inactive,
-        _ => MemberStatus::Pending,
+    let provisioned = Provisioned {
+        password_hash: hash(input.password).await?,
+        profile: input.profile,
+        active: input.active,
     };
-    let store = context.state.store();
-    let org_id = &context.org_id;
-    let member = in_transaction!(store, |session| -> Result<Member, AppError> {
-        if let Some(which) =
-            store::members::find_taken(store, session, org_id, &profile, None).await?
-        {
-            return Err(taken(which, &profile));
-        }
-        // One login per person: an existing account with this email is
-        // linked, not duplicated.
-        let mut account_id = None;
-        if let Some(email) = &login_email
-            && let Some(existing) =
-                store::accounts::find_by_email(store, Some(&mut *session), email).await?
-        {
-            let already = store::members::find_by_account(
-                store,
-                Some(&mut *session),
-                org_id,
-                &existing.account.id,
-            )
-            .await?;
-            if already.is_some() {
-                return Err(AppError::scim(
-                    ScimType::Uniqueness,
-                    format!(
-                        "{email} is already a member of this organization under another userName"
-                    ),
-                ));
-            }
-            account_id = Some(existing.account.id);
-        }
-        let member = Member {
-            id: MemberId::new(),
-            org_id: org_id.clone(),
-            account_id,
-            role: Role::Viewer,
-            status,
-            suspended_until: None,
-            project_rights: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        if store::members::insert(store, session, &member, &profile).await?
-            == Inserted::AlreadyExists
-        {
-            return Err(AppError::scim(
-                ScimType::Uniqueness,
-                "the userName or externalId was taken concurrently; look the user up and retry",
-            ));
-        }
-        if let Some(hash) = &password_hash {
-            store::members::set_idp_password_hash(store, session, &member.id, hash).await?;
-        }
-        let created = context.event(
-            "member.created",
-            "member",
-            member.id.as_str(),
-            None,
-            Some(audit_view(&profile, status)),
-        );
-        let mut events = vec![created];
-        if let Some(email) = &login_email
-            && let Some(invitation) =
-                crate::invitations::create_scim_activation(store, session, &member, email, now)
-                    .await?
-        {
-            events.push(context.event(
-                "invitation.created",
-                "invitation",
-                invitation.id.as_str(),
-                None,
-                Some(serde_json::json!({
-                    "kind": "scim_activation",
-                    "email": invitation.email.as_str(),
-                    "member_id": member.id.as_str(),
-                })),
-            ));
-        }
-        store::audit::record_many(store, session, &events).await?;
-        Ok(member)
-    })?;
-    let record = UserRecord {
-        member,
-        profile,
-        version: 1,
-    };
+    let record = app::members::provision(
+        context.state.store(),
+        context.state.clock().now(),
+        &context.acting,
+        &provisioned,
+    )
+    .await?;
     Ok(respond_with(&context, req, StatusCode::CREATED, &record).await?)
 }
 
@@ -311,7 +203,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
-    let record = store::members::get_user(context.state.store(), None, &context.org_id, &id)
+    let record = store::members::get_user(context.state.store(), None, context.org_id(), &id)
         .await
         .map_err(AppError::from)?
         .ok_or_else(not_found)?;
@@ -321,71 +213,23 @@ pub async fn read(
     Ok(respond_with(&context, req, StatusCode::OK, &record).await?)
 }
 
-/// Applies a new profile and IdP `active` flag to a member, enforcing the
-/// last-owner rule, and writes it with its audit event. Shared by PUT and
-/// PATCH.
-pub async fn write_user(
+/// An identity provider's new version of its user, through the use case
+/// every face shares.
+async fn reprovision(
     context: &ScimContext,
     req: &Request,
     id: &MemberId,
-    change: impl Fn(&UserRecord) -> Result<(UserProfile, Option<bool>, Option<String>), AppError>,
-    action: &'static str,
+    change: impl Fn(&UserRecord) -> Result<Provisioned, AppError>,
 ) -> Result<UserRecord, AppError> {
-    let store = context.state.store();
-    let org_id = &context.org_id;
-    let now = context.state.clock().now();
-    in_transaction!(store, |session| -> Result<UserRecord, AppError> {
-        let current = store::members::get_user(store, Some(&mut *session), org_id, id)
-            .await?
-            .ok_or_else(not_found)?;
-        check_if_match(req.headers(), current.version)?;
-        let (profile, active, password) = change(&current)?;
-        if let Some(which) =
-            store::members::find_taken(store, session, org_id, &profile, Some(id)).await?
-        {
-            return Err(taken(which, &profile));
-        }
-        let mut member = current.member.clone();
-        if let Some(active) = active {
-            member.status =
-                status_for_idp_active(member.status, active, member.account_id.is_some());
-        }
-        member.status = current.member.status.transition(member.status)?;
-        let before = Standing {
-            role: current.member.role,
-            status: current.member.status,
-        };
-        let after = Standing {
-            role: member.role,
-            status: member.status,
-        };
-        store::members::ensure_an_owner_remains(store, session, org_id, before, Some(after))
-            .await??;
-        member.updated_at = now;
-        if !store::members::replace_user(store, session, &member, &profile, current.version).await?
-        {
-            return Err(not_found());
-        }
-        if let Some(password) = &password {
-            store::members::set_idp_password_hash(store, session, id, password).await?;
-        }
-        if member.status == MemberStatus::Inactive {
-            revoke_activation(context, store, session, id, now).await?;
-        }
-        let change = context.event(
-            action,
-            "member",
-            id.as_str(),
-            Some(audit_view(&current.profile, current.member.status)),
-            Some(audit_view(&profile, member.status)),
-        );
-        store::audit::record(store, session, &change).await?;
-        Ok(UserRecord {
-            member,
-            profile,
-            version: current.version + 1,
-        })
-    })
+    app::members::reprovision(
+        context.state.store(),
+        context.state.clock().now(),
+        &context.acting,
+        id,
+        &|version| check_if_match(req.headers(), version),
+        change,
+    )
+    .await
 }
 
 #[handler]
@@ -398,15 +242,13 @@ pub async fn replace(
     let id = parse_id(&id)?;
     let input = user_input(&body.0)?;
     let password_hash = hash(input.password).await?;
-    let profile = input.profile;
-    let active = input.active;
-    let record = write_user(
-        &context,
-        req,
-        &id,
-        |_| Ok((profile.clone(), active, password_hash.clone())),
-        "member.replaced",
-    )
+    let record = reprovision(&context, req, &id, |_| {
+        Ok(Provisioned {
+            profile: input.profile.clone(),
+            active: input.active,
+            password_hash: password_hash.clone(),
+        })
+    })
     .await?;
     Ok(respond_with(&context, req, StatusCode::OK, &record).await?)
 }
@@ -421,18 +263,16 @@ pub async fn patch(
     let id = parse_id(&id)?;
     let operations = super::patch::parse_request(&body.0)?;
     let password_hash = hash(super::patch::new_password(&operations)).await?;
-    let record = write_user(
-        &context,
-        req,
-        &id,
-        |current| {
-            let resource = user_resource(current, &[], &context.base_url);
-            let patched = super::patch::apply(ResourceKind::User, &resource, &operations)?;
-            let input = user_input(&patched)?;
-            Ok((input.profile, input.active, password_hash.clone()))
-        },
-        "member.patched",
-    )
+    let record = reprovision(&context, req, &id, |current| {
+        let resource = user_resource(current, &[], &context.base_url);
+        let patched = super::patch::apply(ResourceKind::User, &resource, &operations)?;
+        let input = user_input(&patched)?;
+        Ok(Provisioned {
+            profile: input.profile,
+            active: input.active,
+            password_hash: password_hash.clone(),
+        })
+    })
     .await?;
     Ok(respond_with(&context, req, StatusCode::OK, &record).await?)
 }
@@ -444,55 +284,13 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
-    let store = context.state.store();
-    let org_id = &context.org_id;
-    in_transaction!(store, |session| -> Result<(), AppError> {
-        let current = store::members::get_user(store, Some(&mut *session), org_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
-        check_if_match(req.headers(), current.version)?;
-        let before = Standing {
-            role: current.member.role,
-            status: current.member.status,
-        };
-        store::members::ensure_an_owner_remains(store, session, org_id, before, None).await??;
-        revoke_activation(&context, store, session, &id, context.state.clock().now()).await?;
-        store::members::delete(store, session, org_id, &id).await?;
-        store::groups::forget_member(store, session, id.as_str()).await?;
-        let removed = context.event(
-            "member.deleted",
-            "member",
-            id.as_str(),
-            Some(audit_view(&current.profile, current.member.status)),
-            None,
-        );
-        store::audit::record(store, session, &removed).await?;
-        Ok(())
-    })?;
+    app::members::remove(
+        context.state.store(),
+        context.state.clock().now(),
+        &context.acting,
+        &id,
+        &|version| check_if_match(req.headers(), version),
+    )
+    .await?;
     Ok(Response::builder().status(StatusCode::NO_CONTENT).finish())
-}
-
-/// A member the identity provider deactivated or deleted will not be
-/// activated: its pending activation invitation is revoked, with an audit
-/// event.
-async fn revoke_activation(
-    context: &ScimContext,
-    store: &store::Store,
-    session: &mut mongodb::ClientSession,
-    member_id: &MemberId,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), AppError> {
-    if let Some(invitation) =
-        crate::invitations::revoke_scim_activation(store, session, member_id, now).await?
-    {
-        let revoked = context.event(
-            "invitation.revoked",
-            "invitation",
-            invitation.id.as_str(),
-            Some(serde_json::json!({ "status": "pending" })),
-            Some(serde_json::json!({ "status": "revoked", "member_id": member_id.as_str() })),
-        );
-        store::audit::record(store, session, &revoked).await?;
-    }
-    Ok(())
 }

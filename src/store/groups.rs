@@ -573,3 +573,34 @@ pub async fn remove_project_rights(
         .await?;
     Ok(())
 }
+
+/// The roles a member holds through groups, read in the caller's
+/// transaction, for the rules that weigh a member's effective role.
+pub async fn mapped_roles_in(
+    store: &Store,
+    session: &mut ClientSession,
+    member_id: &str,
+) -> Result<Vec<Role>, MongoError> {
+    let group_ids: Vec<String> = memberships(store)
+        .find(doc! { "member_id": member_id })
+        .session(&mut *session)
+        .await?
+        .stream(&mut *session)
+        .map_ok(|link| link.group_id)
+        .try_collect()
+        .await?;
+    if group_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mapped: Vec<GroupDoc> = groups(store)
+        .find(doc! { "_id": { "$in": group_ids }, "role_mapping.role": { "$ne": null } })
+        .session(&mut *session)
+        .await?
+        .stream(&mut *session)
+        .try_collect()
+        .await?;
+    Ok(mapped
+        .into_iter()
+        .filter_map(|group| group.role_mapping.and_then(|mapping| mapping.role))
+        .collect())
+}

@@ -562,24 +562,3 @@ pub async fn link_account(
         .await?;
     Ok(result.matched_count == 1)
 }
-
-/// A pending member becomes active (its login signed in); false when it
-/// was no longer pending.
-pub async fn activate_pending(
-    store: &Store,
-    session: &mut ClientSession,
-    member_id: &MemberId,
-    now: DateTime<Utc>,
-) -> Result<bool, MongoError> {
-    let result = collection(store)
-        .update_one(
-            doc! { "_id": member_id.as_str(), "status": MemberStatus::Pending.as_str() },
-            doc! {
-                "$set": { "status": MemberStatus::Active.as_str(), "updated_at": bson_time(now) },
-                "$inc": { "version": 1 },
-            },
-        )
-        .session(session)
-        .await?;
-    Ok(result.matched_count == 1)
-}

@@ -38,6 +38,10 @@ struct TokenDoc {
     created_at: BsonDateTime,
     expires_at: Option<BsonDateTime>,
     last_used_at: Option<BsonDateTime>,
+    /// Absent on tokens made before SCIM tokens could be given authority
+    /// over owners: they have none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    allow_owner_changes: bool,
 }
 
 impl TokenDoc {
@@ -52,6 +56,7 @@ impl TokenDoc {
             created_at: bson_time(record.created_at),
             expires_at: record.expires_at.map(bson_time),
             last_used_at: record.last_used_at.map(bson_time),
+            allow_owner_changes: record.allow_owner_changes,
         }
     }
 
@@ -67,6 +72,7 @@ impl TokenDoc {
             created_at: self.created_at.to_chrono(),
             expires_at: self.expires_at.map(BsonDateTime::to_chrono),
             last_used_at: self.last_used_at.map(BsonDateTime::to_chrono),
+            allow_owner_changes: self.allow_owner_changes,
         }
     }
 }
@@ -258,4 +264,20 @@ pub(super) async fn delete_for_org(
             .await?;
     }
     Ok(())
+}
+
+/// Deletes an account's personal tokens for one organization, in the
+/// transaction that removes its membership: a token must not outlive the
+/// membership it acts for, or it would work again if the person rejoined.
+pub async fn delete_personal_for_member(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    account_id: &AccountId,
+) -> Result<u64, MongoError> {
+    let result = collection(store, TokenKind::Personal)
+        .delete_many(doc! { "org_id": org_id.as_str(), "account_id": account_id.as_str() })
+        .session(session)
+        .await?;
+    Ok(result.deleted_count)
 }

@@ -266,7 +266,7 @@ async fn deactivation_keeps_the_user_listable_and_stops_their_tokens() {
 }
 
 #[tokio::test]
-async fn an_existing_account_is_linked_not_duplicated() {
+async fn an_existing_account_is_not_linked_until_its_person_accepts() {
     let (app, org) = setup().await;
     // The owner of another organization, pushed into this one by its IdP.
     let other = app.with_org_owner().await;
@@ -278,23 +278,29 @@ async fn an_existing_account_is_linked_not_duplicated() {
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let member = muster::store::members::find_by_account(
+    let linked = muster::store::members::find_by_account(
         &app.store,
         None,
         &org.org_id,
         &other.owner.account_id,
     )
     .await
-    .expect("read")
-    .expect("the existing account became a member");
-    assert_eq!(member.id.as_str(), created.id());
-    assert_eq!(member.status, muster::domain::MemberStatus::Pending);
+    .expect("read");
+    assert!(linked.is_none(), "only the person links their account");
+    let id = muster::domain::MemberId::parse(&created.id()).expect("id");
+    let member = muster::store::members::get_user(&app.store, None, &org.org_id, &id)
+        .await
+        .expect("read")
+        .expect("the member");
+    assert_eq!(member.member.account_id, None);
+    assert_eq!(member.member.status, muster::domain::MemberStatus::Pending);
 }
 
 #[tokio::test]
 async fn scim_cannot_remove_or_deactivate_the_last_owner() {
     let (app, org) = setup().await;
-    let scim = scim(&app, &org);
+    // Even a token with authority over owners.
+    let scim = super::owner_authorized_scim(&app, &org).await;
     let owner = org.owner.member_id.as_str();
     let off = scim
         .patch_ops(
@@ -440,7 +446,7 @@ async fn whole_extension_paths_and_unassigned_attributes() {
 async fn two_concurrent_removals_of_two_owners_cannot_both_succeed() {
     let (app, org) = setup().await;
     let second = app.with_member(&org, Role::Owner).await;
-    let scim = scim(&app, &org);
+    let scim = super::owner_authorized_scim(&app, &org).await;
     let off = json!([{ "op": "replace", "path": "active", "value": false }]);
     let first_path = format!("/Users/{}", org.owner.member_id);
     let second_path = format!("/Users/{}", second.member_id);
