@@ -1,6 +1,11 @@
 //! Muster: a multi-tenant user-provisioning service. SCIM 2.0 for identity
 //! providers, a management API for administrators, MongoDB for state.
 
+// A panic drops the connection without an answer (and, in /Bulk, after
+// earlier operations committed): code that serves requests returns errors
+// instead. Tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod api;
 pub mod app;
 pub mod auth;

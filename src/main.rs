@@ -1,5 +1,10 @@
 //! The `muster` command.
 
+// A panic drops the connection without an answer (and, in /Bulk, after
+// earlier operations committed): code that serves requests returns errors
+// instead. Tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

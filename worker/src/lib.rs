@@ -18,6 +18,11 @@
 //! to happen exactly once. See the README for the document shape and the
 //! guarantees.
 
+// A panic drops the connection without an answer (and, in /Bulk, after
+// earlier operations committed): code that serves requests returns errors
+// instead. Tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod backend;
 mod config;
 mod document;
