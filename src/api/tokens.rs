@@ -9,16 +9,15 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::json;
 
 use super::access::{OrgAccess, caller_account};
 use super::examples::{ORG_ID, example_time};
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
+use crate::app;
 use crate::auth::Principal;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
-use crate::domain::policy::ensure_may_assign_role;
-use crate::domain::{AuditEvent, OrgId, Permission, Role, Target, TokenId};
+use crate::domain::{AuditEvent, Permission, Target, TokenId};
 use crate::error::AppError;
 use crate::in_transaction;
 use crate::scim::origin_of;
@@ -308,17 +307,6 @@ fn expiry(
     }
 }
 
-/// What the audit log keeps of a token: never its secret or hash.
-fn audited(record: &TokenRecord) -> serde_json::Value {
-    json!({
-        "name": record.name,
-        "display_prefix": record.display_prefix,
-        "account_id": record.account_id.as_ref().map(ToString::to_string),
-        "expires_at": record.expires_at.map(|at| at.to_rfc3339()),
-        "allow_owner_changes": record.allow_owner_changes,
-    })
-}
-
 fn personal_view(record: TokenRecord) -> Option<PersonalTokenView> {
     Some(PersonalTokenView {
         id: record.id.into_string(),
@@ -341,10 +329,6 @@ fn scim_view(record: TokenRecord) -> ScimTokenView {
         last_used_at: record.last_used_at,
         allow_owner_changes: record.allow_owner_changes,
     }
-}
-
-fn collided() -> AppError {
-    AppError::internal("a fresh token collided with a stored one")
 }
 
 #[OpenApi(tag = "ApiTags::Tokens")]
@@ -415,14 +399,14 @@ impl TokensApi {
             if store::tokens::insert(store, Some(&mut *session), &record).await?
                 == Inserted::AlreadyExists
             {
-                return Err(collided());
+                return Err(app::tokens::collided());
             }
             let event = granted.event(
                 now,
                 "personal_token.created",
                 ("personal_token", record.id.as_str()),
                 None,
-                Some(audited(&record)),
+                Some(app::tokens::snapshot(&record)),
             );
             store::audit::record(store, session, &event).await?;
             Ok(())
@@ -483,7 +467,7 @@ impl TokensApi {
                         kind: "personal_token",
                         id: id.to_string(),
                     },
-                    before: Some(audited(&deleted)),
+                    before: Some(app::tokens::snapshot(&deleted)),
                     after: None,
                     origin: origin.clone(),
                 };
@@ -542,43 +526,18 @@ impl ScimTokensApi {
             expires_at,
             allow_owner_changes,
         } = body.0;
-        let allow_owner_changes = allow_owner_changes.unwrap_or(false);
-        if allow_owner_changes {
-            // Authority over owners is the owner role's to hand out.
-            ensure_may_assign_role(granted.role, None, Some(Role::Owner))?;
-        }
         let name = token_name(&name)?;
         let now = state.clock().now();
         let expires_at = expiry(expires_at, now)?;
-        let issued = IssuedToken::generate(TokenKind::Scim);
-        let record = TokenRecord {
-            allow_owner_changes,
-            ..TokenRecord::new(
-                &issued,
-                Some(name.clone()),
-                None,
-                Some(access.org_id().clone()),
-                now,
-                expires_at,
-            )
-        };
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            if store::tokens::insert(store, Some(&mut *session), &record).await?
-                == Inserted::AlreadyExists
-            {
-                return Err(collided());
-            }
-            let event = granted.event(
-                now,
-                "scim_token.created",
-                ("scim_token", record.id.as_str()),
-                None,
-                Some(audited(&record)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        let (record, issued) = app::tokens::issue_scim(
+            state.store(),
+            now,
+            &granted.acting(),
+            name.clone(),
+            expires_at,
+            allow_owner_changes.unwrap_or(false),
+        )
+        .await?;
         Ok(CreatedScimToken::Created(Json(CreatedScimTokenView {
             id: record.id.to_string(),
             name,
@@ -586,7 +545,7 @@ impl ScimTokensApi {
             display_prefix: record.display_prefix,
             created_at: now,
             expires_at,
-            allow_owner_changes,
+            allow_owner_changes: record.allow_owner_changes,
         })))
     }
 
@@ -608,29 +567,8 @@ impl ScimTokensApi {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageIntegrations)?;
         let id = token_id(&id)?;
-        let org_id: &OrgId = access.org_id();
-        let now = state.clock().now();
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            let deleted = store::tokens::delete_owned(
-                store,
-                session,
-                TokenKind::Scim,
-                &id,
-                TokenOwner::Org(org_id),
-            )
-            .await?
-            .ok_or_else(token_not_found)?;
-            let event = granted.event(
-                now,
-                "scim_token.deleted",
-                ("scim_token", id.as_str()),
-                Some(audited(&deleted)),
-                None,
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        app::tokens::revoke_scim(state.store(), state.clock().now(), &granted.acting(), &id)
+            .await?;
         Ok(DeletedToken::Deleted)
     }
 }

@@ -1,0 +1,103 @@
+//! Tokens an organization issues: SCIM tokens for identity providers.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::Acting;
+use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
+use crate::domain::policy::ensure_may_assign_role;
+use crate::domain::{Permission, Role, TokenId};
+use crate::error::AppError;
+use crate::in_transaction;
+use crate::store::tokens::TokenOwner;
+use crate::store::{self, Inserted, Store};
+
+/// What the audit log keeps of a token: never its secret or hash.
+pub fn snapshot(record: &TokenRecord) -> Value {
+    json!({
+        "name": record.name,
+        "display_prefix": record.display_prefix,
+        "account_id": record.account_id.as_ref().map(ToString::to_string),
+        "expires_at": record.expires_at.map(|at| at.to_rfc3339()),
+        "allow_owner_changes": record.allow_owner_changes,
+    })
+}
+
+pub fn collided() -> AppError {
+    AppError::internal("a fresh token collided with a stored one")
+}
+
+/// A new SCIM token. Authority over owners is the owner role's to hand
+/// out: only an owner may give it.
+pub async fn issue_scim(
+    store: &Store,
+    now: DateTime<Utc>,
+    acting: &Acting,
+    name: String,
+    expires_at: Option<DateTime<Utc>>,
+    allow_owner_changes: bool,
+) -> Result<(TokenRecord, IssuedToken), AppError> {
+    acting.require(Permission::ManageIntegrations)?;
+    if allow_owner_changes {
+        ensure_may_assign_role(acting.role, None, Some(Role::Owner))?;
+    }
+    let issued = IssuedToken::generate(TokenKind::Scim);
+    let record = TokenRecord {
+        allow_owner_changes,
+        ..TokenRecord::new(
+            &issued,
+            Some(name),
+            None,
+            Some(acting.org_id.clone()),
+            now,
+            expires_at,
+        )
+    };
+    in_transaction!(store, |session| -> Result<(), AppError> {
+        if store::tokens::insert(store, Some(&mut *session), &record).await?
+            == Inserted::AlreadyExists
+        {
+            return Err(collided());
+        }
+        let event = acting.event(
+            now,
+            "scim_token.created",
+            ("scim_token", record.id.as_str()),
+            None,
+            Some(snapshot(&record)),
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })?;
+    Ok((record, issued))
+}
+
+/// Revokes a SCIM token: the identity provider using it gets 401 at once.
+pub async fn revoke_scim(
+    store: &Store,
+    now: DateTime<Utc>,
+    acting: &Acting,
+    id: &TokenId,
+) -> Result<(), AppError> {
+    acting.require(Permission::ManageIntegrations)?;
+    in_transaction!(store, |session| -> Result<(), AppError> {
+        let deleted = store::tokens::delete_owned(
+            store,
+            session,
+            TokenKind::Scim,
+            id,
+            TokenOwner::Org(&acting.org_id),
+        )
+        .await?
+        .ok_or(AppError::NotFound("token"))?;
+        let event = acting.event(
+            now,
+            "scim_token.deleted",
+            ("scim_token", id.as_str()),
+            Some(snapshot(&deleted)),
+            None,
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })
+}
