@@ -1,5 +1,5 @@
 //! Projects of an organization: list (cursor pages), create, read, rename,
-//! delete.
+//! delete, each checked against the caller's effective project rights.
 
 use chrono::{DateTime, Utc};
 use poem::Request;
@@ -15,8 +15,10 @@ use super::examples::{ORG_ID, PROJECT_ID, example_time};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
+use crate::domain::member::ProjectGrant;
 use crate::domain::org::project_name;
-use crate::domain::{Permission, Project, ProjectId};
+use crate::domain::role::{ProjectRights, effective_project_rights};
+use crate::domain::{Member, Permission, Project, ProjectId, ProjectRight, Role};
 use crate::error::AppError;
 use crate::in_transaction;
 use crate::state::AppState;
@@ -32,6 +34,9 @@ pub struct ProjectView {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The caller's effective rights on this project: `read`, `write`,
+    /// `delete` (all three for owners and admins).
+    pub my_rights: Vec<String>,
 }
 
 impl Example for ProjectView {
@@ -42,8 +47,93 @@ impl Example for ProjectView {
             name: "Website".to_owned(),
             created_at: example_time("2024-11-05T09:12:00Z"),
             updated_at: example_time("2024-11-05T09:12:00Z"),
+            my_rights: vec!["read".to_owned(), "write".to_owned()],
         }
     }
+}
+
+/// A member's effective project rights: their direct grants joined with
+/// those of the groups they are in, under their effective role.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct EffectiveProjectRightsView {
+    /// True for owners and admins, who hold every right on every project;
+    /// `projects` is then empty.
+    pub all_projects: bool,
+    /// Each project the member holds a right on, with those rights. A
+    /// viewer holds `read` at most, whatever was granted.
+    pub projects: Vec<EffectiveProjectRightView>,
+}
+
+#[derive(Debug, Object)]
+pub struct EffectiveProjectRightView {
+    pub project_id: String,
+    /// Any of `read`, `write`, `delete`.
+    pub rights: Vec<String>,
+}
+
+impl Example for EffectiveProjectRightsView {
+    fn example() -> Self {
+        EffectiveProjectRightsView {
+            all_projects: false,
+            projects: vec![EffectiveProjectRightView {
+                project_id: PROJECT_ID.to_owned(),
+                rights: vec!["read".to_owned(), "write".to_owned()],
+            }],
+        }
+    }
+}
+
+fn right_names(rights: impl IntoIterator<Item = ProjectRight>) -> Vec<String> {
+    rights.into_iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+pub fn effective_rights_view(rights: &ProjectRights) -> EffectiveProjectRightsView {
+    match rights {
+        ProjectRights::All => EffectiveProjectRightsView {
+            all_projects: true,
+            projects: Vec::new(),
+        },
+        ProjectRights::Granted(granted) => EffectiveProjectRightsView {
+            all_projects: false,
+            projects: granted
+                .iter()
+                .map(|(project, rights)| EffectiveProjectRightView {
+                    project_id: project.to_string(),
+                    rights: right_names(rights.iter().copied()),
+                })
+                .collect(),
+        },
+    }
+}
+
+/// The effective project rights of `member`, whose effective role is
+/// `role`, reading the grants of their groups (owners and admins need no
+/// read: they hold everything).
+pub async fn project_rights_of(
+    state: &AppState,
+    member: &Member,
+    role: Role,
+) -> Result<ProjectRights, AppError> {
+    if role.has_all_project_rights() {
+        return Ok(ProjectRights::All);
+    }
+    let mapped =
+        store::groups::mapped_project_rights_of(state.store(), &[member.id.as_str()]).await?;
+    let through_groups: &[ProjectGrant] = mapped
+        .get(member.id.as_str())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    Ok(effective_project_rights(
+        role,
+        &member.project_rights,
+        through_groups,
+    ))
+}
+
+/// The caller's effective project rights.
+async fn caller_rights(state: &AppState, access: &OrgAccess) -> Result<ProjectRights, AppError> {
+    project_rights_of(state, &access.member, access.role).await
 }
 
 /// One page of projects, oldest first.
@@ -113,13 +203,14 @@ pub enum DeletedProject {
     Deleted,
 }
 
-fn project_view(project: &Project) -> ProjectView {
+fn project_view(project: &Project, rights: &ProjectRights) -> ProjectView {
     ProjectView {
         id: project.id.to_string(),
         org_id: project.org_id.to_string(),
         name: project.name.clone(),
         created_at: project.created_at,
         updated_at: project.updated_at,
+        my_rights: right_names(rights.on(&project.id)),
     }
 }
 
@@ -154,7 +245,9 @@ impl ProjectsApi {
     /// List an organization's projects
     ///
     /// Oldest first, in pages: pass the previous page's `next_cursor` as
-    /// `cursor` until it is null. Any member may list projects.
+    /// `cursor` until it is null. Owners and admins see every project;
+    /// contributors and viewers the projects they hold `read` on (directly
+    /// or through a group). Each item carries the caller's rights on it.
     #[oai(path = "/orgs/:org/projects", method = "get")]
     async fn list(
         &self,
@@ -177,13 +270,21 @@ impl ProjectsApi {
         access.require(Permission::ViewDirectory)?;
         let limit = limit.0;
         let after = paging::cursor(cursor.0.as_deref(), ProjectId::parse)?;
-        let (projects, more) =
-            store::projects::list(state.store(), access.org_id(), after.as_ref(), limit).await?;
+        let rights = caller_rights(&state, &access).await?;
+        let readable = rights.projects_with(ProjectRight::Read);
+        let (projects, more) = store::projects::list(
+            state.store(),
+            access.org_id(),
+            readable.as_deref(),
+            after.as_ref(),
+            limit,
+        )
+        .await?;
         let next_cursor = more
             .then(|| projects.last().map(|p| p.id.to_string()))
             .flatten();
         Ok(Json(ProjectList {
-            items: projects.iter().map(project_view).collect(),
+            items: projects.iter().map(|p| project_view(p, &rights)).collect(),
             next_cursor,
         }))
     }
@@ -191,7 +292,8 @@ impl ProjectsApi {
     /// Create a project
     ///
     /// Owners, admins and contributors. Names are unique in the
-    /// organization, ignoring case.
+    /// organization, ignoring case. A contributor who creates a project is
+    /// granted `read`, `write` and `delete` on it.
     #[oai(path = "/orgs/:org/projects", method = "post")]
     async fn create(
         &self,
@@ -213,27 +315,43 @@ impl ProjectsApi {
             created_at: now,
             updated_at: now,
         };
+        // Owners and admins hold every right already.
+        let creator_grant = (!access.role.has_all_project_rights()).then(|| ProjectGrant {
+            project_id: project.id.clone(),
+            rights: ProjectRight::ALL.to_vec(),
+        });
         let store = state.store();
         in_transaction!(store, |session| -> Result<(), AppError> {
             if store::projects::insert(store, session, &project).await? == Inserted::AlreadyExists {
                 return Err(name_taken());
             }
+            if let Some(grant) = &creator_grant {
+                grant_to_creator(store, session, &access, grant, now).await?;
+            }
+            let mut after = audited(&project);
+            after["creator_rights"] = json!(creator_grant.as_ref().map(|g| &g.rights));
             let event = granted.event(
                 now,
                 "project.created",
                 ("project", project.id.as_str()),
                 None,
-                Some(audited(&project)),
+                Some(after),
             );
             store::audit::record(store, session, &event).await?;
             Ok(())
         })?;
-        Ok(CreatedProject::Created(Json(project_view(&project))))
+        let rights = match creator_grant {
+            Some(_) => caller_rights(&state, &access).await?,
+            None => ProjectRights::All,
+        };
+        Ok(CreatedProject::Created(Json(project_view(
+            &project, &rights,
+        ))))
     }
 
     /// Get a project
     ///
-    /// Any member may read it.
+    /// Owners and admins, and members holding `read` on it.
     #[oai(path = "/orgs/:org/projects/:project", method = "get")]
     async fn get(
         &self,
@@ -251,13 +369,15 @@ impl ProjectsApi {
         let project = store::projects::get(state.store(), None, access.org_id(), &id)
             .await?
             .ok_or_else(project_not_found)?;
-        Ok(Json(project_view(&project)))
+        let rights = caller_rights(&state, &access).await?;
+        rights.require(&id, ProjectRight::Read)?;
+        Ok(Json(project_view(&project, &rights)))
     }
 
     /// Rename a project
     ///
-    /// Owners, admins and contributors. Only the fields sent change; a
-    /// request that changes nothing writes nothing.
+    /// Owners and admins, and contributors holding `write` on it. Only the
+    /// fields sent change; a request that changes nothing writes nothing.
     #[oai(path = "/orgs/:org/projects/:project", method = "patch")]
     async fn update(
         &self,
@@ -273,6 +393,7 @@ impl ProjectsApi {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageProjects)?;
         let id = project_id(&project)?;
+        let rights = caller_rights(&state, &access).await?;
         let UpdateProjectRequest { name } = body.0;
         let name = name.as_deref().map(valid_name).transpose()?;
         let store = state.store();
@@ -281,6 +402,9 @@ impl ProjectsApi {
             let before = store::projects::get(store, Some(&mut *session), access.org_id(), &id)
                 .await?
                 .ok_or_else(project_not_found)?;
+            // Checked once the project is known to exist, so that a missing
+            // project reads 404 for everyone.
+            rights.require(&id, ProjectRight::Write)?;
             let mut changed = before.clone();
             if let Some(name) = &name {
                 changed.name = name.clone();
@@ -304,13 +428,13 @@ impl ProjectsApi {
             store::audit::record(store, session, &event).await?;
             Ok(changed)
         })?;
-        Ok(Json(project_view(&changed)))
+        Ok(Json(project_view(&changed, &rights)))
     }
 
     /// Delete a project
     ///
-    /// Owners, admins and contributors. Members' rights on the project go
-    /// with it.
+    /// Owners and admins, and contributors holding `delete` on it.
+    /// Members' and groups' rights on the project go with it.
     #[oai(path = "/orgs/:org/projects/:project", method = "delete")]
     async fn delete(
         &self,
@@ -325,12 +449,14 @@ impl ProjectsApi {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageProjects)?;
         let id = project_id(&project)?;
+        let rights = caller_rights(&state, &access).await?;
         let store = state.store();
         let now = state.clock().now();
         in_transaction!(store, |session| -> Result<(), AppError> {
             let before = store::projects::get(store, Some(&mut *session), access.org_id(), &id)
                 .await?
                 .ok_or_else(project_not_found)?;
+            rights.require(&id, ProjectRight::Delete)?;
             if !store::projects::delete(store, session, access.org_id(), &id).await? {
                 return Err(project_not_found());
             }
@@ -346,4 +472,31 @@ impl ProjectsApi {
         })?;
         Ok(DeletedProject::Deleted)
     }
+}
+
+/// Adds the creator's grant on a new project to their direct rights, in the
+/// creation's transaction.
+async fn grant_to_creator(
+    store: &store::Store,
+    session: &mut mongodb::ClientSession,
+    access: &OrgAccess,
+    grant: &ProjectGrant,
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let gone = || AppError::Forbidden("your membership changed while this request ran".into());
+    let mut record = store::members::get_user(
+        store,
+        Some(&mut *session),
+        access.org_id(),
+        &access.member.id,
+    )
+    .await?
+    .ok_or_else(gone)?;
+    let member = &mut record.member;
+    member.project_rights.push(grant.clone());
+    member.updated_at = now;
+    if !store::members::update_membership(store, session, member, record.version).await? {
+        return Err(gone());
+    }
+    Ok(())
 }
