@@ -8,21 +8,19 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::json;
 
 use super::access::OrgAccess;
 use super::examples::{ORG_ID, PROJECT_ID, example_time};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
-use crate::domain::member::ProjectGrant;
+use crate::app::{self, Acting};
 use crate::domain::org::project_name;
-use crate::domain::role::{ProjectRights, effective_project_rights};
+use crate::domain::role::ProjectRights;
 use crate::domain::{Member, Permission, Project, ProjectId, ProjectRight, Role};
 use crate::error::AppError;
-use crate::in_transaction;
 use crate::state::AppState;
-use crate::store::{self, Inserted};
+use crate::store;
 
 pub struct ProjectsApi;
 
@@ -108,27 +106,13 @@ pub fn effective_rights_view(rights: &ProjectRights) -> EffectiveProjectRightsVi
 }
 
 /// The effective project rights of `member`, whose effective role is
-/// `role`, reading the grants of their groups (owners and admins need no
-/// read: they hold everything).
+/// `role`.
 pub async fn project_rights_of(
     state: &AppState,
     member: &Member,
     role: Role,
 ) -> Result<ProjectRights, AppError> {
-    if role.has_all_project_rights() {
-        return Ok(ProjectRights::All);
-    }
-    let mapped =
-        store::groups::mapped_project_rights_of(state.store(), &[member.id.as_str()]).await?;
-    let through_groups: &[ProjectGrant] = mapped
-        .get(member.id.as_str())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    Ok(effective_project_rights(
-        role,
-        &member.project_rights,
-        through_groups,
-    ))
+    app::projects::rights_of(state.store(), member, role).await
 }
 
 /// The caller's effective project rights.
@@ -214,30 +198,23 @@ fn project_view(project: &Project, rights: &ProjectRights) -> ProjectView {
     }
 }
 
-fn audited(project: &Project) -> serde_json::Value {
-    json!({ "name": project.name })
-}
-
-fn project_not_found() -> AppError {
-    AppError::NotFound("project")
-}
-
-fn name_taken() -> AppError {
-    AppError::Conflict {
-        problem: "project-name-taken",
-        detail: "this organization already has a project with this name (ignoring case); \
-                 choose another name"
-            .into(),
-    }
-}
-
 fn valid_name(raw: &str) -> Result<String, AppError> {
     project_name(raw).map_err(|err| AppError::invalid("name", err))
 }
 
 /// A project id from the path: anything malformed names no project.
 fn project_id(raw: &str) -> Result<ProjectId, AppError> {
-    ProjectId::parse(raw).map_err(|_| project_not_found())
+    ProjectId::parse(raw).map_err(|_| app::projects::not_found())
+}
+
+/// The caller as the use cases take it.
+fn acting(access: &OrgAccess) -> Acting {
+    Acting {
+        org_id: access.org_id().clone(),
+        actor: access.principal.actor(),
+        role: access.role,
+        origin: access.origin.clone(),
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Projects")]
@@ -305,45 +282,18 @@ impl ProjectsApi {
         body: Json<CreateProjectRequest>,
     ) -> Result<CreatedProject, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageProjects)?;
+        access.require(Permission::ManageProjects)?;
         let name = valid_name(&body.0.name)?;
         let now = state.clock().now();
-        let project = Project {
-            id: ProjectId::new(),
-            org_id: access.org_id().clone(),
+        let project = app::projects::create(
+            state.store(),
+            &acting(&access),
+            &access.member.id,
             name,
-            created_at: now,
-            updated_at: now,
-        };
-        // Owners and admins hold every right already.
-        let creator_grant = (!access.role.has_all_project_rights()).then(|| ProjectGrant {
-            project_id: project.id.clone(),
-            rights: ProjectRight::ALL.to_vec(),
-        });
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            if store::projects::insert(store, session, &project).await? == Inserted::AlreadyExists {
-                return Err(name_taken());
-            }
-            if let Some(grant) = &creator_grant {
-                grant_to_creator(store, session, &access, grant, now).await?;
-            }
-            let mut after = audited(&project);
-            after["creator_rights"] = json!(creator_grant.as_ref().map(|g| &g.rights));
-            let event = granted.event(
-                now,
-                "project.created",
-                ("project", project.id.as_str()),
-                None,
-                Some(after),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
-        let rights = match creator_grant {
-            Some(_) => caller_rights(&state, &access).await?,
-            None => ProjectRights::All,
-        };
+            now,
+        )
+        .await?;
+        let rights = caller_rights(&state, &access).await?;
         Ok(CreatedProject::Created(Json(project_view(
             &project, &rights,
         ))))
@@ -368,7 +318,7 @@ impl ProjectsApi {
         let id = project_id(&project)?;
         let project = store::projects::get(state.store(), None, access.org_id(), &id)
             .await?
-            .ok_or_else(project_not_found)?;
+            .ok_or_else(app::projects::not_found)?;
         let rights = caller_rights(&state, &access).await?;
         rights.require(&id, ProjectRight::Read)?;
         Ok(Json(project_view(&project, &rights)))
@@ -391,43 +341,14 @@ impl ProjectsApi {
         body: Json<UpdateProjectRequest>,
     ) -> Result<Json<ProjectView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageProjects)?;
+        access.require(Permission::ManageProjects)?;
         let id = project_id(&project)?;
         let rights = caller_rights(&state, &access).await?;
         let UpdateProjectRequest { name } = body.0;
         let name = name.as_deref().map(valid_name).transpose()?;
-        let store = state.store();
         let now = state.clock().now();
-        let changed = in_transaction!(store, |session| -> Result<Project, AppError> {
-            let before = store::projects::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(project_not_found)?;
-            // Checked once the project is known to exist, so that a missing
-            // project reads 404 for everyone.
-            rights.require(&id, ProjectRight::Write)?;
-            let mut changed = before.clone();
-            if let Some(name) = &name {
-                changed.name = name.clone();
-            }
-            if changed == before {
-                return Ok(before);
-            }
-            changed.updated_at = now;
-            match store::projects::update(store, session, &changed).await? {
-                store::projects::Updated::Yes => {}
-                store::projects::Updated::NameTaken => return Err(name_taken()),
-                store::projects::Updated::Missing => return Err(project_not_found()),
-            }
-            let event = granted.event(
-                now,
-                "project.updated",
-                ("project", changed.id.as_str()),
-                Some(audited(&before)),
-                Some(audited(&changed)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(changed)
-        })?;
+        let changed =
+            app::projects::update(state.store(), &acting(&access), &rights, &id, name, now).await?;
         Ok(Json(project_view(&changed, &rights)))
     }
 
@@ -447,56 +368,11 @@ impl ProjectsApi {
         project: Path<String>,
     ) -> Result<DeletedProject, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageProjects)?;
+        access.require(Permission::ManageProjects)?;
         let id = project_id(&project)?;
         let rights = caller_rights(&state, &access).await?;
-        let store = state.store();
         let now = state.clock().now();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            let before = store::projects::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(project_not_found)?;
-            rights.require(&id, ProjectRight::Delete)?;
-            if !store::projects::delete(store, session, access.org_id(), &id).await? {
-                return Err(project_not_found());
-            }
-            let event = granted.event(
-                now,
-                "project.deleted",
-                ("project", id.as_str()),
-                Some(audited(&before)),
-                None,
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        app::projects::delete(state.store(), &acting(&access), &rights, &id, now).await?;
         Ok(DeletedProject::Deleted)
     }
-}
-
-/// Adds the creator's grant on a new project to their direct rights, in the
-/// creation's transaction.
-async fn grant_to_creator(
-    store: &store::Store,
-    session: &mut mongodb::ClientSession,
-    access: &OrgAccess,
-    grant: &ProjectGrant,
-    now: DateTime<Utc>,
-) -> Result<(), AppError> {
-    let gone = || AppError::Forbidden("your membership changed while this request ran".into());
-    let mut record = store::members::get_user(
-        store,
-        Some(&mut *session),
-        access.org_id(),
-        &access.member.id,
-    )
-    .await?
-    .ok_or_else(gone)?;
-    let member = &mut record.member;
-    member.project_rights.push(grant.clone());
-    member.updated_at = now;
-    if !store::members::update_membership(store, session, member, record.version).await? {
-        return Err(gone());
-    }
-    Ok(())
 }
