@@ -632,6 +632,9 @@ fn apply_filtered(
             && let Some(mut element) = element_from_filter(filter)
         {
             element.insert(sub.to_owned(), value.clone());
+            if sub == "primary" && is_true(value) {
+                clear_primary_except(&mut items, |_| false);
+            }
             items.push(Value::Object(element));
             target.insert(canonical.to_owned(), Value::Array(items));
             return Ok(());
@@ -966,6 +969,20 @@ mod tests {
         assert_eq!(
             primary_values(&out, "emails"),
             [json!("bjensen@example.com")]
+        );
+    }
+
+    #[test]
+    fn a_primary_element_created_from_its_filter_takes_the_mark() {
+        let out = patch(
+            user(),
+            json!([{ "op": "add", "path": r#"emails[type eq "other"].primary"#, "value": true }]),
+        )
+        .expect("patched");
+        assert_eq!(out["emails"][0]["primary"], false);
+        assert_eq!(
+            out["emails"][2],
+            json!({ "type": "other", "primary": true })
         );
     }
 
