@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::domain::invitation::AcceptError;
 use crate::domain::policy::{MayNotLeave, MemberChangeError};
+use crate::domain::role::MissingProjectRight;
 use crate::domain::{LastOwner, OwnerGrantError, StatusTransitionError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -452,6 +453,12 @@ impl From<LastOwner> for AppError {
 
 impl From<OwnerGrantError> for AppError {
     fn from(err: OwnerGrantError) -> Self {
+        AppError::Forbidden(err.to_string())
+    }
+}
+
+impl From<MissingProjectRight> for AppError {
+    fn from(err: MissingProjectRight) -> Self {
         AppError::Forbidden(err.to_string())
     }
 }

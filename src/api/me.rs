@@ -5,10 +5,12 @@ use poem_openapi::{Object, OpenApi};
 
 use super::access::{caller_account, role_with};
 use super::examples::{ACCOUNT_ID, ORG_ID, example_time};
+use super::projects::{EffectiveProjectRightsView, effective_rights_view};
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::auth::Principal;
 use crate::auth::password::{MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password};
+use crate::domain::role::effective_project_rights;
 use crate::error::AppError;
 use crate::in_transaction;
 use crate::scim::origin_of;
@@ -45,6 +47,8 @@ pub struct MembershipView {
     pub role: String,
     /// `active`, `inactive`, `pending` or `suspended`.
     pub status: String,
+    /// What the membership may do on the organization's projects.
+    pub project_rights: EffectiveProjectRightsView,
 }
 
 impl Example for MeResponse {
@@ -62,6 +66,10 @@ impl Example for MeResponse {
                 member_id: "0192f0c4-6a1b-7660-b54f-47527a37e5d3".to_owned(),
                 role: "owner".to_owned(),
                 status: "active".to_owned(),
+                project_rights: EffectiveProjectRightsView {
+                    all_projects: true,
+                    projects: Vec::new(),
+                },
             }],
         }
     }
@@ -277,18 +285,23 @@ async fn me_response(state: &AppState, principal: &Principal) -> Result<MeRespon
     let orgs = store::orgs::get_many(store, &org_ids).await?;
     let member_ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     let mapped = store::groups::mapped_roles_of(store, &member_ids).await?;
+    let mapped_rights = store::groups::mapped_project_rights_of(store, &member_ids).await?;
     let now = state.clock().now();
     let memberships = members
         .into_iter()
         .filter_map(|member| {
             let org = orgs.iter().find(|org| org.id == member.org_id)?;
+            // Effective: raised by the member's groups, as permissions are.
+            let role = role_with(&member, &mapped);
+            let group_rights = mapped_rights.get(member.id.as_str()).into_iter().flatten();
+            let rights = effective_project_rights(role, &member.project_rights, group_rights);
             Some(MembershipView {
                 org_id: org.id.to_string(),
                 org_name: org.name.clone(),
                 member_id: member.id.to_string(),
-                // Effective: raised by the member's groups, as permissions are.
-                role: role_with(&member, &mapped).to_string(),
+                role: role.to_string(),
                 status: member.effective_status(now).as_str().to_owned(),
+                project_rights: effective_rights_view(&rights),
             })
         })
         .collect();

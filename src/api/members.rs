@@ -9,9 +9,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::access::OrgAccess;
+use super::access::{OrgAccess, role_of};
 use super::examples::{GROUP_ID, MEMBER_ID, PROJECT_ID, example_time};
 use super::paging;
+use super::projects::{EffectiveProjectRightsView, effective_rights_view, project_rights_of};
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::app;
@@ -53,6 +54,10 @@ pub struct MemberView {
     /// Rights on single projects (contributors and viewers; owners and
     /// admins hold every right on every project).
     pub project_rights: Vec<ProjectRightsView>,
+    /// What the member may do on projects: `project_rights` joined with
+    /// the rights of their groups, under the effective role. Only in
+    /// `GET /orgs/{org}/members/{member}`.
+    pub effective_project_rights: Option<EffectiveProjectRightsView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -78,6 +83,7 @@ impl Example for MemberView {
                 project_id: PROJECT_ID.into(),
                 rights: vec!["read".into(), "write".into()],
             }],
+            effective_project_rights: Some(EffectiveProjectRightsView::example()),
             created_at: example_time("2024-11-18T10:05:00Z"),
             updated_at: example_time("2025-01-10T11:42:00Z"),
         }
@@ -191,6 +197,7 @@ fn member_view(record: &UserRecord, groups: &[MappedRole], now: DateTime<Utc>) -
         status: member.effective_status(now).to_string(),
         suspended_until: member.suspended_until,
         project_rights: rights_view(&member.project_rights),
+        effective_project_rights: None,
         created_at: member.created_at,
         updated_at: member.updated_at,
     }
@@ -354,7 +361,11 @@ impl MembersApi {
         let record = store::members::get_user(state.store(), None, access.org_id(), &id)
             .await?
             .ok_or_else(member_not_found)?;
-        Ok(Json(view_of(&state, &record).await?))
+        let mut view = view_of(&state, &record).await?;
+        let role = role_of(&state, &record.member).await?;
+        let rights = project_rights_of(&state, &record.member, role).await?;
+        view.effective_project_rights = Some(effective_rights_view(&rights));
+        Ok(Json(view))
     }
 
     /// Change a member's role, status or project rights

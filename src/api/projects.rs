@@ -1,5 +1,5 @@
 //! Projects of an organization: list (cursor pages), create, read, rename,
-//! delete.
+//! delete, each checked against the caller's effective project rights.
 
 use chrono::{DateTime, Utc};
 use poem::Request;
@@ -8,19 +8,19 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::json;
 
 use super::access::OrgAccess;
 use super::examples::{ORG_ID, PROJECT_ID, example_time};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
+use crate::app;
 use crate::domain::org::project_name;
-use crate::domain::{Permission, Project, ProjectId};
+use crate::domain::role::ProjectRights;
+use crate::domain::{Member, Permission, Project, ProjectId, ProjectRight, Role};
 use crate::error::AppError;
-use crate::in_transaction;
 use crate::state::AppState;
-use crate::store::{self, Inserted};
+use crate::store;
 
 pub struct ProjectsApi;
 
@@ -32,6 +32,9 @@ pub struct ProjectView {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The caller's effective rights on this project: `read`, `write`,
+    /// `delete` (all three for owners and admins).
+    pub my_rights: Vec<String>,
 }
 
 impl Example for ProjectView {
@@ -42,8 +45,79 @@ impl Example for ProjectView {
             name: "Website".to_owned(),
             created_at: example_time("2024-11-05T09:12:00Z"),
             updated_at: example_time("2024-11-05T09:12:00Z"),
+            my_rights: vec!["read".to_owned(), "write".to_owned()],
         }
     }
+}
+
+/// A member's effective project rights: their direct grants joined with
+/// those of the groups they are in, under their effective role.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct EffectiveProjectRightsView {
+    /// True for owners and admins, who hold every right on every project;
+    /// `projects` is then empty.
+    pub all_projects: bool,
+    /// Each project the member holds a right on, with those rights. A
+    /// viewer holds `read` at most, whatever was granted.
+    pub projects: Vec<EffectiveProjectRightView>,
+}
+
+#[derive(Debug, Object)]
+pub struct EffectiveProjectRightView {
+    pub project_id: String,
+    /// Any of `read`, `write`, `delete`.
+    pub rights: Vec<String>,
+}
+
+impl Example for EffectiveProjectRightsView {
+    fn example() -> Self {
+        EffectiveProjectRightsView {
+            all_projects: false,
+            projects: vec![EffectiveProjectRightView {
+                project_id: PROJECT_ID.to_owned(),
+                rights: vec!["read".to_owned(), "write".to_owned()],
+            }],
+        }
+    }
+}
+
+fn right_names(rights: impl IntoIterator<Item = ProjectRight>) -> Vec<String> {
+    rights.into_iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+pub fn effective_rights_view(rights: &ProjectRights) -> EffectiveProjectRightsView {
+    match rights {
+        ProjectRights::All => EffectiveProjectRightsView {
+            all_projects: true,
+            projects: Vec::new(),
+        },
+        ProjectRights::Granted(granted) => EffectiveProjectRightsView {
+            all_projects: false,
+            projects: granted
+                .iter()
+                .map(|(project, rights)| EffectiveProjectRightView {
+                    project_id: project.to_string(),
+                    rights: right_names(rights.iter().copied()),
+                })
+                .collect(),
+        },
+    }
+}
+
+/// The effective project rights of `member`, whose effective role is
+/// `role`.
+pub async fn project_rights_of(
+    state: &AppState,
+    member: &Member,
+    role: Role,
+) -> Result<ProjectRights, AppError> {
+    app::projects::rights_of(state.store(), member, role).await
+}
+
+/// The caller's effective project rights.
+async fn caller_rights(state: &AppState, access: &OrgAccess) -> Result<ProjectRights, AppError> {
+    project_rights_of(state, &access.member, access.role).await
 }
 
 /// One page of projects, oldest first.
@@ -113,30 +187,14 @@ pub enum DeletedProject {
     Deleted,
 }
 
-fn project_view(project: &Project) -> ProjectView {
+fn project_view(project: &Project, rights: &ProjectRights) -> ProjectView {
     ProjectView {
         id: project.id.to_string(),
         org_id: project.org_id.to_string(),
         name: project.name.clone(),
         created_at: project.created_at,
         updated_at: project.updated_at,
-    }
-}
-
-fn audited(project: &Project) -> serde_json::Value {
-    json!({ "name": project.name })
-}
-
-fn project_not_found() -> AppError {
-    AppError::NotFound("project")
-}
-
-fn name_taken() -> AppError {
-    AppError::Conflict {
-        problem: "project-name-taken",
-        detail: "this organization already has a project with this name (ignoring case); \
-                 choose another name"
-            .into(),
+        my_rights: right_names(rights.on(&project.id)),
     }
 }
 
@@ -146,15 +204,18 @@ fn valid_name(raw: &str) -> Result<String, AppError> {
 
 /// A project id from the path: anything malformed names no project.
 fn project_id(raw: &str) -> Result<ProjectId, AppError> {
-    ProjectId::parse(raw).map_err(|_| project_not_found())
+    ProjectId::parse(raw).map_err(|_| app::projects::not_found())
 }
 
+/// The caller as the use cases take it.
 #[OpenApi(tag = "ApiTags::Projects")]
 impl ProjectsApi {
     /// List an organization's projects
     ///
     /// Oldest first, in pages: pass the previous page's `next_cursor` as
-    /// `cursor` until it is null. Any member may list projects.
+    /// `cursor` until it is null. Owners and admins see every project;
+    /// contributors and viewers the projects they hold `read` on (directly
+    /// or through a group). Each item carries the caller's rights on it.
     #[oai(path = "/orgs/:org/projects", method = "get")]
     async fn list(
         &self,
@@ -177,13 +238,21 @@ impl ProjectsApi {
         access.require(Permission::ViewDirectory)?;
         let limit = limit.0;
         let after = paging::cursor(cursor.0.as_deref(), ProjectId::parse)?;
-        let (projects, more) =
-            store::projects::list(state.store(), access.org_id(), after.as_ref(), limit).await?;
+        let rights = caller_rights(&state, &access).await?;
+        let readable = rights.projects_with(ProjectRight::Read);
+        let (projects, more) = store::projects::list(
+            state.store(),
+            access.org_id(),
+            readable.as_deref(),
+            after.as_ref(),
+            limit,
+        )
+        .await?;
         let next_cursor = more
             .then(|| projects.last().map(|p| p.id.to_string()))
             .flatten();
         Ok(Json(ProjectList {
-            items: projects.iter().map(project_view).collect(),
+            items: projects.iter().map(|p| project_view(p, &rights)).collect(),
             next_cursor,
         }))
     }
@@ -191,7 +260,8 @@ impl ProjectsApi {
     /// Create a project
     ///
     /// Owners, admins and contributors. Names are unique in the
-    /// organization, ignoring case.
+    /// organization, ignoring case. A contributor who creates a project is
+    /// granted `read`, `write` and `delete` on it.
     #[oai(path = "/orgs/:org/projects", method = "post")]
     async fn create(
         &self,
@@ -203,37 +273,26 @@ impl ProjectsApi {
         body: Json<CreateProjectRequest>,
     ) -> Result<CreatedProject, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageProjects)?;
+        access.require(Permission::ManageProjects)?;
         let name = valid_name(&body.0.name)?;
         let now = state.clock().now();
-        let project = Project {
-            id: ProjectId::new(),
-            org_id: access.org_id().clone(),
+        let project = app::projects::create(
+            state.store(),
+            &access.acting(),
+            &access.member.id,
             name,
-            created_at: now,
-            updated_at: now,
-        };
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            if store::projects::insert(store, session, &project).await? == Inserted::AlreadyExists {
-                return Err(name_taken());
-            }
-            let event = granted.event(
-                now,
-                "project.created",
-                ("project", project.id.as_str()),
-                None,
-                Some(audited(&project)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
-        Ok(CreatedProject::Created(Json(project_view(&project))))
+            now,
+        )
+        .await?;
+        let rights = caller_rights(&state, &access).await?;
+        Ok(CreatedProject::Created(Json(project_view(
+            &project, &rights,
+        ))))
     }
 
     /// Get a project
     ///
-    /// Any member may read it.
+    /// Owners and admins, and members holding `read` on it.
     #[oai(path = "/orgs/:org/projects/:project", method = "get")]
     async fn get(
         &self,
@@ -250,14 +309,16 @@ impl ProjectsApi {
         let id = project_id(&project)?;
         let project = store::projects::get(state.store(), None, access.org_id(), &id)
             .await?
-            .ok_or_else(project_not_found)?;
-        Ok(Json(project_view(&project)))
+            .ok_or_else(app::projects::not_found)?;
+        let rights = caller_rights(&state, &access).await?;
+        rights.require(&id, ProjectRight::Read)?;
+        Ok(Json(project_view(&project, &rights)))
     }
 
     /// Rename a project
     ///
-    /// Owners, admins and contributors. Only the fields sent change; a
-    /// request that changes nothing writes nothing.
+    /// Owners and admins, and contributors holding `write` on it. Only the
+    /// fields sent change; a request that changes nothing writes nothing.
     #[oai(path = "/orgs/:org/projects/:project", method = "patch")]
     async fn update(
         &self,
@@ -271,46 +332,21 @@ impl ProjectsApi {
         body: Json<UpdateProjectRequest>,
     ) -> Result<Json<ProjectView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageProjects)?;
+        access.require(Permission::ManageProjects)?;
         let id = project_id(&project)?;
+        let rights = caller_rights(&state, &access).await?;
         let UpdateProjectRequest { name } = body.0;
         let name = name.as_deref().map(valid_name).transpose()?;
-        let store = state.store();
         let now = state.clock().now();
-        let changed = in_transaction!(store, |session| -> Result<Project, AppError> {
-            let before = store::projects::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(project_not_found)?;
-            let mut changed = before.clone();
-            if let Some(name) = &name {
-                changed.name = name.clone();
-            }
-            if changed == before {
-                return Ok(before);
-            }
-            changed.updated_at = now;
-            match store::projects::update(store, session, &changed).await? {
-                store::projects::Updated::Yes => {}
-                store::projects::Updated::NameTaken => return Err(name_taken()),
-                store::projects::Updated::Missing => return Err(project_not_found()),
-            }
-            let event = granted.event(
-                now,
-                "project.updated",
-                ("project", changed.id.as_str()),
-                Some(audited(&before)),
-                Some(audited(&changed)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(changed)
-        })?;
-        Ok(Json(project_view(&changed)))
+        let changed =
+            app::projects::update(state.store(), &access.acting(), &rights, &id, name, now).await?;
+        Ok(Json(project_view(&changed, &rights)))
     }
 
     /// Delete a project
     ///
-    /// Owners, admins and contributors. Members' rights on the project go
-    /// with it.
+    /// Owners and admins, and contributors holding `delete` on it.
+    /// Members' and groups' rights on the project go with it.
     #[oai(path = "/orgs/:org/projects/:project", method = "delete")]
     async fn delete(
         &self,
@@ -323,27 +359,11 @@ impl ProjectsApi {
         project: Path<String>,
     ) -> Result<DeletedProject, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageProjects)?;
+        access.require(Permission::ManageProjects)?;
         let id = project_id(&project)?;
-        let store = state.store();
+        let rights = caller_rights(&state, &access).await?;
         let now = state.clock().now();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            let before = store::projects::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(project_not_found)?;
-            if !store::projects::delete(store, session, access.org_id(), &id).await? {
-                return Err(project_not_found());
-            }
-            let event = granted.event(
-                now,
-                "project.deleted",
-                ("project", id.as_str()),
-                Some(audited(&before)),
-                None,
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        app::projects::delete(state.store(), &access.acting(), &rights, &id, now).await?;
         Ok(DeletedProject::Deleted)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod groups;
 pub mod members;
+pub mod projects;
 pub mod tokens;
 
 use chrono::{DateTime, Utc};

@@ -1,9 +1,13 @@
 //! Roles, permissions and the permission matrix of DESIGN.md §3.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use super::ProjectId;
+use super::member::ProjectGrant;
 
 /// A member's role in an organization, lowest to highest. The derived order
 /// is the rank order: the effective role of a member is the maximum of
@@ -164,6 +168,110 @@ impl ProjectRight {
     }
 }
 
+impl fmt::Display for ProjectRight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a member may do on the organization's projects: owners and admins
+/// everything everywhere, the others what their grants say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectRights {
+    All,
+    Granted(BTreeMap<ProjectId, BTreeSet<ProjectRight>>),
+}
+
+/// A member's effective project rights: the union of their direct grants
+/// and the grants of the groups they are in, under their effective role.
+/// Owners and admins hold every right on every project. A viewer keeps only
+/// `read`: the role matrix lets viewers change no project, and a `write` or
+/// `delete` shown as effective would promise what the routes refuse.
+pub fn effective_project_rights<'a>(
+    role: Role,
+    direct: &'a [ProjectGrant],
+    through_groups: impl IntoIterator<Item = &'a ProjectGrant>,
+) -> ProjectRights {
+    if role.has_all_project_rights() {
+        return ProjectRights::All;
+    }
+    let mut granted: BTreeMap<ProjectId, BTreeSet<ProjectRight>> = BTreeMap::new();
+    for grant in direct.iter().chain(through_groups) {
+        let rights = grant.rights.iter().copied().filter(|right| {
+            role.allows(Permission::ManageProjects) || *right == ProjectRight::Read
+        });
+        let held = granted.entry(grant.project_id.clone()).or_default();
+        held.extend(rights);
+        if held.is_empty() {
+            granted.remove(&grant.project_id);
+        }
+    }
+    ProjectRights::Granted(granted)
+}
+
+/// A right the caller lacks on a project.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "you need the `{right}` right on project {project}; your rights on it: {held}. \
+     An owner or admin can grant it to you or to a group you are in"
+)]
+pub struct MissingProjectRight {
+    pub project: ProjectId,
+    pub right: ProjectRight,
+    /// The rights held, for the message (`none` when there are none).
+    pub held: String,
+}
+
+impl ProjectRights {
+    /// The rights held on one project, in `read`, `write`, `delete` order.
+    pub fn on(&self, project: &ProjectId) -> Vec<ProjectRight> {
+        match self {
+            ProjectRights::All => ProjectRight::ALL.to_vec(),
+            ProjectRights::Granted(granted) => granted
+                .get(project)
+                .map(|rights| rights.iter().copied().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn require(
+        &self,
+        project: &ProjectId,
+        right: ProjectRight,
+    ) -> Result<(), MissingProjectRight> {
+        let held = self.on(project);
+        if held.contains(&right) {
+            return Ok(());
+        }
+        Err(MissingProjectRight {
+            project: project.clone(),
+            right,
+            held: if held.is_empty() {
+                "none".to_owned()
+            } else {
+                held.iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+    }
+
+    /// The projects `right` is held on; `None` when it is held on all.
+    pub fn projects_with(&self, right: ProjectRight) -> Option<Vec<&ProjectId>> {
+        match self {
+            ProjectRights::All => None,
+            ProjectRights::Granted(granted) => Some(
+                granted
+                    .iter()
+                    .filter(|(_, rights)| rights.contains(&right))
+                    .map(|(project, _)| project)
+                    .collect(),
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +342,66 @@ mod tests {
         assert_eq!("Owner".parse::<Role>(), Ok(Role::Owner));
         assert_eq!("viewer".parse::<Role>(), Ok(Role::Viewer));
         assert!("superuser".parse::<Role>().is_err());
+    }
+
+    fn grant(project: &ProjectId, rights: &[ProjectRight]) -> ProjectGrant {
+        ProjectGrant {
+            project_id: project.clone(),
+            rights: rights.to_vec(),
+        }
+    }
+
+    #[test]
+    fn owners_and_admins_hold_every_project_right() {
+        let project = ProjectId::new();
+        for role in [Role::Owner, Role::Admin] {
+            let rights = effective_project_rights(role, &[], []);
+            assert_eq!(rights, ProjectRights::All);
+            assert_eq!(rights.on(&project), ProjectRight::ALL.to_vec());
+            assert_eq!(rights.projects_with(ProjectRight::Read), None);
+        }
+    }
+
+    #[test]
+    fn effective_project_rights_are_the_union_of_direct_and_group_grants() {
+        let (a, b, c) = (ProjectId::new(), ProjectId::new(), ProjectId::new());
+        let direct = [grant(&a, &[ProjectRight::Read])];
+        let groups = [
+            grant(&a, &[ProjectRight::Write]),
+            grant(&b, &[ProjectRight::Delete]),
+            grant(&b, &[ProjectRight::Read]),
+        ];
+        let rights = effective_project_rights(Role::Contributor, &direct, &groups);
+        assert_eq!(rights.on(&a), [ProjectRight::Read, ProjectRight::Write]);
+        assert_eq!(rights.on(&b), [ProjectRight::Read, ProjectRight::Delete]);
+        assert_eq!(rights.on(&c), []);
+        assert_eq!(
+            rights.projects_with(ProjectRight::Read).map(|p| p.len()),
+            Some(2)
+        );
+        assert!(rights.require(&a, ProjectRight::Write).is_ok());
+        let missing = rights
+            .require(&a, ProjectRight::Delete)
+            .expect_err("no delete on a");
+        assert_eq!(missing.right, ProjectRight::Delete);
+        assert!(missing.to_string().contains("`delete`"), "{missing}");
+        assert!(missing.to_string().contains("read, write"), "{missing}");
+        let missing = rights.require(&c, ProjectRight::Read).expect_err("none");
+        assert!(missing.to_string().contains("none"), "{missing}");
+    }
+
+    #[test]
+    fn viewers_keep_only_read() {
+        let (a, b) = (ProjectId::new(), ProjectId::new());
+        let direct = [grant(&a, &ProjectRight::ALL)];
+        let groups = [grant(&b, &[ProjectRight::Write])];
+        let rights = effective_project_rights(Role::Viewer, &direct, &groups);
+        assert_eq!(rights.on(&a), [ProjectRight::Read]);
+        assert_eq!(rights.on(&b), []);
+        assert_eq!(
+            rights.projects_with(ProjectRight::Read),
+            Some(vec![&a]),
+            "a project with no right left is not listed"
+        );
     }
 }

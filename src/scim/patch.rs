@@ -5,13 +5,25 @@
 //! validated and written as a whole, so a request applies entirely or not
 //! at all.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath, matches, parse_patch_path};
-use super::schema::{Mutability, Resolved, ResourceKind, extension_urn, resolve, whole_extension};
+use super::schema::{
+    Mutability, Resolved, ResourceError, ResourceKind, check_value_count, extension_urn, resolve,
+    whole_extension,
+};
 use crate::error::{AppError, ScimType};
 
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// Most operations one PATCH request may carry. Identity providers send a
+/// few (Entra ID batches group member changes in tens); a thousand keeps
+/// every real client well inside it while bounding what one request can
+/// make the server apply inside a transaction. A single operation may
+/// still add any number of group `members`.
+pub const MAX_OPERATIONS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -60,6 +72,13 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, AppError> {
         .as_array()
         .filter(|ops| !ops.is_empty())
         .ok_or_else(|| invalid_syntax("`Operations` is a non-empty array"))?;
+    if operations.len() > MAX_OPERATIONS {
+        return Err(invalid_value(format!(
+            "a PATCH request takes at most {MAX_OPERATIONS} operations; this one has {}; \
+             split it into several requests",
+            operations.len()
+        )));
+    }
     operations.iter().map(parse_operation).collect()
 }
 
@@ -161,8 +180,33 @@ pub fn apply(
         .ok_or_else(|| AppError::internal("a stored resource is not an object"))?;
     for operation in operations {
         apply_one(kind, &mut patched, operation)?;
+        // After each operation, so that a request cannot grow an attribute
+        // far past the limit before validation sees it.
+        check_value_counts(kind, &patched)?;
     }
     Ok(Value::Object(patched))
+}
+
+/// Refuses a resource with more values in a multi-valued attribute than its
+/// kind allows (none are multi-valued in the extensions).
+fn check_value_counts(kind: ResourceKind, resource: &Map<String, Value>) -> Result<(), AppError> {
+    if kind.max_values().is_none() {
+        return Ok(());
+    }
+    for attribute in kind
+        .core_schema()
+        .attributes
+        .iter()
+        .filter(|a| a.multi_valued)
+    {
+        if let Some(Value::Array(items)) = resource.get(attribute.name) {
+            check_value_count(kind, attribute.name, items.len()).map_err(|err| match err {
+                ResourceError::InvalidValue(detail) => invalid_value(detail),
+                other => invalid_value(other.to_string()),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn apply_one(
@@ -299,9 +343,9 @@ fn apply_at(
             match value {
                 // Entra ID: `{"op":"Remove","path":"members","value":[{"value":"id"}]}`.
                 Some(value) => {
-                    let doomed = as_array(value);
+                    let doomed: HashSet<String> = as_array(value).iter().map(value_key).collect();
                     if let Some(Value::Array(items)) = target.get_mut(attribute.name) {
-                        items.retain(|item| !doomed.iter().any(|d| same_value(item, d)));
+                        items.retain(|item| !doomed.contains(&value_key(item)));
                     }
                 }
                 None => {
@@ -335,10 +379,19 @@ fn apply_at(
                 return Err(invalid_value(format!("`{name}` needs a value")));
             };
             let new_items = as_array(value);
+            // One new value made primary takes the mark from the values
+            // already there (RFC 7643 §2.4). Several new primaries are the
+            // client's mistake, left for validation to refuse.
+            let mut new_primaries = new_items.iter().filter(|item| is_primary(item));
+            let winner = match (new_primaries.next(), new_primaries.next()) {
+                (Some(winner), None) => Some(winner.clone()),
+                _ => None,
+            };
             let items = match (op, target.get_mut(attribute.name)) {
                 (Op::Add, Some(Value::Array(items))) => {
+                    let mut present: HashSet<String> = items.iter().map(whole_key).collect();
                     for item in new_items {
-                        if !items.iter().any(|existing| existing == &item) {
+                        if present.insert(whole_key(&item)) {
                             items.push(item);
                         }
                     }
@@ -352,8 +405,11 @@ fn apply_at(
                     }
                 }
             };
-            let count = as_array(value).len();
-            keep_one_primary(items, count);
+            if let Some(winner) = winner
+                && let Some(keep) = items.iter().position(|item| item == &winner)
+            {
+                clear_primary_except(items, |i| i == keep);
+            }
             Ok(())
         }
         (Op::Add | Op::Replace, None, false) => {
@@ -464,36 +520,69 @@ fn as_array(value: &Value) -> Vec<Value> {
     }
 }
 
-/// Two values of a multi-valued attribute are the same when their `value`
-/// sub-attributes are (or, for simple values, the values themselves).
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a.get("value"), b.get("value")) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
+/// A value as a hash key: two values of a multi-valued attribute are the
+/// same when their `value` sub-attributes are (or, for values without one,
+/// the values themselves).
+fn value_key(item: &Value) -> String {
+    match item.get("value") {
+        Some(value) => format!("v{}", canonical_json(value)),
+        None => whole_key(item),
     }
 }
 
-fn is_primary(item: &Value) -> bool {
-    match item.get("primary") {
-        Some(Value::Bool(flag)) => *flag,
-        Some(Value::String(flag)) => flag.eq_ignore_ascii_case("true"),
+/// A value as a hash key with the meaning of `==`.
+fn whole_key(item: &Value) -> String {
+    format!("w{}", canonical_json(item))
+}
+
+/// JSON with object keys sorted: equal values (which `==` compares without
+/// regard to key order) give equal text.
+fn canonical_json(value: &Value) -> String {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (key, inner)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    write(inner, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, inner) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(inner, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
+/// `true`, or the string `"True"` as Entra ID sends it.
+fn is_true(flag: &Value) -> bool {
+    match flag {
+        Value::Bool(flag) => *flag,
+        Value::String(flag) => flag.eq_ignore_ascii_case("true"),
         _ => false,
     }
 }
 
-/// Setting one value primary clears it on the others (RFC 7643 §2.4): the
-/// last of the `added` items that is primary wins over the ones that were
-/// there.
-fn keep_one_primary(items: &mut [Value], added: usize) {
-    let start = items.len().saturating_sub(added);
-    let winner = items[start..]
-        .iter()
-        .rposition(is_primary)
-        .map(|i| i + start)
-        .or_else(|| items.iter().rposition(is_primary));
-    if let Some(winner) = winner {
-        clear_primary_except(items, winner);
-    }
+fn is_primary(item: &Value) -> bool {
+    item.get("primary").is_some_and(is_true)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -532,6 +621,10 @@ fn apply_filtered(
         }
     }
     let mut items = items;
+    let mut hit = vec![false; items.len()];
+    for &i in &hits {
+        hit[i] = true;
+    }
     if hits.is_empty() {
         // Entra ID adds `emails[type eq "work"].value` to a user without a
         // work email: create the element the filter describes.
@@ -539,6 +632,9 @@ fn apply_filtered(
             && let Some(mut element) = element_from_filter(filter)
         {
             element.insert(sub.to_owned(), value.clone());
+            if sub == "primary" && is_true(value) {
+                clear_primary_except(&mut items, |_| false);
+            }
             items.push(Value::Object(element));
             target.insert(canonical.to_owned(), Value::Array(items));
             return Ok(());
@@ -549,7 +645,7 @@ fn apply_filtered(
         (Op::Remove, None) => {
             let mut index = 0;
             items.retain(|_| {
-                let keep = !hits.contains(&index);
+                let keep = !hit[index];
                 index += 1;
                 keep
             });
@@ -570,11 +666,11 @@ fn apply_filtered(
                     object.insert(sub.to_owned(), value.clone());
                 }
             }
-            if sub == "primary"
-                && is_primary(value)
-                && let Some(&last) = hits.last()
-            {
-                clear_primary_except(&mut items, last);
+            // `emails[type eq "home"].primary: true` moves the mark to the
+            // selected values (RFC 7643 §2.4); if the filter selected
+            // several, validation refuses the result.
+            if sub == "primary" && is_true(value) {
+                clear_primary_except(&mut items, |i| hit[i]);
             }
         }
         (Op::Add | Op::Replace, None) => {
@@ -590,10 +686,8 @@ fn apply_filtered(
                     }
                 }
             }
-            if is_primary(&Value::Object(new.clone()))
-                && let Some(&last) = hits.last()
-            {
-                clear_primary_except(&mut items, last);
+            if new.get("primary").is_some_and(is_true) {
+                clear_primary_except(&mut items, |i| hit[i]);
             }
         }
     }
@@ -605,9 +699,10 @@ fn apply_filtered(
     Ok(())
 }
 
-fn clear_primary_except(items: &mut [Value], keep: usize) {
+/// Clears `primary` on every value whose index `keep` rejects.
+fn clear_primary_except(items: &mut [Value], keep: impl Fn(usize) -> bool) {
     for (i, item) in items.iter_mut().enumerate() {
-        if i != keep
+        if !keep(i)
             && is_primary(item)
             && let Some(object) = item.as_object_mut()
         {
@@ -836,6 +931,149 @@ mod tests {
             .collect();
         assert_eq!(primaries.len(), 1);
         assert_eq!(primaries[0]["value"], "new@example.com");
+    }
+
+    fn primary_values(out: &Value, attribute: &str) -> Vec<Value> {
+        out[attribute]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| is_primary(e))
+            .map(|e| e["value"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_filtered_primary_moves_the_mark() {
+        for (path, value) in [
+            (r#"emails[type eq "home"].primary"#, json!(true)),
+            (
+                r#"emails[value eq "babs@home.example"].primary"#,
+                json!("True"),
+            ),
+        ] {
+            let out = patch(
+                user(),
+                json!([{ "op": "replace", "path": path, "value": value }]),
+            )
+            .expect("patched");
+            assert_eq!(primary_values(&out, "emails"), [json!("babs@home.example")]);
+            assert_eq!(out["emails"][0]["primary"], false, "{path}");
+        }
+        // Setting it false touches no other value.
+        let out = patch(
+            user(),
+            json!([{ "op": "replace", "path": r#"emails[type eq "home"].primary"#, "value": false }]),
+        )
+        .expect("patched");
+        assert_eq!(
+            primary_values(&out, "emails"),
+            [json!("bjensen@example.com")]
+        );
+    }
+
+    #[test]
+    fn a_primary_element_created_from_its_filter_takes_the_mark() {
+        let out = patch(
+            user(),
+            json!([{ "op": "add", "path": r#"emails[type eq "other"].primary"#, "value": true }]),
+        )
+        .expect("patched");
+        assert_eq!(out["emails"][0]["primary"], false);
+        assert_eq!(
+            out["emails"][2],
+            json!({ "type": "other", "primary": true })
+        );
+    }
+
+    #[test]
+    fn several_new_primaries_are_left_for_validation_to_refuse() {
+        for op in ["add", "replace"] {
+            let out = patch(
+                user(),
+                json!([{ "op": op, "path": "emails", "value": [
+                    { "value": "a@example.com", "primary": true },
+                    { "value": "b@example.com", "primary": true }
+                ] }]),
+            )
+            .expect("patched");
+            assert!(primary_values(&out, "emails").len() >= 2, "{op}: {out}");
+        }
+    }
+
+    #[test]
+    fn adding_a_value_already_there_changes_nothing() {
+        let out = patch(
+            user(),
+            json!([{ "op": "add", "path": "emails", "value": [
+                { "primary": true, "type": "work", "value": "bjensen@example.com" }
+            ] }]),
+        )
+        .expect("patched");
+        assert_eq!(out["emails"], user()["emails"]);
+    }
+
+    #[test]
+    fn removal_by_value_compares_values() {
+        let out = patch(
+            user(),
+            json!([{ "op": "remove", "path": "emails", "value": [{ "value": "babs@home.example" }] }]),
+        )
+        .expect("patched");
+        assert_eq!(out["emails"].as_array().map(Vec::len), Some(1));
+        assert_eq!(out["emails"][0]["value"], "bjensen@example.com");
+    }
+
+    #[test]
+    fn keys_ignore_the_order_of_object_members() {
+        assert_eq!(
+            whole_key(&json!({ "a": 1, "b": [true, { "y": null, "x": "s" }] })),
+            whole_key(&json!({ "b": [true, { "x": "s", "y": null }], "a": 1 }))
+        );
+        assert_ne!(
+            whole_key(&json!({ "a": 1 })),
+            whole_key(&json!({ "a": 1.0 }))
+        );
+        assert_eq!(
+            value_key(&json!({ "value": "x", "type": "work" })),
+            value_key(&json!({ "value": "x" }))
+        );
+        assert_ne!(value_key(&json!({ "value": "x" })), value_key(&json!("x")));
+    }
+
+    #[test]
+    fn operations_and_values_are_bounded() {
+        let op = json!({ "op": "replace", "path": "title", "value": "x" });
+        let body = |n: usize| json!({ "Operations": vec![op.clone(); n] });
+        assert_eq!(
+            parse_request(&body(MAX_OPERATIONS)).map(|o| o.len()).ok(),
+            Some(MAX_OPERATIONS)
+        );
+        let err = parse_request(&body(MAX_OPERATIONS + 1)).expect_err("too many");
+        assert_eq!(scim_type(&err), Some(ScimType::InvalidValue));
+        assert!(err.to_string().contains("at most 1000 operations"), "{err}");
+
+        let many: Vec<Value> = (0..=crate::scim::schema::MAX_USER_VALUES)
+            .map(|n| json!({ "value": format!("{n}@example.com") }))
+            .collect();
+        let err = patch(
+            user(),
+            json!([{ "op": "add", "path": "emails", "value": many }]),
+        )
+        .expect_err("too many values");
+        assert_eq!(scim_type(&err), Some(ScimType::InvalidValue));
+        // Groups' members are not bounded.
+        let group = json!({ "displayName": "G", "members": [] });
+        let members: Vec<Value> = (0..500)
+            .map(|n| json!({ "value": format!("m{n}") }))
+            .collect();
+        let out = apply(
+            ResourceKind::Group,
+            &group,
+            &ops(json!({ "Operations": [{ "op": "add", "path": "members", "value": members }] })),
+        )
+        .expect("members are unbounded");
+        assert_eq!(out["members"].as_array().map(Vec::len), Some(500));
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub const MAX_BINARY_CHARS: usize = 16 * 1024;
 /// Longest piece of client input quoted back in an error message.
 const MAX_QUOTED_CHARS: usize = 80;
 
+/// Most values a multi-valued attribute of a User may hold. Identity
+/// providers send a handful (Okta and Entra ID one to three emails, phone
+/// numbers, addresses); a hundred leaves ample room for roles and
+/// entitlements while bounding each member document, its indexed email
+/// shadow and the work a PATCH does on one attribute. Group `members` are
+/// not bounded: they are documents of their own.
+pub const MAX_USER_VALUES: usize = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
     User,
@@ -94,6 +102,30 @@ impl ResourceKind {
 
     fn all_schemas(self) -> &'static [Schema] {
         &SCHEMAS[self.schema_range()]
+    }
+
+    /// Most values one multi-valued attribute of this kind may hold.
+    pub fn max_values(self) -> Option<usize> {
+        match self {
+            ResourceKind::User => Some(MAX_USER_VALUES),
+            ResourceKind::Group => None,
+        }
+    }
+}
+
+/// Refuses more values for a multi-valued attribute than `kind` allows
+/// (`label` names the attribute).
+pub fn check_value_count(
+    kind: ResourceKind,
+    label: &str,
+    count: usize,
+) -> Result<(), ResourceError> {
+    match kind.max_values() {
+        Some(max) if count > max => Err(invalid(format!(
+            "`{}` may hold at most {max} values; this request gives it {count}",
+            quote(label)
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -841,6 +873,11 @@ pub fn normalize_resource(
                 }
                 Mutability::ReadWrite | Mutability::Immutable => {}
             }
+            if attribute.multi_valued
+                && let Value::Array(elements) = &value
+            {
+                check_value_count(kind, &label, elements.len())?;
+            }
             if let Some(value) = normalize_value(attribute, &label, &value)? {
                 attributes.insert(attribute.name.to_owned(), value);
             }
@@ -1430,12 +1467,38 @@ fn location(base_url: &str, path: &str) -> String {
 /// `canonicalValues` always present (possibly empty), `referenceTypes` on
 /// references and `subAttributes` on complex attributes.
 pub fn schema_document(schema: &Schema, base_url: &str) -> Value {
+    // SCIM has no field for these limits: the descriptions carry them.
+    let max_values = [ResourceKind::User, ResourceKind::Group]
+        .into_iter()
+        .find(|kind| kind.all_schemas().iter().any(|s| s.id == schema.id))
+        .and_then(ResourceKind::max_values);
+    let description = format!(
+        "{} A PATCH request takes at most {} operations.{}",
+        schema.description,
+        super::patch::MAX_OPERATIONS,
+        match max_values {
+            Some(max) => format!(" A multi-valued attribute holds at most {max} values."),
+            None => String::new(),
+        }
+    );
+    let attributes: Vec<Value> = schema
+        .attributes
+        .iter()
+        .map(|attribute| {
+            let mut document = attribute_document(attribute);
+            if let (Some(max), true) = (max_values, attribute.multi_valued) {
+                document["description"] =
+                    json!(format!("{} At most {max} values.", attribute.description));
+            }
+            document
+        })
+        .collect();
     json!({
         "schemas": [SCHEMA_DOCUMENT_SCHEMA],
         "id": schema.id,
         "name": schema.name,
-        "description": schema.description,
-        "attributes": schema.attributes.iter().map(attribute_document).collect::<Vec<_>>(),
+        "description": description,
+        "attributes": attributes,
         "meta": {
             "resourceType": "Schema",
             "location": location(base_url, &format!("/Schemas/{}", schema.id)),
@@ -2061,6 +2124,27 @@ mod tests {
             resource,
             json!({ "userName": "bjensen", "name": { "familyName": "Jensen", "givenName": "Barbara" } })
         );
+    }
+
+    #[test]
+    fn a_user_attribute_holds_at_most_the_limit_of_values() {
+        let values = |n: usize| -> Vec<Value> {
+            (0..n)
+                .map(|i| json!({ "value": format!("v{i}") }))
+                .collect()
+        };
+        let at_limit = json!({ "userName": "b", "roles": values(MAX_USER_VALUES) });
+        assert!(normalize_resource(ResourceKind::User, &at_limit).is_ok());
+        let message = invalid_value(
+            ResourceKind::User,
+            json!({ "userName": "b", "roles": values(MAX_USER_VALUES + 1) }),
+        );
+        assert!(
+            message.contains("`roles` may hold at most 100 values"),
+            "{message}"
+        );
+        let group = json!({ "displayName": "G", "members": values(MAX_USER_VALUES + 1) });
+        assert!(normalize_resource(ResourceKind::Group, &group).is_ok());
     }
 
     #[test]

@@ -488,6 +488,47 @@ pub async fn mapped_roles_of(
     Ok(by_member)
 }
 
+/// The project rights each of `member_ids` holds through their groups'
+/// role mappings, in one round trip.
+pub async fn mapped_project_rights_of(
+    store: &Store,
+    member_ids: &[&str],
+) -> Result<HashMap<String, Vec<ProjectGrant>>, MongoError> {
+    #[derive(Deserialize)]
+    struct Mapped {
+        role_mapping: Option<RoleMapping>,
+    }
+    #[derive(Deserialize)]
+    struct Link {
+        member_id: String,
+        group: Vec<Mapped>,
+    }
+    let mut by_member: HashMap<String, Vec<ProjectGrant>> = HashMap::new();
+    if member_ids.is_empty() {
+        return Ok(by_member);
+    }
+    let pipeline = vec![
+        doc! { "$match": { "member_id": { "$in": member_ids } } },
+        doc! { "$lookup": {
+            "from": GROUPS, "localField": "group_id", "foreignField": "_id", "as": "group",
+        } },
+        doc! { "$project": { "_id": 0, "member_id": 1, "group.role_mapping": 1 } },
+    ];
+    let mut links = memberships(store)
+        .aggregate(pipeline)
+        .with_type::<Link>()
+        .await?;
+    while let Some(link) = links.try_next().await? {
+        let grants = link
+            .group
+            .into_iter()
+            .filter_map(|group| group.role_mapping)
+            .flat_map(|mapping| mapping.project_rights);
+        by_member.entry(link.member_id).or_default().extend(grants);
+    }
+    Ok(by_member)
+}
+
 pub(super) async fn delete_for_org(
     store: &Store,
     session: &mut ClientSession,

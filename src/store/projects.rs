@@ -95,16 +95,23 @@ pub async fn get(
 }
 
 /// Up to `limit` projects of the organization in id order, starting after
-/// the id `after` when given.
+/// the id `after` when given; only those of `only` when given.
 pub async fn list(
     store: &Store,
     org_id: &OrgId,
+    only: Option<&[&ProjectId]>,
     after: Option<&ProjectId>,
     limit: u32,
 ) -> Result<(Vec<Project>, bool), MongoError> {
+    let mut filter = doc! { "org_id": org_id.as_str() };
+    if let Some(only) = only {
+        let ids: Vec<&str> = only.iter().map(|id| id.as_str()).collect();
+        // Under `$and`, as the page's own condition on `_id` goes beside it.
+        filter.insert("$and", vec![doc! { "_id": { "$in": ids } }]);
+    }
     let (docs, more) = super::cursor_page(
         &collection(store),
-        doc! { "org_id": org_id.as_str() },
+        filter,
         after.map(ProjectId::as_str),
         limit,
     )

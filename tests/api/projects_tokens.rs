@@ -204,10 +204,26 @@ async fn who_may_do_what_with_projects() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // Viewers read, and nothing more.
+    // Viewers read the projects they hold `read` on, and nothing more.
+    let (status, list) = get(&app, &projects_path(&org), &viewer.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"], json!([]));
+    let (status, body) = get(&app, &mine_path, &viewer.token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_problem(&body, StatusCode::FORBIDDEN, None);
+    let (status, body) = patch(
+        &app,
+        &format!("/orgs/{}/members/{}", org.org_id, viewer.member_id),
+        &org.owner.token,
+        json!({ "project_rights": [{ "project_id": mine["id"], "rights": ["read", "write"] }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, list) = get(&app, &projects_path(&org), &viewer.token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    // A viewer's `write` is capped by the role.
+    assert_eq!(list["items"][0]["my_rights"], json!(["read"]));
     let (status, _) = get(&app, &mine_path, &viewer.token).await;
     assert_eq!(status, StatusCode::OK);
     let events = audit_count(&app, &org.org_id).await;
@@ -444,7 +460,7 @@ async fn deleting_a_project_removes_the_rights_members_hold_on_it() {
         .update_one(
             doc! { "_id": member.member_id.as_str() },
             doc! { "$set": { "project_rights": [
-                { "project_id": doomed_id, "rights": ["read", "write"] },
+                { "project_id": doomed_id, "rights": ["read", "delete"] },
                 { "project_id": kept_id, "rights": ["read"] },
             ] } },
         )

@@ -24,9 +24,9 @@
 //! | DELETE /orgs/{org}/groups/{g}           | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
 //! | GET    /orgs/{org}/projects             | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/projects             | 201 | 201 | 201 | 403 | 403 | 404 | 401  |
-//! | GET    /orgs/{org}/projects/{p}         | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
-//! | PATCH  /orgs/{org}/projects/{p}         | 200 | 200 | 200 | 403 | 403 | 404 | 401  |
-//! | DELETE /orgs/{org}/projects/{p}         | 204 | 204 | 204 | 403 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/projects/{p}         | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
+//! | PATCH  /orgs/{org}/projects/{p}         | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
+//! | DELETE /orgs/{org}/projects/{p}         | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
 //! | GET    /orgs/{org}/scim-tokens          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/scim-tokens          | 201 | 201 | 403 | 403 | 403 | 404 | 401  |
 //! | DELETE /orgs/{org}/scim-tokens/{s}      | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
@@ -41,7 +41,9 @@
 //! | POST   /orgs/{org}/leave                | 409 | 204 | 403 | 403 | 403 | 404 | 401  |
 //! | DELETE /orgs/{org}                      | 204 | 403 | 403 | 403 | 403 | 404 | 401  |
 //!
-//! `{m}` is a fresh viewer, `{g}` a fresh group, `{p}` a fresh project,
+//! `{m}` is a fresh viewer, `{g}` a fresh group, `{p}` a fresh project
+//! (on which contributors and viewers hold no project rights: how rights
+//! open it is tests/security/projects.rs),
 //! `{s}` a fresh SCIM token, `{t}` a fresh personal token of the owner and
 //! `{i}` a fresh invitation for every call. The
 //! owner cannot leave because they are the last owner (409) once the admin
@@ -170,19 +172,19 @@ fn table() -> Vec<Row> {
             M::GET,
             "/orgs/{org}/projects/{p}",
             None,
-            [200, 200, 200, 200, 403, 404, 401],
+            [200, 200, 403, 403, 403, 404, 401],
         ),
         row(
             M::PATCH,
             "/orgs/{org}/projects/{p}",
             Some(json!({ "name": "Project {u}" })),
-            [200, 200, 200, 403, 403, 404, 401],
+            [200, 200, 403, 403, 403, 404, 401],
         ),
         row(
             M::DELETE,
             "/orgs/{org}/projects/{p}",
             None,
-            [204, 204, 204, 403, 403, 404, 401],
+            [204, 204, 403, 403, 403, 404, 401],
         ),
         row(
             M::GET,

@@ -466,3 +466,253 @@ async fn two_concurrent_removals_of_two_owners_cannot_both_succeed() {
     let active = scim.filter("Users", "active eq true").await;
     assert_eq!(active.body["totalResults"], 1, "one owner is still active");
 }
+
+/// A user with a primary work email and a home email; returns its id.
+async fn user_with_two_emails(scim: &crate::common::Scim<'_>) -> String {
+    let created = scim
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "bjensen@example.com",
+                "emails": [
+                    { "value": "bjensen@example.com", "type": "work", "primary": true },
+                    { "value": "babs@home.example", "type": "home" }
+                ],
+                "phoneNumbers": [
+                    { "value": "+1 555 0100", "type": "work", "primary": true },
+                    { "value": "+1 555 0199", "type": "mobile" }
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.id()
+}
+
+/// The values of `attribute` marked primary.
+fn primaries(body: &Value, attribute: &str) -> Vec<String> {
+    body[attribute]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["primary"] == true)
+        .filter_map(|item| item["value"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn setting_primary_on_one_value_clears_it_on_the_others() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let id = user_with_two_emails(&scim).await;
+    let path = format!("/Users/{id}");
+
+    // RFC 7643 §2.4: the server clears `primary` on the other values.
+    for (filter_path, value, now_primary) in [
+        (
+            r#"emails[type eq "home"].primary"#,
+            json!(true),
+            "babs@home.example",
+        ),
+        (
+            r#"emails[value eq "bjensen@example.com"].primary"#,
+            json!("True"),
+            "bjensen@example.com",
+        ),
+        (
+            r#"phoneNumbers[type eq "mobile"].primary"#,
+            json!(true),
+            "+1 555 0199",
+        ),
+    ] {
+        let answer = scim
+            .patch_ops(
+                &path,
+                json!([{ "op": "replace", "path": filter_path, "value": value }]),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{filter_path}: {}",
+            answer.body
+        );
+        let attribute = filter_path.split('[').next().unwrap_or_default();
+        assert_eq!(
+            primaries(&answer.body, attribute),
+            [now_primary],
+            "{}",
+            answer.body
+        );
+        let read = scim.get(&path).await;
+        assert_eq!(primaries(&read.body, attribute), [now_primary]);
+    }
+
+    // Whole values carrying primary:true, added or replaced by filter.
+    let answer = scim
+        .patch_ops(
+            &path,
+            json!([{ "op": "add", "path": "emails", "value": [{ "value": "new@example.com", "type": "other", "primary": true }] }]),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(primaries(&answer.body, "emails"), ["new@example.com"]);
+    let answer = scim
+        .patch_ops(
+            &path,
+            json!([{ "op": "replace", "path": r#"emails[type eq "home"]"#, "value": { "value": "babs@home.example", "type": "home", "primary": true } }]),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(primaries(&answer.body, "emails"), ["babs@home.example"]);
+    let answer = scim
+        .patch_ops(
+            &path,
+            json!([{ "op": "replace", "value": { "emails": [{ "value": "only@example.com", "primary": true }] } }]),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(primaries(&answer.body, "emails"), ["only@example.com"]);
+    assert_eq!(answer.body["emails"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn two_primary_values_sent_at_once_are_refused() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let id = user_with_two_emails(&scim).await;
+    let path = format!("/Users/{id}");
+    let two = json!([
+        { "value": "a@example.com", "primary": true },
+        { "value": "b@example.com", "primary": true }
+    ]);
+    for op in ["replace", "add"] {
+        let answer = scim
+            .patch_ops(&path, json!([{ "op": op, "path": "emails", "value": two }]))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{op}: {}",
+            answer.body
+        );
+        assert_eq!(answer.scim_type(), Some("invalidValue"));
+        assert!(
+            answer.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("at most one value of `emails` may be primary")),
+            "{}",
+            answer.body
+        );
+    }
+    let read = scim.get(&path).await;
+    assert_eq!(primaries(&read.body, "emails"), ["bjensen@example.com"]);
+    assert_eq!(read.body["emails"].as_array().map(Vec::len), Some(2));
+}
+
+/// `count` email values, none primary.
+fn emails(count: usize) -> Value {
+    (0..count)
+        .map(|n| json!({ "value": format!("user{n}@example.com"), "type": "other" }))
+        .collect()
+}
+
+#[tokio::test]
+async fn patch_operations_and_multi_valued_attributes_are_bounded() {
+    let (app, org) = setup().await;
+    let scim = scim(&app, &org);
+    let id = user_with_two_emails(&scim).await;
+    let path = format!("/Users/{id}");
+
+    // Clients can read the limits.
+    let schema = scim
+        .get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+        .await;
+    assert_eq!(schema.status, StatusCode::OK, "{}", schema.body);
+    assert!(
+        schema.body["description"].as_str().is_some_and(
+            |d| d.contains("at most 1000 operations") && d.contains("at most 100 values")
+        ),
+        "{}",
+        schema.body["description"]
+    );
+
+    let too_many_operations: Vec<Value> = (0..1001)
+        .map(|n| json!({ "op": "replace", "path": "title", "value": format!("T{n}") }))
+        .collect();
+    let answer = scim.patch_ops(&path, json!(too_many_operations)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.scim_type(), Some("invalidValue"));
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("at most 1000 operations")),
+        "{}",
+        answer.body
+    );
+
+    // A thousand operations are fine.
+    let many_operations: Vec<Value> = (0..1000)
+        .map(|n| json!({ "op": "replace", "path": "title", "value": format!("T{n}") }))
+        .collect();
+    let answer = scim.patch_ops(&path, json!(many_operations)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["title"], "T999");
+
+    // 2,000 emails in one operation, or one at a time: refused, naming the limit.
+    for operations in [
+        json!([{ "op": "add", "path": "emails", "value": emails(2000) }]),
+        json!(
+            emails(200)
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|email| json!({ "op": "add", "path": "emails", "value": [email] }))
+                .collect::<Vec<_>>()
+        ),
+    ] {
+        let answer = scim.patch_ops(&path, operations).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+        assert_eq!(answer.scim_type(), Some("invalidValue"));
+        assert!(
+            answer.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("`emails` may hold at most 100 values")),
+            "{}",
+            answer.body
+        );
+    }
+    let read = scim.get(&path).await;
+    assert_eq!(read.body["emails"].as_array().map(Vec::len), Some(2));
+
+    // Up to the limit, a PATCH adds them all.
+    let answer = scim
+        .patch_ops(
+            &path,
+            json!([{ "op": "add", "path": "emails", "value": emails(98) }]),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["emails"].as_array().map(Vec::len), Some(100));
+
+    // Creating a user with too many values is refused the same way.
+    let created = scim
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "many@example.com",
+                "phoneNumbers": (0..101).map(|n| json!({ "value": format!("+1 555 {n:04}") })).collect::<Vec<_>>(),
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::BAD_REQUEST, "{}", created.body);
+    assert!(
+        created.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("`phoneNumbers` may hold at most 100 values")),
+        "{}",
+        created.body
+    );
+}
