@@ -16,7 +16,7 @@ use common::{arg, cpu_seconds, free_port};
 use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::config::MongoSettings;
 use muster::domain::{Member, MemberId, MemberStatus, OrgId, Role};
-use muster::scim::user::UserProfile;
+use muster::protocol::user::UserProfile;
 use muster::store::{self, Store};
 use serde_json::{Value, json};
 

@@ -12,7 +12,7 @@ use crate::domain::{
     Account, AccountId, Actor, AuditEvent, Email, InvalidEmail, InvalidOrgName, Member, MemberId,
     MemberStatus, OrgId, OrgSettings, Organization, RequestOrigin, Role, Target,
 };
-use crate::scim::user::UserProfile;
+use crate::protocol::user::UserProfile;
 use crate::store::{self, Inserted, Store, TxError};
 
 pub struct BootstrapInput {

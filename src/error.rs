@@ -18,6 +18,7 @@ use crate::domain::invitation::AcceptError;
 use crate::domain::policy::{MayNotLeave, MemberChangeError};
 use crate::domain::role::MissingProjectRight;
 use crate::domain::{LastOwner, OwnerGrantError, StatusTransitionError};
+pub use crate::protocol::{ScimError, ScimType};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -264,34 +265,18 @@ impl poem::error::ResponseError for AppError {
     }
 }
 
-/// RFC 7644 §3.12 `scimType` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScimType {
-    InvalidFilter,
-    TooMany,
-    Uniqueness,
-    Mutability,
-    InvalidSyntax,
-    InvalidPath,
-    NoTarget,
-    InvalidValue,
-    InvalidVers,
-    Sensitive,
+/// How the edge answers a `scimType`: the status RFC 7644 pairs with it, and
+/// its problem name on the management API.
+trait ScimTypeAtTheEdge {
+    fn status(self) -> StatusCode;
+    fn problem_name(self) -> &'static str;
 }
 
-impl ScimType {
-    pub fn as_str(self) -> &'static str {
+impl ScimTypeAtTheEdge for ScimType {
+    fn status(self) -> StatusCode {
         match self {
-            ScimType::InvalidFilter => "invalidFilter",
-            ScimType::TooMany => "tooMany",
-            ScimType::Uniqueness => "uniqueness",
-            ScimType::Mutability => "mutability",
-            ScimType::InvalidSyntax => "invalidSyntax",
-            ScimType::InvalidPath => "invalidPath",
-            ScimType::NoTarget => "noTarget",
-            ScimType::InvalidValue => "invalidValue",
-            ScimType::InvalidVers => "invalidVers",
-            ScimType::Sensitive => "sensitive",
+            ScimType::Uniqueness => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -309,13 +294,11 @@ impl ScimType {
             ScimType::Sensitive => "scim-sensitive",
         }
     }
+}
 
-    /// The status RFC 7644 pairs with this type.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ScimType::Uniqueness => StatusCode::CONFLICT,
-            _ => StatusCode::BAD_REQUEST,
-        }
+impl From<ScimError> for AppError {
+    fn from(err: ScimError) -> Self {
+        AppError::scim(err.scim_type, err.detail)
     }
 }
 

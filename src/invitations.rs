@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::in_transaction;
-use crate::scim::user::UserProfile;
+use crate::protocol::user::UserProfile;
 use crate::state::AppState;
 use crate::store::{self, Inserted};
 

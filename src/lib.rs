@@ -18,6 +18,7 @@ pub mod invitations;
 pub mod invite_page;
 pub mod jobs;
 pub mod mail;
+pub mod protocol;
 pub mod scim;
 pub mod state;
 pub mod store;

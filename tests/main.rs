@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod http_shell;
 mod invitations;
+mod layers;
 mod lifecycle;
 mod mail;
 mod scim;

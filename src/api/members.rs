@@ -21,7 +21,7 @@ use crate::domain::policy::MemberChange;
 use crate::domain::role::effective_role;
 use crate::domain::{MemberId, MemberStatus, Permission, ProjectId, ProjectRight, Role};
 use crate::error::AppError;
-use crate::scim::user::UserRecord;
+use crate::protocol::user::UserRecord;
 use crate::state::AppState;
 use crate::store::groups::MappedRole;
 use crate::store::members::MemberQuery;

@@ -20,8 +20,8 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::in_transaction;
+use crate::protocol::user::UserProfile;
 use crate::scim::origin_of;
-use crate::scim::user::UserProfile;
 use crate::state::AppState;
 use crate::store::{self, Inserted};
 

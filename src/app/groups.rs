@@ -16,8 +16,8 @@ use crate::domain::policy::{ensure_may_assign_role, ensure_may_change_group_memb
 use crate::domain::{GroupId, Permission, Role};
 use crate::error::{AppError, ScimType};
 use crate::in_transaction;
-use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter, matches};
-use crate::scim::schema::ResourceKind;
+use crate::protocol::filter::{AttrPath, CompValue, CompareOp, Filter, matches};
+use crate::protocol::schema::ResourceKind;
 use crate::store::groups::{Group, RoleMapping, Taken};
 use crate::store::{self, Inserted, Store};
 

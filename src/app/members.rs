@@ -17,7 +17,7 @@ use crate::domain::role::effective_role;
 use crate::domain::{Member, MemberId, MemberStatus, OrgId, Permission, Role, Standing};
 use crate::error::{AppError, ScimType};
 use crate::in_transaction;
-use crate::scim::user::{UserProfile, UserRecord};
+use crate::protocol::user::{UserProfile, UserRecord};
 use crate::store::{self, Inserted, Store};
 
 fn not_found() -> AppError {

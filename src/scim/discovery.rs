@@ -7,12 +7,12 @@ use poem::{Response, handler};
 use serde_json::Value;
 
 use super::params::list_response;
-use super::schema::{
+use super::{ScimContext, scim_response};
+use crate::error::AppError;
+use crate::protocol::schema::{
     ResourceKind, ServiceProviderLimits, resource_type_document, schema_document, schemas,
     service_provider_config as service_provider_config_document,
 };
-use super::{ScimContext, scim_response};
-use crate::error::AppError;
 
 fn limits(context: &ScimContext) -> ServiceProviderLimits {
     let scim = &context.state.settings().scim;

@@ -10,11 +10,6 @@ use poem::{Request, Response, handler};
 use serde_json::{Map, Value, json};
 
 use super::params::{ListParams, from_query, from_search};
-use super::patch::{Op, Operation, apply, parse_request};
-use super::schema::{
-    GROUP_SCHEMA, MUSTER_GROUP_SCHEMA, Projection, ResourceKind, normalize_resource, project,
-};
-use super::user::{etag, format_time};
 use super::users::resource_error;
 use super::{ScimBody, ScimContext, check_if_match, not_modified, resource_response};
 use crate::app::{
@@ -23,6 +18,11 @@ use crate::app::{
 };
 use crate::domain::GroupId;
 use crate::error::{AppError, ScimType};
+use crate::protocol::patch::{Op, Operation, apply, parse_request};
+use crate::protocol::schema::{
+    GROUP_SCHEMA, MUSTER_GROUP_SCHEMA, Projection, ResourceKind, normalize_resource, project,
+};
+use crate::protocol::user::{etag, format_time};
 use crate::store;
 use crate::store::groups::Group;
 
@@ -90,7 +90,7 @@ pub fn group_resource(group: &Group, members: Option<&[String]>, base_url: &str)
 }
 
 fn wants_members(projection: &Projection) -> bool {
-    let named = |paths: &[super::filter::AttrPath]| {
+    let named = |paths: &[crate::protocol::filter::AttrPath]| {
         paths.iter().any(|p| p.name.eq_ignore_ascii_case("members"))
     };
     (projection.attributes.is_empty() || named(&projection.attributes))
@@ -411,7 +411,7 @@ pub async fn patch(
     body: ScimBody,
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
-    let (changes, others) = split_operations(parse_request(&body.0)?)?;
+    let (changes, others) = split_operations(parse_request(&body.0).map_err(AppError::from)?)?;
     let group = update(&context, req, &id, &changes, |current| {
         if others.is_empty() {
             return Ok(GroupAttributes {

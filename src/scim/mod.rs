@@ -4,12 +4,8 @@
 
 pub mod bulk;
 pub mod discovery;
-pub mod filter;
 pub mod groups;
 pub mod params;
-pub mod patch;
-pub mod schema;
-pub mod user;
 pub mod users;
 
 use poem::http::header::{CONTENT_TYPE, ETAG, LOCATION};
@@ -171,7 +167,7 @@ pub fn resource_response(
     location: Option<&str>,
 ) -> Response {
     let mut response = scim_response(status, body);
-    if let Ok(etag) = user::etag(version).parse() {
+    if let Ok(etag) = crate::protocol::user::etag(version).parse() {
         response.headers_mut().insert(ETAG, etag);
     }
     if let Some(location) = location.and_then(|l| l.parse().ok()) {
@@ -185,7 +181,7 @@ pub fn not_modified_response(version: i64) -> Response {
     let mut response = Response::builder()
         .status(StatusCode::NOT_MODIFIED)
         .finish();
-    if let Ok(etag) = user::etag(version).parse() {
+    if let Ok(etag) = crate::protocol::user::etag(version).parse() {
         response.headers_mut().insert(ETAG, etag);
     }
     response

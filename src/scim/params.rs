@@ -5,10 +5,10 @@ use poem::http::StatusCode;
 use poem::{Request, Response, handler};
 use serde_json::{Value, json};
 
-use super::filter::{AttrPath, Filter, parse_filter, parse_patch_path};
-use super::schema::{Projection, ResourceKind};
 use super::{ScimBody, ScimContext, groups, scim_response, users};
 use crate::error::{AppError, ScimType};
+use crate::protocol::filter::{AttrPath, Filter, parse_filter, parse_patch_path};
+use crate::protocol::schema::{Projection, ResourceKind};
 use crate::store::scim_query;
 use bson::Document;
 

@@ -8,13 +8,15 @@ use poem::{Request, Response, handler};
 use serde_json::Value;
 
 use super::params::{ListParams, from_query, from_search};
-use super::schema::{Projection, ResourceError, ResourceKind, normalize_resource, project};
-use super::user::{GroupRef, UserProfile, UserRecord, user_resource};
 use super::{ScimBody, ScimContext, check_if_match, not_modified, resource_response};
 use crate::app::{self, members::Provisioned};
 use crate::auth::password::hash_idp_password;
 use crate::domain::MemberId;
 use crate::error::{AppError, ScimType};
+use crate::protocol::schema::{
+    Projection, ResourceError, ResourceKind, normalize_resource, project,
+};
+use crate::protocol::user::{GroupRef, UserProfile, UserRecord, user_resource};
 use crate::store;
 
 pub fn resource_error(err: ResourceError) -> AppError {
@@ -85,7 +87,7 @@ async fn hash(password: Option<String>) -> Result<Option<String>, AppError> {
 }
 
 fn wants_groups(projection: &Projection) -> bool {
-    let named = |paths: &[super::filter::AttrPath]| {
+    let named = |paths: &[crate::protocol::filter::AttrPath]| {
         paths.iter().any(|p| p.name.eq_ignore_ascii_case("groups"))
     };
     (projection.attributes.is_empty() || named(&projection.attributes))
@@ -261,11 +263,11 @@ pub async fn patch(
     body: ScimBody,
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
-    let operations = super::patch::parse_request(&body.0)?;
-    let password_hash = hash(super::patch::new_password(&operations)).await?;
+    let operations = crate::protocol::patch::parse_request(&body.0).map_err(AppError::from)?;
+    let password_hash = hash(crate::protocol::patch::new_password(&operations)).await?;
     let record = reprovision(&context, req, &id, |current| {
         let resource = user_resource(current, &[], &context.base_url);
-        let patched = super::patch::apply(ResourceKind::User, &resource, &operations)?;
+        let patched = crate::protocol::patch::apply(ResourceKind::User, &resource, &operations)?;
         let input = user_input(&patched)?;
         Ok(Provisioned {
             profile: input.profile,

@@ -12,8 +12,8 @@ use crate::domain::{
     Account, AccountId, Email, Member, MemberId, MemberStatus, OrgId, OrgSettings, Organization,
     Role,
 };
-use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, MUSTER_GROUP_SCHEMA};
-use crate::scim::user::{UserProfile, UserRecord};
+use crate::protocol::schema::{ENTERPRISE_USER_SCHEMA, MUSTER_GROUP_SCHEMA};
+use crate::protocol::user::{UserProfile, UserRecord};
 
 pub fn bson_time(at: DateTime<Utc>) -> BsonDateTime {
     BsonDateTime::from_chrono(at)

@@ -16,7 +16,7 @@ use super::docs::bson_time;
 use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
 use crate::domain::member::ProjectGrant;
 use crate::domain::{OrgId, Role};
-use crate::scim::user::GroupRef;
+use crate::protocol::user::GroupRef;
 
 const GROUPS: &str = "groups";
 const MEMBERSHIPS: &str = "group_members";

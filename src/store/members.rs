@@ -11,7 +11,7 @@ use super::docs::{MemberDoc, bson_time};
 use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
 use crate::domain::policy::{self, LastOwner, loses_an_owner};
 use crate::domain::{AccountId, Member, MemberId, MemberStatus, OrgId, Role, Standing};
-use crate::scim::user::{UserProfile, UserRecord};
+use crate::protocol::user::{UserProfile, UserRecord};
 
 const COLLECTION: &str = "members";
 

@@ -9,8 +9,8 @@ use chrono::DateTime;
 
 use super::docs::stored_key;
 use crate::domain::MemberStatus;
-use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter, FilterError};
-use crate::scim::schema::{AttrType, ResourceKind, resolve};
+use crate::protocol::filter::{AttrPath, CompValue, CompareOp, Filter, FilterError};
+use crate::protocol::schema::{AttrType, ResourceKind, resolve};
 
 /// Where a SCIM attribute lives in a stored document.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,8 +71,8 @@ fn field(
     let name = path.name.as_str();
     let core = path.urn.as_deref().is_none_or(|urn| {
         let core = match kind {
-            ResourceKind::User => crate::scim::schema::USER_SCHEMA,
-            ResourceKind::Group => crate::scim::schema::GROUP_SCHEMA,
+            ResourceKind::User => crate::protocol::schema::USER_SCHEMA,
+            ResourceKind::Group => crate::protocol::schema::GROUP_SCHEMA,
         };
         urn.eq_ignore_ascii_case(core)
     });
@@ -115,7 +115,7 @@ fn generic_field(kind: ResourceKind, path: &AttrPath) -> Result<Field, FilterErr
     let resolved = resolve(kind, path)
         .ok_or_else(|| invalid(format!("unknown attribute `{}`", display(path))))?;
     if kind == ResourceKind::Group
-        || resolved.attribute.mutability == crate::scim::schema::Mutability::ReadOnly
+        || resolved.attribute.mutability == crate::protocol::schema::Mutability::ReadOnly
     {
         // Groups keep no free-form attributes, and read-only attributes are
         // computed, not stored.

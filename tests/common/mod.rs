@@ -13,7 +13,7 @@ use muster::auth::token::{IssuedToken, TokenKind, TokenRecord};
 use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::config::Settings;
 use muster::domain::{Account, AccountId, Email, Member, MemberId, MemberStatus, OrgId, Role};
-use muster::scim::user::UserProfile;
+use muster::protocol::user::UserProfile;
 use muster::state::AppState;
 use muster::store::{self, Store};
 use poem::listener::{Acceptor, Listener, TcpListener};

@@ -2,8 +2,8 @@
 //! scan.
 
 use bson::{Bson, Document, doc};
-use muster::scim::filter::parse_filter;
-use muster::scim::schema::ResourceKind;
+use muster::protocol::filter::parse_filter;
+use muster::protocol::schema::ResourceKind;
 use muster::store::scim_query::compile;
 
 use super::setup;

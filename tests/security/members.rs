@@ -304,7 +304,7 @@ async fn rejoin(app: &TestApp, org: &OrgFixture, member: &MemberFixture, role: R
         updated_at: now,
     };
     let email = muster::domain::Email::parse(&member.email).expect("email");
-    let profile = muster::scim::user::UserProfile::for_email(&email);
+    let profile = muster::protocol::user::UserProfile::for_email(&email);
     let store = &app.store;
     muster::in_transaction!(store, |session| -> Result<(), mongodb::error::Error> {
         let _ = store::members::insert(store, session, &again, &profile).await?;

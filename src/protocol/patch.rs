@@ -14,7 +14,7 @@ use super::schema::{
     Mutability, Resolved, ResourceError, ResourceKind, check_value_count, extension_urn, resolve,
     whole_extension,
 };
-use crate::error::{AppError, ScimType};
+use super::{ScimError, ScimType};
 
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -41,25 +41,25 @@ pub struct Operation {
     pub value: Option<Value>,
 }
 
-fn invalid_syntax(detail: impl Into<String>) -> AppError {
-    AppError::scim(ScimType::InvalidSyntax, detail)
+fn invalid_syntax(detail: impl Into<String>) -> ScimError {
+    ScimError::new(ScimType::InvalidSyntax, detail)
 }
 
-fn invalid_value(detail: impl Into<String>) -> AppError {
-    AppError::scim(ScimType::InvalidValue, detail)
+fn invalid_value(detail: impl Into<String>) -> ScimError {
+    ScimError::new(ScimType::InvalidValue, detail)
 }
 
-fn no_target(detail: impl Into<String>) -> AppError {
-    AppError::scim(ScimType::NoTarget, detail)
+fn no_target(detail: impl Into<String>) -> ScimError {
+    ScimError::new(ScimType::NoTarget, detail)
 }
 
-fn mutability(detail: impl Into<String>) -> AppError {
-    AppError::scim(ScimType::Mutability, detail)
+fn mutability(detail: impl Into<String>) -> ScimError {
+    ScimError::new(ScimType::Mutability, detail)
 }
 
 /// Validates a PatchOp body. Names are matched case-insensitively, as
 /// Entra ID capitalises them.
-pub fn parse_request(body: &Value) -> Result<Vec<Operation>, AppError> {
+pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
     let object = body
         .as_object()
         .ok_or_else(|| invalid_syntax("a PATCH body is a PatchOp object"))?;
@@ -82,7 +82,7 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, AppError> {
     operations.iter().map(parse_operation).collect()
 }
 
-fn parse_operation(raw: &Value) -> Result<Operation, AppError> {
+fn parse_operation(raw: &Value) -> Result<Operation, ScimError> {
     let object = raw.as_object().ok_or_else(|| {
         invalid_syntax("each operation is an object with `op`, `path` and `value`")
     })?;
@@ -112,7 +112,7 @@ fn parse_operation(raw: &Value) -> Result<Operation, AppError> {
         Some(Value::String(path)) if path.trim().is_empty() => None,
         Some(Value::String(path)) => Some(path.trim().to_owned()),
         Some(_) => {
-            return Err(AppError::scim(
+            return Err(ScimError::new(
                 ScimType::InvalidPath,
                 "`path` must be a string",
             ));
@@ -122,7 +122,7 @@ fn parse_operation(raw: &Value) -> Result<Operation, AppError> {
         .as_deref()
         .map(|raw| {
             parse_patch_path(raw)
-                .map_err(|err| AppError::scim(ScimType::InvalidPath, err.to_string()))
+                .map_err(|err| ScimError::new(ScimType::InvalidPath, err.to_string()))
         })
         .transpose()?;
     let value = field("value").filter(|value| !value.is_null()).cloned();
@@ -173,11 +173,10 @@ pub fn apply(
     kind: ResourceKind,
     resource: &Value,
     operations: &[Operation],
-) -> Result<Value, AppError> {
-    let mut patched = resource
-        .as_object()
-        .cloned()
-        .ok_or_else(|| AppError::internal("a stored resource is not an object"))?;
+) -> Result<Value, ScimError> {
+    let mut patched = resource.as_object().cloned().ok_or_else(|| {
+        ScimError::new(ScimType::InvalidValue, "the resource is not a JSON object")
+    })?;
     for operation in operations {
         apply_one(kind, &mut patched, operation)?;
         // After each operation, so that a request cannot grow an attribute
@@ -189,7 +188,7 @@ pub fn apply(
 
 /// Refuses a resource with more values in a multi-valued attribute than its
 /// kind allows (none are multi-valued in the extensions).
-fn check_value_counts(kind: ResourceKind, resource: &Map<String, Value>) -> Result<(), AppError> {
+fn check_value_counts(kind: ResourceKind, resource: &Map<String, Value>) -> Result<(), ScimError> {
     if kind.max_values().is_none() {
         return Ok(());
     }
@@ -213,7 +212,7 @@ fn apply_one(
     kind: ResourceKind,
     resource: &mut Map<String, Value>,
     operation: &Operation,
-) -> Result<(), AppError> {
+) -> Result<(), ScimError> {
     match &operation.path {
         Some(path) => apply_at(
             kind,
@@ -262,7 +261,7 @@ fn apply_one(
     }
 }
 
-fn qualified(urn: &str, name: &str) -> Result<PatchPath, AppError> {
+fn qualified(urn: &str, name: &str) -> Result<PatchPath, ScimError> {
     parse_patch_path(&format!("{urn}:{name}"))
         .map_err(|_| invalid_value(format!("`{name}` is not an attribute of {urn}")))
 }
@@ -294,12 +293,12 @@ fn apply_at(
     path: &PatchPath,
     value: Option<&Value>,
     raw: Option<&str>,
-) -> Result<(), AppError> {
+) -> Result<(), ScimError> {
     if let Some(urn) = whole_extension(kind, &path.attr) {
         return apply_to_extension(kind, resource, op, urn, value, path);
     }
     let resolved = resolve(kind, &path.attr).ok_or_else(|| {
-        AppError::scim(
+        ScimError::new(
             ScimType::InvalidPath,
             format!(
                 "`{}` is not an attribute of this resource",
@@ -435,7 +434,7 @@ fn apply_at(
                 return Err(invalid_value(format!("`{name}` needs a value")));
             };
             if multi {
-                return Err(AppError::scim(
+                return Err(ScimError::new(
                     ScimType::InvalidPath,
                     format!(
                         "`{name}`: select values of a multi-valued attribute with a filter, e.g. emails[type eq \"work\"].value"
@@ -465,9 +464,9 @@ fn apply_to_extension(
     urn: &'static str,
     value: Option<&Value>,
     path: &PatchPath,
-) -> Result<(), AppError> {
+) -> Result<(), ScimError> {
     if path.value_filter.is_some() || path.sub_attr.is_some() {
-        return Err(AppError::scim(
+        return Err(ScimError::new(
             ScimType::InvalidPath,
             format!("`{urn}` takes no filter"),
         ));
@@ -498,7 +497,7 @@ fn apply_to_extension(
     }
 }
 
-fn canonical_sub(resolved: &Resolved, sub: &str) -> Result<&'static str, AppError> {
+fn canonical_sub(resolved: &Resolved, sub: &str) -> Result<&'static str, ScimError> {
     resolved
         .attribute
         .sub_attributes
@@ -506,7 +505,7 @@ fn canonical_sub(resolved: &Resolved, sub: &str) -> Result<&'static str, AppErro
         .find(|a| a.name.eq_ignore_ascii_case(sub))
         .map(|a| a.name)
         .ok_or_else(|| {
-            AppError::scim(
+            ScimError::new(
                 ScimType::InvalidPath,
                 format!("`{}` has no sub-attribute `{sub}`", resolved.attribute.name),
             )
@@ -596,7 +595,7 @@ fn apply_filtered(
     sub: Option<&'static str>,
     value: Option<&Value>,
     name: &str,
-) -> Result<(), AppError> {
+) -> Result<(), ScimError> {
     let items: Vec<Value> = match target.get(canonical) {
         Some(Value::Array(items)) => items.clone(),
         _ => Vec::new(),
@@ -615,7 +614,7 @@ fn apply_filtered(
         probe.insert(canonical.to_owned(), Value::Array(vec![item.clone()]));
         let probe = wrap_for(path, probe);
         let hit = matches(&value_path, &probe, kind)
-            .map_err(|err| AppError::scim(ScimType::InvalidPath, err.to_string()))?;
+            .map_err(|err| ScimError::new(ScimType::InvalidPath, err.to_string()))?;
         if hit {
             hits.push(index);
         }
@@ -758,7 +757,7 @@ fn check_mutability(
     path: &PatchPath,
     value: Option<&Value>,
     name: &str,
-) -> Result<(), AppError> {
+) -> Result<(), ScimError> {
     let sub = path.attr.sub_attr.as_deref().or(path.sub_attr.as_deref());
     let leaf = match sub {
         Some(sub) => resolved
@@ -787,7 +786,7 @@ mod tests {
         parse_request(&body).expect("valid PatchOp")
     }
 
-    fn patch(resource: Value, operations: Value) -> Result<Value, AppError> {
+    fn patch(resource: Value, operations: Value) -> Result<Value, ScimError> {
         apply(
             ResourceKind::User,
             &resource,
@@ -809,11 +808,8 @@ mod tests {
         })
     }
 
-    fn scim_type(err: &AppError) -> Option<ScimType> {
-        match err {
-            AppError::Scim { scim_type, .. } => Some(*scim_type),
-            _ => None,
-        }
+    fn scim_type(err: &ScimError) -> Option<ScimType> {
+        Some(err.scim_type)
     }
 
     #[test]
@@ -1053,7 +1049,7 @@ mod tests {
         assert_eq!(scim_type(&err), Some(ScimType::InvalidValue));
         assert!(err.to_string().contains("at most 1000 operations"), "{err}");
 
-        let many: Vec<Value> = (0..=crate::scim::schema::MAX_USER_VALUES)
+        let many: Vec<Value> = (0..=crate::protocol::schema::MAX_USER_VALUES)
             .map(|n| json!({ "value": format!("{n}@example.com") }))
             .collect();
         let err = patch(
