@@ -20,6 +20,7 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
 
 use crate::auth::{AuthError, Principal};
+use crate::domain::{AccountId, TokenId};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -65,6 +66,62 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         return Err(AppError::from(AuthError::Invalid).into());
     }
     Ok(principal)
+}
+
+/// A session token (`mst_ses_…`, from `POST /auth/login`) only: the
+/// scheme of account-level routes (creating organizations, changing the
+/// account, managing personal tokens). A personal API token acts only
+/// inside its organization, so it is refused here with 403 naming the fix;
+/// a route taking this type cannot forget the check.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_session")]
+pub struct SessionAuth(SignedIn);
+
+/// A signed-in account, proven by a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub account_id: AccountId,
+    pub session_id: TokenId,
+}
+
+impl SessionAuth {
+    pub fn account_id(&self) -> &AccountId {
+        &self.0.account_id
+    }
+
+    pub fn session_id(&self) -> &TokenId {
+        &self.0.session_id
+    }
+
+    pub fn principal(&self) -> Principal {
+        Principal::Session {
+            account_id: self.0.account_id.clone(),
+            session_id: self.0.session_id.clone(),
+        }
+    }
+
+    /// The same caller, for helpers that take any bearer (`OrgAccess`).
+    pub fn bearer(&self) -> BearerAuth {
+        BearerAuth(self.principal())
+    }
+}
+
+/// Why a personal token is refused on an account-level route, and the fix.
+pub const SESSION_REQUIRED: &str = "a personal API token acts only inside its organization; \
+     this route acts for the whole account: sign in (POST /api/v1/auth/login) and use the \
+     session token";
+
+async fn check_session(req: &Request, bearer: Bearer) -> poem::Result<SignedIn> {
+    match check_bearer(req, bearer).await? {
+        Principal::Session {
+            account_id,
+            session_id,
+        } => Ok(SignedIn {
+            account_id,
+            session_id,
+        }),
+        _ => Err(AppError::Forbidden(SESSION_REQUIRED.into()).into()),
+    }
 }
 
 pub type Apis = (

@@ -10,10 +10,10 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
-use super::access::{OrgAccess, caller_account};
+use super::access::OrgAccess;
 use super::examples::{ORG_ID, example_time};
 use super::text::Text;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, SessionAuth};
 use crate::domain::{
     Member, MemberId, MemberStatus, OrgId, OrgSettings, Organization, Permission, Role,
     org_name_and_slug,
@@ -225,16 +225,17 @@ impl OrgsApi {
     /// Create an organization
     ///
     /// Any signed-in account may create one and becomes its owner. Names are
-    /// unique ignoring case and punctuation.
+    /// unique ignoring case and punctuation. A session only: a personal
+    /// token acts inside its organization and gets 403.
     #[oai(path = "/orgs", method = "post")]
     async fn create(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: SessionAuth,
         req: &Request,
         body: Json<CreateOrgRequest>,
     ) -> Result<CreatedOrg, AppError> {
-        let account_id = caller_account(&auth.0)?.clone();
+        let account_id = auth.account_id().clone();
         let (name, slug) =
             org_name_and_slug(&body.0.name).map_err(|err| AppError::invalid("name", err))?;
         let store = state.store();
@@ -275,7 +276,7 @@ impl OrgsApi {
             let event = crate::domain::AuditEvent {
                 org_id: Some(org.id.clone()),
                 at: now,
-                actor: auth.0.actor(),
+                actor: auth.principal().actor(),
                 action: "organization.created",
                 target: crate::domain::Target {
                     kind: "organization",
