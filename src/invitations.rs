@@ -53,7 +53,22 @@ pub async fn open(state: &AppState, token: &str) -> Result<Invitation, AppError>
         .await?
         .ok_or_else(unknown_link)?;
     invitation::ensure_acceptable(&invitation, state.clock().now())?;
+    ensure_org_exists(state.store(), None, &invitation).await?;
     Ok(invitation)
+}
+
+/// An invitation into an organization that was deleted is gone (410),
+/// whatever its own status says: organizations deleted before their
+/// invitations were revoked with them left pending ones behind.
+async fn ensure_org_exists(
+    store: &store::Store,
+    session: Option<&mut mongodb::ClientSession>,
+    invitation: &Invitation,
+) -> Result<(), AppError> {
+    match store::orgs::get(store, session, &invitation.org_id).await? {
+        Some(_) => Ok(()),
+        None => Err(invitation::AcceptError::OrganizationDeleted.into()),
+    }
 }
 
 /// What the person proved or chose about their login.
@@ -132,6 +147,8 @@ pub async fn accept(
             .await?
             .ok_or_else(unknown_link)?;
         invitation::ensure_acceptable(&current, now)?;
+        // Read in the transaction: a deletion committed meanwhile aborts it.
+        ensure_org_exists(store, Some(&mut *session), &current).await?;
         let (account_id, account_created) = match &login {
             Login::New { hash, name } => {
                 let account = Account {

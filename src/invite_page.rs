@@ -123,7 +123,7 @@ async fn form(
         Err(err) => return error_page(&err),
     };
     let Some(org) = org else {
-        return error_page(&AppError::NotFound("invitation"));
+        return error_page(&crate::domain::invitation::AcceptError::OrganizationDeleted.into());
     };
     let inviter = match inviter {
         Some(account) => account

@@ -393,12 +393,16 @@ impl OrgsApi {
             if !store::orgs::delete(store, session, access.org_id()).await? {
                 return Err(AppError::NotFound("organization"));
             }
+            let revoked =
+                store::invitations::revoke_pending_for_org(store, session, access.org_id(), now)
+                    .await?;
+            crate::jobs::cancel_send_invitations(store, session, &revoked).await?;
             let event = granted.event(
                 now,
                 "organization.deleted",
                 ("organization", access.org_id().as_str()),
                 Some(audited(&access.org)),
-                None,
+                Some(json!({ "revoked_invitations": revoked.len() })),
             );
             store::audit::record(store, session, &event).await?;
             Ok(())

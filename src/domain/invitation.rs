@@ -133,6 +133,8 @@ pub enum AcceptError {
     InvitationRevoked,
     #[error("this invitation has already been used")]
     InvitationUsed,
+    #[error("the organization this invitation is for no longer exists")]
+    OrganizationDeleted,
 }
 
 /// Whether the invitation may be accepted at `now`.

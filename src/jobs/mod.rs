@@ -18,6 +18,7 @@ use mongodb::ClientSession;
 use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_many_in};
 
 use crate::config::JobSettings;
+use crate::domain::InvitationId;
 use crate::domain::invitation::Invitation;
 use crate::error::AppError;
 use crate::mail::Mailer;
@@ -101,6 +102,30 @@ pub async fn enqueue_send_invitation(
     invitation: &Invitation,
 ) -> Result<(), AppError> {
     enqueue_send_invitations(store, session, std::slice::from_ref(invitation)).await
+}
+
+/// Removes the mail jobs of invitations that will never be mailed (their
+/// organization is being deleted), inside the caller's transaction. Only
+/// jobs still waiting: one already running finds its invitation no longer
+/// pending and mails nothing.
+pub async fn cancel_send_invitations(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation_ids: &[InvitationId],
+) -> Result<u64, AppError> {
+    if invitation_ids.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = invitation_ids.iter().map(InvitationId::as_str).collect();
+    let deleted = muster_worker::collection(store.database(), &JobsConfig::default())
+        .delete_many(bson::doc! {
+            "queue": SEND_INVITATION_QUEUE,
+            "status": "pending",
+            "payload.invitation_id": { "$in": ids },
+        })
+        .session(session)
+        .await?;
+    Ok(deleted.deleted_count)
 }
 
 /// Runs the workers until `shutdown` resolves.

@@ -381,6 +381,39 @@ pub async fn finish(
     Ok(result.matched_count == 1)
 }
 
+/// Revokes every pending invitation of an organization (it is being
+/// deleted); answers their ids, so their mail jobs can go too.
+pub async fn revoke_pending_for_org(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    now: DateTime<Utc>,
+) -> Result<Vec<InvitationId>, MongoError> {
+    let filter = doc! { "org_id": org_id.as_str(), "status": "pending" };
+    let mut ids = Vec::new();
+    let mut cursor = collection(store)
+        .clone_with_type::<Document>()
+        .find(filter.clone())
+        .projection(doc! { "_id": 1 })
+        .session(&mut *session)
+        .await?;
+    while let Some(found) = cursor.next(&mut *session).await.transpose()? {
+        if let Ok(id) = found.get_str("_id") {
+            ids.push(InvitationId::from_stored(id.to_owned()));
+        }
+    }
+    if !ids.is_empty() {
+        collection(store)
+            .update_many(
+                filter,
+                doc! { "$set": { "status": "revoked", "updated_at": bson_time(now) } },
+            )
+            .session(&mut *session)
+            .await?;
+    }
+    Ok(ids)
+}
+
 /// Pending invitations whose expiry has passed, oldest first, at most
 /// `limit`: the expiry sweep marks them one transaction each.
 pub async fn due_for_expiry(
