@@ -328,54 +328,61 @@ impl OrgsApi {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageOrganization)?;
         let UpdateOrgRequest { name, settings } = body.0;
-        let mut changed = access.org.clone();
+        let mut change = store::orgs::OrgChange::default();
         if let Some(name) = name {
-            let (name, slug) =
-                org_name_and_slug(&name).map_err(|err| AppError::invalid("name", err))?;
-            changed.name = name;
-            changed.slug = slug;
+            change.name =
+                Some(org_name_and_slug(&name).map_err(|err| AppError::invalid("name", err))?);
         }
         if let Some(settings) = settings {
-            let s = &mut changed.settings;
-            if let Some(days) = settings.invitation_ttl_days {
-                s.invitation_ttl_days = days;
-            }
-            if let Some(days) = settings.audit_retention_days {
-                s.audit_retention_days = days;
-            }
-            if let Some(domains) = settings.allowed_email_domains {
-                s.allowed_email_domains = email_domains(domains)?;
-            }
-            if let Some(emails) = settings.scim_activation_emails {
-                s.scim_activation_emails = emails;
-            }
+            change.invitation_ttl_days = settings.invitation_ttl_days;
+            change.audit_retention_days = settings.audit_retention_days;
+            change.allowed_email_domains = settings
+                .allowed_email_domains
+                .map(email_domains)
+                .transpose()?;
+            change.scim_activation_emails = settings.scim_activation_emails;
         }
         let now = state.clock().now();
-        changed.updated_at = now;
         let store = state.store();
-        let owners = in_transaction!(store, |session| -> Result<u64, AppError> {
-            match store::orgs::update(store, session, &changed).await? {
-                store::orgs::Updated::Yes => {}
-                store::orgs::Updated::NameTaken => return Err(name_taken()),
-                store::orgs::Updated::Missing => return Err(AppError::NotFound("organization")),
-            }
-            let event = granted.event(
-                now,
-                "organization.updated",
-                ("organization", changed.id.as_str()),
-                Some(audited(&access.org)),
-                Some(audited(&changed)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(store::members::count_active_owners(store, Some(session), &changed.id).await?)
-        })?;
+        let org_id = access.org_id();
+        let (changed, owners) =
+            in_transaction!(store, |session| -> Result<(Organization, u64), AppError> {
+                // Before and after as this transaction sees them, not as
+                // the copy read before it: concurrent changes of other
+                // fields stay in both.
+                let before = store::orgs::get(store, Some(&mut *session), org_id)
+                    .await?
+                    .ok_or(AppError::NotFound("organization"))?;
+                match store::orgs::update(store, session, org_id, &change, now).await? {
+                    store::orgs::Updated::Yes => {}
+                    store::orgs::Updated::NameTaken => return Err(name_taken()),
+                    store::orgs::Updated::Missing => {
+                        return Err(AppError::NotFound("organization"));
+                    }
+                }
+                let after = store::orgs::get(store, Some(&mut *session), org_id)
+                    .await?
+                    .ok_or(AppError::NotFound("organization"))?;
+                let event = granted.event(
+                    now,
+                    "organization.updated",
+                    ("organization", org_id.as_str()),
+                    Some(audited(&before)),
+                    Some(audited(&after)),
+                );
+                store::audit::record(store, session, &event).await?;
+                let owners =
+                    store::members::count_active_owners(store, Some(session), org_id).await?;
+                Ok((after, owners))
+            })?;
         Ok(Json(org_view(&changed, access.role, owners)))
     }
 
     /// Delete an organization
     ///
-    /// Owners only. Deletes its members, groups, projects and tokens; the
-    /// accounts of its members remain.
+    /// Owners only. Deletes its members, groups, projects and tokens, and
+    /// revokes its pending invitations (their links answer 410, their
+    /// mails are not sent); the accounts of its members remain.
     #[oai(path = "/orgs/:org", method = "delete")]
     async fn delete(
         &self,
