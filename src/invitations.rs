@@ -2,6 +2,8 @@
 //! and the `/invite/{token}` page. The rules are in
 //! `domain::invitation`; this is their use case, in one transaction.
 
+use chrono::{DateTime, Utc};
+
 use crate::auth::password::{PasswordHashString, hash_password, verify_password};
 use crate::auth::token::{TokenHash, generate_invitation_secret, is_well_formed_invitation};
 use crate::domain::invitation::{self, Invitation, InvitationKind, InvitationStatus};
@@ -279,34 +281,118 @@ async fn join(
     }
 }
 
+/// What became of the activation of a member an identity provider created.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScimActivation {
+    /// An invitation whose mail goes out as soon as a worker is free.
+    Invited(Invitation),
+    /// An invitation whose mail waits until `mail_at`: the organization
+    /// reached its hourly cap (`invitations.max_per_org_per_hour`).
+    Deferred {
+        invitation: Invitation,
+        mail_at: DateTime<Utc>,
+    },
+    /// No invitation: the address's domain is not one the organization
+    /// allows.
+    DomainNotAllowed(crate::domain::Email),
+    /// None due: activation mails are off, the member already has a login
+    /// or is not pending, or the address has a pending invitation already.
+    NotDue,
+}
+
+impl ScimActivation {
+    pub fn invitation(&self) -> Option<&Invitation> {
+        match self {
+            ScimActivation::Invited(invitation) | ScimActivation::Deferred { invitation, .. } => {
+                Some(invitation)
+            }
+            _ => None,
+        }
+    }
+
+    /// The audit event's action, target and `after` that say what
+    /// happened, if anything did.
+    pub fn audit(
+        &self,
+        member_id: &MemberId,
+    ) -> Option<(&'static str, (&'static str, String), serde_json::Value)> {
+        let created = |invitation: &Invitation, mail_at: Option<DateTime<Utc>>| {
+            let mut after = serde_json::json!({
+                "kind": "scim_activation",
+                "email": invitation.email.as_str(),
+                "member_id": member_id.as_str(),
+            });
+            if let Some(mail_at) = mail_at {
+                after["mail_at"] = serde_json::json!(mail_at);
+                after["reason"] = "hourly_cap".into();
+            }
+            (
+                "invitation.created",
+                ("invitation", invitation.id.to_string()),
+                after,
+            )
+        };
+        match self {
+            ScimActivation::Invited(invitation) => Some(created(invitation, None)),
+            ScimActivation::Deferred {
+                invitation,
+                mail_at,
+            } => Some(created(invitation, Some(*mail_at))),
+            ScimActivation::DomainNotAllowed(email) => Some((
+                "member.activation_withheld",
+                ("member", member_id.to_string()),
+                serde_json::json!({
+                    "email": email.as_str(),
+                    "reason": "domain_not_allowed",
+                }),
+            )),
+            ScimActivation::NotDue => None,
+        }
+    }
+}
+
 /// For a member an identity provider created without a login: the
 /// activation invitation (same mail, link and page), written in the
 /// creation's transaction with its mail job, when the organization asks
-/// for activation mails. `None` when none is due: the setting is off, the
-/// member already has a login or is not pending, or the address has a
-/// pending invitation already. The caller records the audit event.
+/// for activation mails and allows the address's domain. Over the hourly
+/// cap the member is still created: the mail is scheduled for when the
+/// cap allows it, and its link is valid for the organization's TTL from
+/// then. The caller records the audit event ([`ScimActivation::audit`]).
 pub async fn create_scim_activation(
     store: &store::Store,
     session: &mut mongodb::ClientSession,
     member: &Member,
     email: &crate::domain::Email,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<Invitation>, AppError> {
+    now: DateTime<Utc>,
+    hourly_cap: u32,
+) -> Result<ScimActivation, AppError> {
     if member.account_id.is_some() || member.status != MemberStatus::Pending {
-        return Ok(None);
+        return Ok(ScimActivation::NotDue);
     }
     let Some(org) = store::orgs::get(store, Some(&mut *session), &member.org_id).await? else {
-        return Ok(None);
+        return Ok(ScimActivation::NotDue);
     };
     if !org.settings.scim_activation_emails {
-        return Ok(None);
+        return Ok(ScimActivation::NotDue);
+    }
+    if !invitation::domain_allowed(email, &org.settings.allowed_email_domains) {
+        return Ok(ScimActivation::DomainNotAllowed(email.clone()));
     }
     let pending =
         store::invitations::pending_emails(store, session, &member.org_id, &[email.as_str()])
             .await?;
     if !pending.is_empty() {
-        return Ok(None);
+        return Ok(ScimActivation::NotDue);
     }
+    let cap_th_latest = store::invitations::nth_latest_mail_since(
+        store,
+        session,
+        &member.org_id,
+        now - chrono::Duration::hours(1),
+        hourly_cap,
+    )
+    .await?;
+    let mail_at = invitation::next_mail_at(now, cap_th_latest);
     let invitation = Invitation {
         id: crate::domain::InvitationId::new(),
         org_id: member.org_id.clone(),
@@ -319,7 +405,7 @@ pub async fn create_scim_activation(
         member_id: Some(member.id.clone()),
         status: InvitationStatus::Pending,
         created_at: now,
-        expires_at: invitation::expiry(now, org.settings.invitation_ttl_days),
+        expires_at: invitation::expiry(mail_at, org.settings.invitation_ttl_days),
         updated_at: now,
         accepted_at: None,
         delivery: invitation::Delivery {
@@ -327,13 +413,34 @@ pub async fn create_scim_activation(
             ..invitation::Delivery::default()
         },
     };
-    if store::invitations::insert(store, session, &invitation, &fresh_token_hash()).await?
+    if store::invitations::insert_mailed_at(
+        store,
+        session,
+        &invitation,
+        &fresh_token_hash(),
+        mail_at,
+    )
+    .await?
         == Inserted::AlreadyExists
     {
-        return Ok(None);
+        // Inside a transaction the server has aborted it already: retry.
+        return Err(AppError::Conflict {
+            problem: "concurrent-invitation",
+            detail: "another request invited the same address at the same time; \
+                     send the request again"
+                .into(),
+        });
     }
-    crate::jobs::enqueue_send_invitation(store, session, &invitation).await?;
-    Ok(Some(invitation))
+    if mail_at > now {
+        crate::jobs::enqueue_send_invitation_at(store, session, &invitation, mail_at).await?;
+        Ok(ScimActivation::Deferred {
+            invitation,
+            mail_at,
+        })
+    } else {
+        crate::jobs::enqueue_send_invitation(store, session, &invitation).await?;
+        Ok(ScimActivation::Invited(invitation))
+    }
 }
 
 /// Revokes the pending activation invitation of a member the identity

@@ -14,6 +14,7 @@ use std::time::Duration;
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_cron::CronScheduler;
+use chrono::{DateTime, Utc};
 use mongodb::ClientSession;
 use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_many_in};
 
@@ -102,6 +103,36 @@ pub async fn enqueue_send_invitation(
     invitation: &Invitation,
 ) -> Result<(), AppError> {
     enqueue_send_invitations(store, session, std::slice::from_ref(invitation)).await
+}
+
+/// [`enqueue_send_invitation`] for a mail not to be sent before `run_at`
+/// (a SCIM activation over the hourly cap).
+pub async fn enqueue_send_invitation_at(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+    run_at: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let job = SendInvitation {
+        invitation_id: invitation.id.to_string(),
+        send: invitation.delivery.sends,
+    };
+    let options = PushOptions {
+        run_at: Some(run_at),
+        ..PushOptions::idempotency_key(format!(
+            "invitation:{}:send:{}",
+            job.invitation_id, job.send
+        ))
+    };
+    let _ = push_many_in(
+        store.database(),
+        session,
+        &JobsConfig::default(),
+        SEND_INVITATION_QUEUE,
+        [(job, options)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Removes the mail jobs of invitations that will never be mailed (their

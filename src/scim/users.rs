@@ -276,22 +276,19 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
             Some(audit_view(&profile, status)),
         );
         let mut events = vec![created];
-        if let Some(email) = &login_email
-            && let Some(invitation) =
-                crate::invitations::create_scim_activation(store, session, &member, email, now)
-                    .await?
-        {
-            events.push(context.event(
-                "invitation.created",
-                "invitation",
-                invitation.id.as_str(),
-                None,
-                Some(serde_json::json!({
-                    "kind": "scim_activation",
-                    "email": invitation.email.as_str(),
-                    "member_id": member.id.as_str(),
-                })),
-            ));
+        if let Some(email) = &login_email {
+            let activation = crate::invitations::create_scim_activation(
+                store,
+                session,
+                &member,
+                email,
+                now,
+                context.state.settings().invitations.max_per_org_per_hour,
+            )
+            .await?;
+            if let Some((action, (kind, id), after)) = activation.audit(&member.id) {
+                events.push(context.event(action, kind, &id, None, Some(after)));
+            }
         }
         store::audit::record_many(store, session, &events).await?;
         Ok(member)
