@@ -8,8 +8,8 @@ use crate::auth::password::{PasswordHashString, hash_password, verify_password};
 use crate::auth::token::{TokenHash, generate_invitation_secret, is_well_formed_invitation};
 use crate::domain::invitation::{self, Invitation, InvitationKind, InvitationStatus};
 use crate::domain::{
-    Account, AccountId, Actor, AuditEvent, Member, MemberId, MemberStatus, OrgId, RequestOrigin,
-    Target,
+    Account, AccountId, Actor, AuditEvent, Member, MemberId, MemberStatus, OrgId, PersonName,
+    RequestOrigin, Target,
 };
 use crate::error::AppError;
 use crate::in_transaction;
@@ -26,7 +26,14 @@ pub fn fresh_token_hash() -> TokenHash {
 #[derive(Debug, Clone, Default)]
 pub struct AcceptInput {
     pub token: String,
+    /// A display name as one string (the API's older field); split into
+    /// given and family names when it has two words or more.
     pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// Whether a new person must give given and family names (the page
+    /// asks for them; the API keeps them optional for older clients).
+    pub names_required: bool,
     pub password: Option<String>,
     /// The account the accept page knows to be signed in (its session
     /// cookie): that account needs no password to accept an invitation
@@ -88,6 +95,31 @@ enum Login {
     ExistingSetsPassword(AccountId, PasswordHashString),
 }
 
+/// The given and family names sent, if any: both fields, or a `name` of
+/// two words or more. One of the two fields alone is refused, naming the
+/// missing one.
+fn person_name(input: &AcceptInput) -> Result<Option<PersonName>, AppError> {
+    let given = input.given_name.as_deref().filter(|g| !g.trim().is_empty());
+    let family = input
+        .family_name
+        .as_deref()
+        .filter(|f| !f.trim().is_empty());
+    match (given, family) {
+        (Some(given), Some(family)) => PersonName::new(given, family)
+            .map(Some)
+            .map_err(|err| AppError::invalid("given_name", err)),
+        (Some(_), None) => Err(AppError::invalid(
+            "family_name",
+            "enter your family name too",
+        )),
+        (None, Some(_)) => Err(AppError::invalid("given_name", "enter your given name too")),
+        (None, None) => Ok(input
+            .name
+            .as_deref()
+            .and_then(|name| PersonName::from_full(name).ok())),
+    }
+}
+
 async fn hash_new_password(password: Option<String>) -> Result<PasswordHashString, AppError> {
     let password = password.ok_or_else(|| {
         AppError::invalid("password", "choose a password of at least 10 characters")
@@ -110,6 +142,7 @@ pub async fn accept(
         .as_deref()
         .map(|name| crate::api::me::checked_display_name("name", name))
         .transpose()?;
+    let person = person_name(&input)?;
     // Password work (argon2, tens of milliseconds) before the transaction.
     let login = match store::accounts::find_by_email(store, None, &invitation.email).await? {
         Some(existing) if input.signed_in.as_ref() == Some(&existing.account.id) => {
@@ -135,10 +168,19 @@ pub async fn accept(
                 hash_new_password(input.password).await?,
             ),
         },
-        None => Login::New {
-            hash: hash_new_password(input.password).await?,
-            name,
-        },
+        None => {
+            if person.is_none() && input.names_required && invitation.kind == InvitationKind::Invite
+            {
+                return Err(AppError::invalid(
+                    "given_name",
+                    "enter your given name and your family name",
+                ));
+            }
+            Login::New {
+                hash: hash_new_password(input.password).await?,
+                name: person.as_ref().map(PersonName::formatted).or(name),
+            }
+        }
     };
     let now = state.clock().now();
     let token_hash = TokenHash::of(&input.token);
@@ -184,7 +226,7 @@ pub async fn accept(
             }
         };
         store::accounts::mark_email_verified(store, session, &account_id, now).await?;
-        let member_id = join(store, session, &current, &account_id, now).await?;
+        let member_id = join(store, session, &current, &account_id, person.as_ref(), now).await?;
         if !store::invitations::finish(store, session, &current.id, InvitationStatus::Accepted, now)
             .await?
         {
@@ -226,6 +268,7 @@ async fn join(
     session: &mut mongodb::ClientSession,
     invitation: &Invitation,
     account_id: &AccountId,
+    person: Option<&PersonName>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<MemberId, AppError> {
     let already_member = || AppError::Conflict {
@@ -270,7 +313,12 @@ async fn join(
                 created_at: now,
                 updated_at: now,
             };
-            let profile = UserProfile::for_email(&invitation.email);
+            // Named like a member an identity provider created, so that
+            // IdPs that require names (Okta) can import this one.
+            let mut profile = UserProfile::for_email(&invitation.email);
+            if let Some(person) = person {
+                profile = profile.with_name(person);
+            }
             if store::members::insert(store, session, &member, &profile).await?
                 == Inserted::AlreadyExists
             {

@@ -239,12 +239,26 @@ async fn three_invitations_three_mails_and_a_link_that_makes_a_member() {
 
     // A short password is refused on the page, and nothing is used up.
     let (status, html) = world
-        .submit(&token, &[("name", "Ada"), ("password", "short")])
+        .submit(
+            &token,
+            &[
+                ("given_name", "Ada"),
+                ("family_name", "Lovelace"),
+                ("password", "short"),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("password"), "{html}");
     let (status, html) = world
-        .submit(&token, &[("name", "Ada Lovelace"), ("password", PASSWORD)])
+        .submit(
+            &token,
+            &[
+                ("given_name", "Ada"),
+                ("family_name", "Lovelace"),
+                ("password", PASSWORD),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("Welcome"));
@@ -460,7 +474,11 @@ async fn the_page_knows_who_is_signed_in_on_the_browser() {
     let accepted = world
         .app
         .post(&format!("/invite/{ada}"))
-        .form(&[("name", "Ada"), ("password", PASSWORD)])
+        .form(&[
+            ("given_name", "Ada"),
+            ("family_name", "Lovelace"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .expect("accept");
@@ -950,4 +968,76 @@ async fn over_the_hourly_cap_an_activation_mail_waits_for_the_next_window() {
     assert!(
         expires_at >= jobs[2].run_at + chrono::Duration::days(7) - chrono::Duration::seconds(1)
     );
+}
+
+/// The SCIM User of `email` in the world's organization.
+async fn scim_user_of(world: &World, email: &str) -> Value {
+    let scim = common::Scim::new(&world.app, &world.org.scim_token);
+    let found = scim
+        .filter("Users", &format!("userName eq \"{email}\""))
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    found.body["Resources"][0].clone()
+}
+
+#[tokio::test]
+async fn a_new_persons_given_and_family_names_reach_the_identity_provider() {
+    let world = World::start().await;
+    world.invite_one("ada@example.com").await;
+    let token = invitation_token(&world.mails(1).await[0]);
+    let (status, html) = world.page(&token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("name=\"given_name\"") && html.contains("name=\"family_name\""),
+        "{html}"
+    );
+    // A new person must give both.
+    let (status, html) = world
+        .submit(&token, &[("given_name", "Ada"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("family name"), "{html}");
+    let (status, html) = world
+        .submit(
+            &token,
+            &[
+                ("given_name", " Ada "),
+                ("family_name", "Lovelace"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let ada = scim_user_of(&world, "ada@example.com").await;
+    assert_eq!(ada["name"]["givenName"], "Ada", "{ada}");
+    assert_eq!(ada["name"]["familyName"], "Lovelace", "{ada}");
+    assert_eq!(ada["name"]["formatted"], "Ada Lovelace", "{ada}");
+    assert_eq!(ada["displayName"], "Ada Lovelace", "{ada}");
+
+    // The API's accept route takes them too.
+    world.invite_one("alan@example.com").await;
+    let mails = world.mails(2).await;
+    let alan = mails
+        .iter()
+        .find(|m| recipient(m) == "alan@example.com")
+        .map(invitation_token)
+        .expect("alan's mail");
+    let accepted = world
+        .app
+        .post("/api/v1/invitations/accept")
+        .json(&json!({
+            "token": alan,
+            "given_name": "Alan",
+            "family_name": "Turing",
+            "password": PASSWORD,
+        }))
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let alan = scim_user_of(&world, "alan@example.com").await;
+    assert_eq!(alan["name"]["givenName"], "Alan", "{alan}");
+    assert_eq!(alan["name"]["familyName"], "Turing", "{alan}");
+    assert_eq!(alan["displayName"], "Alan Turing", "{alan}");
+    world.stop().await;
 }
