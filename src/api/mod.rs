@@ -68,11 +68,12 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     Ok(principal)
 }
 
+// A type rather than a check in each handler, so that an account-level
+// route states it in its signature (and the spec) and cannot forget it.
 /// A session token (`mst_ses_…`, from `POST /auth/login`) only: the
 /// scheme of account-level routes (creating organizations, changing the
 /// account, managing personal tokens). A personal API token acts only
-/// inside its organization, so it is refused here with 403 naming the fix;
-/// a route taking this type cannot forget the check.
+/// inside its organization and is refused here with 403.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "check_session")]
 pub struct SessionAuth(SignedIn);
@@ -157,7 +158,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
     .description(
         "Administer organizations, projects, members, roles, groups, invitations and tokens. \
          Authenticate with a session token from `POST /auth/login` or a personal API token \
-         (`Authorization: Bearer mst_pat_…`). Errors are RFC 9457 problem JSON.",
+         (`Authorization: Bearer mst_pat_…`), which acts only inside its organization: \
+         account-level routes (`POST /orgs`, `PATCH /me`, `/me/tokens`) need a session. \
+         Errors are RFC 9457 problem JSON.",
     )
     .server("/api/v1")
 }
@@ -296,6 +299,29 @@ mod tests {
         );
         assert_eq!(super::allowed_methods("/api/v1/nothing/here"), None);
         assert_eq!(super::allowed_methods("/scim/v2/Users"), None);
+    }
+
+    #[test]
+    fn account_level_routes_take_a_session_only() {
+        let spec: serde_json::Value =
+            serde_json::from_str(&super::spec_json()).expect("the spec is JSON");
+        let paths = spec["paths"].as_object().expect("paths");
+        let mut account_level = Vec::new();
+        for (path, operations) in paths {
+            for (method, operation) in operations.as_object().expect("operations") {
+                let scheme = operation["security"][0]
+                    .as_object()
+                    .and_then(|s| s.keys().next().cloned());
+                let is_account_level = (path.starts_with("/me")
+                    && !(path == "/me" && method == "get"))
+                    || (path == "/orgs" && method == "post");
+                if is_account_level {
+                    assert_eq!(scheme.as_deref(), Some("SessionAuth"), "{method} {path}");
+                    account_level.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert_eq!(account_level.len(), 5, "{account_level:?}");
     }
 
     #[test]
