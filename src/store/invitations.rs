@@ -235,17 +235,24 @@ pub async fn pending_emails(
     Ok(found)
 }
 
-/// Invitations the organization created since `since`, for the hourly cap.
+/// Invitations of the organization created since `since`, or whose first
+/// mail is due after it (SCIM activations deferred by the cap), for the
+/// hourly cap.
 pub async fn count_created_since(
     store: &Store,
     session: &mut ClientSession,
     org_id: &OrgId,
     since: DateTime<Utc>,
 ) -> Result<u64, MongoError> {
+    let since = bson_time(since);
     collection(store)
-        .count_documents(
-            doc! { "org_id": org_id.as_str(), "created_at": { "$gte": bson_time(since) } },
-        )
+        .count_documents(doc! {
+            "org_id": org_id.as_str(),
+            "$or": [
+                { "created_at": { "$gte": since } },
+                { "mail_at": { "$gte": since } },
+            ],
+        })
         .session(session)
         .await
 }
