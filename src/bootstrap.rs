@@ -9,8 +9,9 @@ use crate::auth::password::{PasswordError, PasswordHashString, hash_password};
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
 use crate::domain::org::org_name_and_slug;
 use crate::domain::{
-    Account, AccountId, Actor, AuditEvent, Email, InvalidEmail, InvalidOrgName, Member, MemberId,
-    MemberStatus, OrgId, OrgSettings, Organization, RequestOrigin, Role, Target,
+    Account, AccountId, Actor, AuditEvent, Email, InvalidEmail, InvalidOrgName, InvalidPersonName,
+    Member, MemberId, MemberStatus, OrgId, OrgSettings, Organization, PersonName, RequestOrigin,
+    Role, Target,
 };
 use crate::protocol::user::UserProfile;
 use crate::store::{self, Inserted, Store, TxError};
@@ -42,6 +43,8 @@ pub enum BootstrapError {
     InvalidEmail(#[from] InvalidEmail),
     #[error("--owner-password: {0}")]
     InvalidPassword(#[from] PasswordError),
+    #[error("--owner-name: {0}")]
+    InvalidOwnerName(#[from] InvalidPersonName),
     #[error("an organization named {name:?} already exists; choose another --org-name")]
     OrgExists { name: String },
     #[error("the owner's account or membership was created concurrently; run the command again")]
@@ -64,8 +67,30 @@ pub async fn bootstrap(
     now: DateTime<Utc>,
     input: BootstrapInput,
 ) -> Result<BootstrapOutput, BootstrapError> {
+    bootstrap_named(store, now, input, None).await
+}
+
+/// [`bootstrap`] with the owner's full name ("Ada Lovelace": the first
+/// word is the given name), which the owner's SCIM User shows as `name`
+/// and `displayName`: the owner is the first user an identity provider
+/// imports, and Okta requires given and family names. A new account also
+/// takes it as its display name.
+pub async fn bootstrap_named(
+    store: &Store,
+    now: DateTime<Utc>,
+    input: BootstrapInput,
+    owner_name: Option<String>,
+) -> Result<BootstrapOutput, BootstrapError> {
     let (name, slug) = org_name_and_slug(&input.org_name)?;
     let email = Email::parse(&input.owner_email)?;
+    let owner_name = owner_name
+        .as_deref()
+        .map(PersonName::from_full)
+        .transpose()?;
+    let mut profile = UserProfile::for_email(&email);
+    if let Some(owner_name) = &owner_name {
+        profile = profile.with_name(owner_name);
+    }
     let password_hash: Option<PasswordHashString> = match input.owner_password {
         Some(password) => Some(
             tokio::task::spawn_blocking(move || hash_password(&password))
@@ -101,7 +126,7 @@ pub async fn bootstrap(
                     let account = Account {
                         id: AccountId::new(),
                         email: email.clone(),
-                        display_name: None,
+                        display_name: owner_name.as_ref().map(PersonName::formatted),
                         created_at: now,
                         updated_at: now,
                     };
@@ -125,7 +150,7 @@ pub async fn bootstrap(
             created_at: now,
             updated_at: now,
         };
-        if store::members::insert(store, session, &member, &UserProfile::for_email(&email)).await?
+        if store::members::insert(store, session, &member, &profile).await?
             == Inserted::AlreadyExists
         {
             return Err(BootstrapError::Concurrent);

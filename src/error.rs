@@ -459,6 +459,7 @@ impl From<AcceptError> for AppError {
                 AcceptError::InvitationExpired => "invitation-expired",
                 AcceptError::InvitationRevoked => "invitation-revoked",
                 AcceptError::InvitationUsed => "invitation-used",
+                AcceptError::OrganizationDeleted => "organization-deleted",
             },
             detail: err.to_string(),
         }

@@ -2,12 +2,14 @@
 //! and the `/invite/{token}` page. The rules are in
 //! `domain::invitation`; this is their use case, in one transaction.
 
+use chrono::{DateTime, Utc};
+
 use crate::auth::password::{PasswordHashString, hash_password, verify_password};
 use crate::auth::token::{TokenHash, generate_invitation_secret, is_well_formed_invitation};
 use crate::domain::invitation::{self, Invitation, InvitationKind, InvitationStatus};
 use crate::domain::{
-    Account, AccountId, Actor, AuditEvent, Member, MemberId, MemberStatus, OrgId, RequestOrigin,
-    Target,
+    Account, AccountId, Actor, AuditEvent, Member, MemberId, MemberStatus, OrgId, PersonName,
+    RequestOrigin, Target,
 };
 use crate::error::AppError;
 use crate::in_transaction;
@@ -24,7 +26,14 @@ pub fn fresh_token_hash() -> TokenHash {
 #[derive(Debug, Clone, Default)]
 pub struct AcceptInput {
     pub token: String,
+    /// A display name as one string (the API's older field); split into
+    /// given and family names when it has two words or more.
     pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// Whether a new person must give given and family names (the page
+    /// asks for them; the API keeps them optional for older clients).
+    pub names_required: bool,
     pub password: Option<String>,
     /// The account the accept page knows to be signed in (its session
     /// cookie): that account needs no password to accept an invitation
@@ -53,7 +62,22 @@ pub async fn open(state: &AppState, token: &str) -> Result<Invitation, AppError>
         .await?
         .ok_or_else(unknown_link)?;
     invitation::ensure_acceptable(&invitation, state.clock().now())?;
+    ensure_org_exists(state.store(), None, &invitation).await?;
     Ok(invitation)
+}
+
+/// An invitation into an organization that was deleted is gone (410),
+/// whatever its own status says: organizations deleted before their
+/// invitations were revoked with them left pending ones behind.
+async fn ensure_org_exists(
+    store: &store::Store,
+    session: Option<&mut mongodb::ClientSession>,
+    invitation: &Invitation,
+) -> Result<(), AppError> {
+    match store::orgs::get(store, session, &invitation.org_id).await? {
+        Some(_) => Ok(()),
+        None => Err(invitation::AcceptError::OrganizationDeleted.into()),
+    }
 }
 
 /// What the person proved or chose about their login.
@@ -69,6 +93,31 @@ enum Login {
     /// An account that exists without a password: the emailed link proves
     /// the email, and this becomes its password.
     ExistingSetsPassword(AccountId, PasswordHashString),
+}
+
+/// The given and family names sent, if any: both fields, or a `name` of
+/// two words or more. One of the two fields alone is refused, naming the
+/// missing one.
+fn person_name(input: &AcceptInput) -> Result<Option<PersonName>, AppError> {
+    let given = input.given_name.as_deref().filter(|g| !g.trim().is_empty());
+    let family = input
+        .family_name
+        .as_deref()
+        .filter(|f| !f.trim().is_empty());
+    match (given, family) {
+        (Some(given), Some(family)) => PersonName::new(given, family)
+            .map(Some)
+            .map_err(|err| AppError::invalid("given_name", err)),
+        (Some(_), None) => Err(AppError::invalid(
+            "family_name",
+            "enter your family name too",
+        )),
+        (None, Some(_)) => Err(AppError::invalid("given_name", "enter your given name too")),
+        (None, None) => Ok(input
+            .name
+            .as_deref()
+            .and_then(|name| PersonName::from_full(name).ok())),
+    }
 }
 
 async fn hash_new_password(password: Option<String>) -> Result<PasswordHashString, AppError> {
@@ -93,6 +142,7 @@ pub async fn accept(
         .as_deref()
         .map(|name| crate::api::me::checked_display_name("name", name))
         .transpose()?;
+    let person = person_name(&input)?;
     // Password work (argon2, tens of milliseconds) before the transaction.
     let login = match store::accounts::find_by_email(store, None, &invitation.email).await? {
         Some(existing) if input.signed_in.as_ref() == Some(&existing.account.id) => {
@@ -118,10 +168,19 @@ pub async fn accept(
                 hash_new_password(input.password).await?,
             ),
         },
-        None => Login::New {
-            hash: hash_new_password(input.password).await?,
-            name,
-        },
+        None => {
+            if person.is_none() && input.names_required && invitation.kind == InvitationKind::Invite
+            {
+                return Err(AppError::invalid(
+                    "given_name",
+                    "enter your given name and your family name",
+                ));
+            }
+            Login::New {
+                hash: hash_new_password(input.password).await?,
+                name: person.as_ref().map(PersonName::formatted).or(name),
+            }
+        }
     };
     let now = state.clock().now();
     let token_hash = TokenHash::of(&input.token);
@@ -132,6 +191,8 @@ pub async fn accept(
             .await?
             .ok_or_else(unknown_link)?;
         invitation::ensure_acceptable(&current, now)?;
+        // Read in the transaction: a deletion committed meanwhile aborts it.
+        ensure_org_exists(store, Some(&mut *session), &current).await?;
         let (account_id, account_created) = match &login {
             Login::New { hash, name } => {
                 let account = Account {
@@ -165,7 +226,7 @@ pub async fn accept(
             }
         };
         store::accounts::mark_email_verified(store, session, &account_id, now).await?;
-        let member_id = join(store, session, &current, &account_id, now).await?;
+        let member_id = join(store, session, &current, &account_id, person.as_ref(), now).await?;
         if !store::invitations::finish(store, session, &current.id, InvitationStatus::Accepted, now)
             .await?
         {
@@ -207,6 +268,7 @@ async fn join(
     session: &mut mongodb::ClientSession,
     invitation: &Invitation,
     account_id: &AccountId,
+    person: Option<&PersonName>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<MemberId, AppError> {
     let already_member = || AppError::Conflict {
@@ -251,7 +313,12 @@ async fn join(
                 created_at: now,
                 updated_at: now,
             };
-            let profile = UserProfile::for_email(&invitation.email);
+            // Named like a member an identity provider created, so that
+            // IdPs that require names (Okta) can import this one.
+            let mut profile = UserProfile::for_email(&invitation.email);
+            if let Some(person) = person {
+                profile = profile.with_name(person);
+            }
             if store::members::insert(store, session, &member, &profile).await?
                 == Inserted::AlreadyExists
             {
@@ -262,34 +329,118 @@ async fn join(
     }
 }
 
+/// What became of the activation of a member an identity provider created.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScimActivation {
+    /// An invitation whose mail goes out as soon as a worker is free.
+    Invited(Invitation),
+    /// An invitation whose mail waits until `mail_at`: the organization
+    /// reached its hourly cap (`invitations.max_per_org_per_hour`).
+    Deferred {
+        invitation: Invitation,
+        mail_at: DateTime<Utc>,
+    },
+    /// No invitation: the address's domain is not one the organization
+    /// allows.
+    DomainNotAllowed(crate::domain::Email),
+    /// None due: activation mails are off, the member already has a login
+    /// or is not pending, or the address has a pending invitation already.
+    NotDue,
+}
+
+impl ScimActivation {
+    pub fn invitation(&self) -> Option<&Invitation> {
+        match self {
+            ScimActivation::Invited(invitation) | ScimActivation::Deferred { invitation, .. } => {
+                Some(invitation)
+            }
+            _ => None,
+        }
+    }
+
+    /// The audit event's action, target and `after` that say what
+    /// happened, if anything did.
+    pub fn audit(
+        &self,
+        member_id: &MemberId,
+    ) -> Option<(&'static str, (&'static str, String), serde_json::Value)> {
+        let created = |invitation: &Invitation, mail_at: Option<DateTime<Utc>>| {
+            let mut after = serde_json::json!({
+                "kind": "scim_activation",
+                "email": invitation.email.as_str(),
+                "member_id": member_id.as_str(),
+            });
+            if let Some(mail_at) = mail_at {
+                after["mail_at"] = serde_json::json!(mail_at);
+                after["reason"] = "hourly_cap".into();
+            }
+            (
+                "invitation.created",
+                ("invitation", invitation.id.to_string()),
+                after,
+            )
+        };
+        match self {
+            ScimActivation::Invited(invitation) => Some(created(invitation, None)),
+            ScimActivation::Deferred {
+                invitation,
+                mail_at,
+            } => Some(created(invitation, Some(*mail_at))),
+            ScimActivation::DomainNotAllowed(email) => Some((
+                "member.activation_withheld",
+                ("member", member_id.to_string()),
+                serde_json::json!({
+                    "email": email.as_str(),
+                    "reason": "domain_not_allowed",
+                }),
+            )),
+            ScimActivation::NotDue => None,
+        }
+    }
+}
+
 /// For a member an identity provider created without a login: the
 /// activation invitation (same mail, link and page), written in the
 /// creation's transaction with its mail job, when the organization asks
-/// for activation mails. `None` when none is due: the setting is off, the
-/// member already has a login or is not pending, or the address has a
-/// pending invitation already. The caller records the audit event.
+/// for activation mails and allows the address's domain. Over the hourly
+/// cap the member is still created: the mail is scheduled for when the
+/// cap allows it, and its link is valid for the organization's TTL from
+/// then. The caller records the audit event ([`ScimActivation::audit`]).
 pub async fn create_scim_activation(
     store: &store::Store,
     session: &mut mongodb::ClientSession,
     member: &Member,
     email: &crate::domain::Email,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<Invitation>, AppError> {
+    now: DateTime<Utc>,
+    hourly_cap: u32,
+) -> Result<ScimActivation, AppError> {
     if member.account_id.is_some() || member.status != MemberStatus::Pending {
-        return Ok(None);
+        return Ok(ScimActivation::NotDue);
     }
     let Some(org) = store::orgs::get(store, Some(&mut *session), &member.org_id).await? else {
-        return Ok(None);
+        return Ok(ScimActivation::NotDue);
     };
     if !org.settings.scim_activation_emails {
-        return Ok(None);
+        return Ok(ScimActivation::NotDue);
+    }
+    if !invitation::domain_allowed(email, &org.settings.allowed_email_domains) {
+        return Ok(ScimActivation::DomainNotAllowed(email.clone()));
     }
     let pending =
         store::invitations::pending_emails(store, session, &member.org_id, &[email.as_str()])
             .await?;
     if !pending.is_empty() {
-        return Ok(None);
+        return Ok(ScimActivation::NotDue);
     }
+    let cap_th_latest = store::invitations::nth_latest_mail_since(
+        store,
+        session,
+        &member.org_id,
+        now - chrono::Duration::hours(1),
+        hourly_cap,
+    )
+    .await?;
+    let mail_at = invitation::next_mail_at(now, cap_th_latest);
     let invitation = Invitation {
         id: crate::domain::InvitationId::new(),
         org_id: member.org_id.clone(),
@@ -302,7 +453,7 @@ pub async fn create_scim_activation(
         member_id: Some(member.id.clone()),
         status: InvitationStatus::Pending,
         created_at: now,
-        expires_at: invitation::expiry(now, org.settings.invitation_ttl_days),
+        expires_at: invitation::expiry(mail_at, org.settings.invitation_ttl_days),
         updated_at: now,
         accepted_at: None,
         delivery: invitation::Delivery {
@@ -310,13 +461,34 @@ pub async fn create_scim_activation(
             ..invitation::Delivery::default()
         },
     };
-    if store::invitations::insert(store, session, &invitation, &fresh_token_hash()).await?
+    if store::invitations::insert_mailed_at(
+        store,
+        session,
+        &invitation,
+        &fresh_token_hash(),
+        mail_at,
+    )
+    .await?
         == Inserted::AlreadyExists
     {
-        return Ok(None);
+        // Inside a transaction the server has aborted it already: retry.
+        return Err(AppError::Conflict {
+            problem: "concurrent-invitation",
+            detail: "another request invited the same address at the same time; \
+                     send the request again"
+                .into(),
+        });
     }
-    crate::jobs::enqueue_send_invitation(store, session, &invitation).await?;
-    Ok(Some(invitation))
+    if mail_at > now {
+        crate::jobs::enqueue_send_invitation_at(store, session, &invitation, mail_at).await?;
+        Ok(ScimActivation::Deferred {
+            invitation,
+            mail_at,
+        })
+    } else {
+        crate::jobs::enqueue_send_invitation(store, session, &invitation).await?;
+        Ok(ScimActivation::Invited(invitation))
+    }
 }
 
 /// Revokes the pending activation invitation of a member the identity

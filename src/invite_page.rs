@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use crate::api::auth::{end_session, start_session};
 use crate::auth::{Principal, authenticate};
+use crate::domain::invitation::InvitationKind;
 use crate::domain::{AccountId, TokenId};
 use crate::error::AppError;
 use crate::invitations::{AcceptInput, Accepted, accept, open};
@@ -95,13 +96,22 @@ fn error_page(err: &AppError) -> Response {
     }
 }
 
+/// What the person typed, shown again when the form comes back with an
+/// error (never the password).
+#[derive(Debug, Default)]
+struct Typed {
+    name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+}
+
 /// The form, with what the invitation says and what the person must enter.
 async fn form(
     state: &AppState,
     token: &str,
     status: StatusCode,
     error: Option<String>,
-    name: Option<String>,
+    typed: Typed,
     signed_in: Option<&SignedIn>,
 ) -> Response {
     let invitation = match open(state, token).await {
@@ -123,7 +133,7 @@ async fn form(
         Err(err) => return error_page(&err),
     };
     let Some(org) = org else {
-        return error_page(&AppError::NotFound("invitation"));
+        return error_page(&crate::domain::invitation::AcceptError::OrganizationDeleted.into());
     };
     let inviter = match inviter {
         Some(account) => account
@@ -147,8 +157,13 @@ async fn form(
             signed_in_here => signed_in.is_some_and(|s| s.email == invitation.email.as_str()),
             token,
             has_password => account.as_ref().is_some_and(|a| a.password_hash.is_some()),
+            // A new person invited by an admin gives the names identity
+            // providers require; an IdP's own user has them already.
+            ask_names => invitation.kind == InvitationKind::Invite,
             error,
-            name => name.unwrap_or_default(),
+            name => typed.name.unwrap_or_default(),
+            given_name => typed.given_name.unwrap_or_default(),
+            family_name => typed.family_name.unwrap_or_default(),
         },
     )
 }
@@ -222,7 +237,7 @@ pub async fn show(state: Data<&AppState>, req: &Request, Path(token): Path<Strin
         &token,
         StatusCode::OK,
         None,
-        None,
+        Typed::default(),
         signed_in.as_ref(),
     )
     .await
@@ -265,6 +280,10 @@ pub struct AcceptForm {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
+    given_name: Option<String>,
+    #[serde(default)]
+    family_name: Option<String>,
+    #[serde(default)]
     password: Option<String>,
 }
 
@@ -276,21 +295,35 @@ pub async fn submit(
     form_data: poem::Result<Form<AcceptForm>>,
 ) -> Response {
     let signed_in = signed_in(&state, req).await;
-    let Ok(Form(AcceptForm { name, password })) = form_data else {
+    let Ok(Form(AcceptForm {
+        name,
+        given_name,
+        family_name,
+        password,
+    })) = form_data
+    else {
         return form(
             &state,
             &token,
             StatusCode::BAD_REQUEST,
             Some("The form could not be read; please fill it in again.".into()),
-            None,
+            Typed::default(),
             signed_in.as_ref(),
         )
         .await;
     };
-    let name = name.filter(|n| !n.trim().is_empty());
+    let filled = |field: Option<String>| field.filter(|f| !f.trim().is_empty());
+    let typed = Typed {
+        name: filled(name),
+        given_name: filled(given_name),
+        family_name: filled(family_name),
+    };
     let input = AcceptInput {
         token: token.clone(),
-        name: name.clone(),
+        name: typed.name.clone(),
+        given_name: typed.given_name.clone(),
+        family_name: typed.family_name.clone(),
+        names_required: true,
         password: password.filter(|p| !p.is_empty()),
         signed_in: signed_in.as_ref().map(|s| s.account_id.clone()),
     };
@@ -305,7 +338,7 @@ pub async fn submit(
                 &token,
                 status,
                 Some(err.problem().detail),
-                name,
+                typed,
                 signed_in.as_ref(),
             )
             .await

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use muster::bootstrap::{BootstrapInput, bootstrap};
+use muster::bootstrap::{BootstrapInput, bootstrap_named};
 use muster::config::Settings;
 use muster::state::AppState;
 use muster::store::Store;
@@ -55,6 +55,10 @@ enum Command {
         /// Sets the owner's password if the account is new (at least 10 characters).
         #[arg(long, value_name = "PASSWORD")]
         owner_password: Option<String>,
+        /// The owner's given and family name ("Ada Lovelace"), which identity
+        /// providers such as Okta require when they import users.
+        #[arg(long, value_name = "NAME")]
+        owner_name: Option<String>,
         /// Print exactly one JSON object: org_id, owner_account_id, owner_token, scim_token.
         #[arg(long)]
         json: bool,
@@ -146,10 +150,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             org_name,
             owner_email,
             owner_password,
+            owner_name,
             json,
         } => {
             store.migrate().await?;
-            let output = bootstrap(
+            let output = bootstrap_named(
                 &store,
                 chrono::Utc::now(),
                 BootstrapInput {
@@ -157,6 +162,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     owner_email,
                     owner_password,
                 },
+                owner_name,
             )
             .await?;
             if json {

@@ -203,7 +203,11 @@ async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() 
         page.contains("sam@example.com") && page.contains("contributor"),
         "{page}"
     );
-    for (css, value) in [("#name", "Sam Doe"), ("#password", PASSWORD)] {
+    for (css, value) in [
+        ("#given_name", "Sam"),
+        ("#family_name", "Doe"),
+        ("#password", PASSWORD),
+    ] {
         let input = driver.element(&session, css).await;
         driver
             .command(

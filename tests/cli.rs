@@ -101,6 +101,87 @@ async fn bootstrap_prints_one_json_object_whose_tokens_authenticate() {
 }
 
 #[tokio::test]
+async fn bootstrap_owner_name_is_what_an_identity_provider_imports() {
+    let database = fresh_database_name();
+    let output = muster_command()
+        .args([
+            "bootstrap",
+            "--org-name",
+            "Analytical Engines",
+            "--owner-email",
+            "ada@example.com",
+            "--owner-name",
+            "Ada Lovelace",
+            "--json",
+        ])
+        .env("MUSTER_MONGODB__URI", mongodb_uri())
+        .env("MUSTER_MONGODB__DATABASE", &database)
+        .output()
+        .expect("run muster bootstrap");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The JSON contract is unchanged: the same four fields.
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let mut keys: Vec<&str> = printed
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["org_id", "owner_account_id", "owner_token", "scim_token"]
+    );
+
+    let app = TestApp::builder()
+        .database(&mongodb_uri(), &database)
+        .spawn()
+        .await;
+    let scim = common::Scim::new(&app, printed["scim_token"].as_str().expect("scim_token"));
+    let users = scim
+        .filter("Users", "userName eq \"ada@example.com\"")
+        .await;
+    assert_eq!(users.status, StatusCode::OK, "{}", users.body);
+    let owner = &users.body["Resources"][0];
+    assert_eq!(owner["name"]["givenName"], "Ada", "{owner}");
+    assert_eq!(owner["name"]["familyName"], "Lovelace", "{owner}");
+    assert_eq!(owner["name"]["formatted"], "Ada Lovelace", "{owner}");
+    assert_eq!(owner["displayName"], "Ada Lovelace", "{owner}");
+    let me = app
+        .me(printed["owner_token"].as_str().expect("owner_token"))
+        .await;
+    assert_eq!(me["account"]["display_name"], "Ada Lovelace");
+
+    // A name an identity provider cannot split is refused, naming the flag.
+    let output = muster_command()
+        .args([
+            "bootstrap",
+            "--org-name",
+            "Mononyms",
+            "--owner-email",
+            "cher@example.com",
+            "--owner-name",
+            "Cher",
+        ])
+        .env("MUSTER_MONGODB__URI", mongodb_uri())
+        .env("MUSTER_MONGODB__DATABASE", &database)
+        .output()
+        .expect("run muster bootstrap");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--owner-name"), "{stderr}");
+    app.store
+        .database()
+        .drop()
+        .await
+        .expect("drop the test database");
+}
+
+#[tokio::test]
 async fn bootstrap_names_the_bad_flag() {
     let database = fresh_database_name();
     let output = bootstrap(&database, "Valid", "not-an-email");

@@ -239,12 +239,26 @@ async fn three_invitations_three_mails_and_a_link_that_makes_a_member() {
 
     // A short password is refused on the page, and nothing is used up.
     let (status, html) = world
-        .submit(&token, &[("name", "Ada"), ("password", "short")])
+        .submit(
+            &token,
+            &[
+                ("given_name", "Ada"),
+                ("family_name", "Lovelace"),
+                ("password", "short"),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("password"), "{html}");
     let (status, html) = world
-        .submit(&token, &[("name", "Ada Lovelace"), ("password", PASSWORD)])
+        .submit(
+            &token,
+            &[
+                ("given_name", "Ada"),
+                ("family_name", "Lovelace"),
+                ("password", PASSWORD),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("Welcome"));
@@ -460,7 +474,11 @@ async fn the_page_knows_who_is_signed_in_on_the_browser() {
     let accepted = world
         .app
         .post(&format!("/invite/{ada}"))
-        .form(&[("name", "Ada"), ("password", PASSWORD)])
+        .form(&[
+            ("given_name", "Ada"),
+            ("family_name", "Lovelace"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .expect("accept");
@@ -824,4 +842,202 @@ async fn audit_events_past_their_organizations_retention_are_purged() {
     assert_eq!(muster::jobs::purge_audit(&state).await.expect("purge"), 1);
     assert_eq!(count().await.expect("count"), before - 1);
     assert!(before >= 2);
+}
+
+/// The SCIM body of a user with a work email.
+fn scim_user(email: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": email,
+        "emails": [{ "value": email, "type": "work", "primary": true }],
+    })
+}
+
+/// Pending invitations of an organization, by email.
+async fn pending_invitations(app: &TestApp, org: &OrgFixture) -> Vec<Value> {
+    let list: Value = app
+        .get(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The mail job of an invitation's first send.
+async fn first_mail_job(app: &TestApp, invitation_id: &str) -> muster_worker::JobDocument {
+    muster_worker::collection(app.store.database(), &JobsConfig::default())
+        .find_one(bson::doc! { "idempotency_key": format!("invitation:{invitation_id}:send:1") })
+        .await
+        .expect("read the jobs")
+        .expect("the invitation has a mail job")
+}
+
+#[tokio::test]
+async fn an_identity_providers_user_outside_the_allowed_domains_gets_no_activation_mail() {
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    let patched = app
+        .client
+        .patch(app.url(&format!("/api/v1/orgs/{}", org.org_id)))
+        .bearer_auth(&org.owner.token)
+        .json(&json!({ "settings": { "allowed_email_domains": ["example.com"] } }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), StatusCode::OK);
+    let scim = common::Scim::new(&app, &org.scim_token);
+    let outsider = scim.post("/Users", &scim_user("zed@elsewhere.io")).await;
+    assert_eq!(outsider.status, StatusCode::CREATED, "{}", outsider.body);
+    let insider = scim.post("/Users", &scim_user("amy@eu.example.com")).await;
+    assert_eq!(insider.status, StatusCode::CREATED, "{}", insider.body);
+
+    let emails: Vec<String> = pending_invitations(&app, &org)
+        .await
+        .iter()
+        .filter_map(|i| i["email"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(emails, ["amy@eu.example.com"]);
+    // The log says why the outsider got none.
+    let withheld = app
+        .store
+        .database()
+        .collection::<bson::Document>("audit_events")
+        .find_one(bson::doc! {
+            "org_id": org.org_id.as_str(),
+            "action": "member.activation_withheld",
+        })
+        .await
+        .expect("read the log")
+        .expect("an event says the activation was withheld");
+    let after = withheld.get_document("after").expect("after");
+    assert_eq!(after.get_str("reason").ok(), Some("domain_not_allowed"));
+    assert_eq!(after.get_str("email").ok(), Some("zed@elsewhere.io"));
+}
+
+#[tokio::test]
+async fn over_the_hourly_cap_an_activation_mail_waits_for_the_next_window() {
+    let app = TestApp::builder()
+        .settings(|s| s.invitations.max_per_org_per_hour = 2)
+        .spawn()
+        .await;
+    let org = app.with_org_owner().await;
+    let scim = common::Scim::new(&app, &org.scim_token);
+    let mut ids = Vec::new();
+    let mut created_at = Vec::new();
+    for email in ["u1@example.com", "u2@example.com", "u3@example.com"] {
+        // Provisioning never fails because of the cap.
+        let created = scim.post("/Users", &scim_user(email)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let invitation = pending_invitations(&app, &org)
+            .await
+            .into_iter()
+            .find(|i| i["email"] == email)
+            .unwrap_or_else(|| panic!("{email} has an activation invitation"));
+        ids.push(invitation["id"].as_str().expect("id").to_owned());
+        let at: chrono::DateTime<Utc> =
+            serde_json::from_value(invitation["created_at"].clone()).expect("a time");
+        created_at.push(at);
+    }
+    let jobs = [
+        first_mail_job(&app, &ids[0]).await,
+        first_mail_job(&app, &ids[1]).await,
+        first_mail_job(&app, &ids[2]).await,
+    ];
+    let hour = chrono::Duration::hours(1);
+    assert!(jobs[1].run_at < jobs[0].created_at + hour, "within the cap");
+    // The third mail waits until the first one's hour has passed.
+    assert!(
+        jobs[2].run_at >= created_at[0] + hour,
+        "{} is not an hour after {}",
+        jobs[2].run_at,
+        created_at[0]
+    );
+    assert!(jobs[2].run_at > Utc::now() + chrono::Duration::minutes(50));
+    // Its link stays valid for the full TTL after it is mailed.
+    let third = pending_invitations(&app, &org)
+        .await
+        .into_iter()
+        .find(|i| i["id"] == ids[2].as_str())
+        .expect("the third invitation");
+    let expires_at: chrono::DateTime<Utc> =
+        serde_json::from_value(third["expires_at"].clone()).expect("a time");
+    assert!(
+        expires_at >= jobs[2].run_at + chrono::Duration::days(7) - chrono::Duration::seconds(1)
+    );
+}
+
+/// The SCIM User of `email` in the world's organization.
+async fn scim_user_of(world: &World, email: &str) -> Value {
+    let scim = common::Scim::new(&world.app, &world.org.scim_token);
+    let found = scim
+        .filter("Users", &format!("userName eq \"{email}\""))
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    found.body["Resources"][0].clone()
+}
+
+#[tokio::test]
+async fn a_new_persons_given_and_family_names_reach_the_identity_provider() {
+    let world = World::start().await;
+    world.invite_one("ada@example.com").await;
+    let token = invitation_token(&world.mails(1).await[0]);
+    let (status, html) = world.page(&token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("name=\"given_name\"") && html.contains("name=\"family_name\""),
+        "{html}"
+    );
+    // A new person must give both.
+    let (status, html) = world
+        .submit(&token, &[("given_name", "Ada"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("family name"), "{html}");
+    let (status, html) = world
+        .submit(
+            &token,
+            &[
+                ("given_name", " Ada "),
+                ("family_name", "Lovelace"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let ada = scim_user_of(&world, "ada@example.com").await;
+    assert_eq!(ada["name"]["givenName"], "Ada", "{ada}");
+    assert_eq!(ada["name"]["familyName"], "Lovelace", "{ada}");
+    assert_eq!(ada["name"]["formatted"], "Ada Lovelace", "{ada}");
+    assert_eq!(ada["displayName"], "Ada Lovelace", "{ada}");
+
+    // The API's accept route takes them too.
+    world.invite_one("alan@example.com").await;
+    let mails = world.mails(2).await;
+    let alan = mails
+        .iter()
+        .find(|m| recipient(m) == "alan@example.com")
+        .map(invitation_token)
+        .expect("alan's mail");
+    let accepted = world
+        .app
+        .post("/api/v1/invitations/accept")
+        .json(&json!({
+            "token": alan,
+            "given_name": "Alan",
+            "family_name": "Turing",
+            "password": PASSWORD,
+        }))
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let alan = scim_user_of(&world, "alan@example.com").await;
+    assert_eq!(alan["name"]["givenName"], "Alan", "{alan}");
+    assert_eq!(alan["name"]["familyName"], "Turing", "{alan}");
+    assert_eq!(alan["displayName"], "Alan Turing", "{alan}");
+    world.stop().await;
 }

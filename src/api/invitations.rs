@@ -190,9 +190,19 @@ impl Example for InvitationPage {
 pub struct AcceptRequest {
     /// The secret from the invitation link (`mst_inv_…`).
     pub token: Text,
-    /// For a new account: the name to show.
+    /// For a new account: the name to show. Without `given_name` and
+    /// `family_name`, a name of two words or more also gives them (the
+    /// first word is the given name).
     #[oai(nullable)]
     pub name: Option<Text>,
+    /// The given name (with `family_name`): what the member's SCIM User
+    /// shows as `name.givenName`, and identity providers such as Okta
+    /// require on import. At most 100 characters.
+    #[oai(nullable)]
+    pub given_name: Option<Text>,
+    /// The family name (with `given_name`): `name.familyName`.
+    #[oai(nullable)]
+    pub family_name: Option<Text>,
     /// A new account's password (at least 10 characters), or the existing
     /// account's own password.
     #[oai(nullable)]
@@ -203,7 +213,9 @@ impl Example for AcceptRequest {
     fn example() -> Self {
         AcceptRequest {
             token: format!("mst_inv_{}", "7c".repeat(32)).as_str().into(),
-            name: Some("Ada Lovelace".into()),
+            name: None,
+            given_name: Some("Ada".into()),
+            family_name: Some("Lovelace".into()),
             password: Some("correct horse battery staple".into()),
         }
     }
@@ -631,11 +643,12 @@ impl InvitationsApi {
     /// Accept an invitation
     ///
     /// For clients other than the `/invite/{token}` page. A new person
-    /// sends a password (and a name) for their new account; a person who
-    /// has an account sends that account's password. The membership is
-    /// active at once, and accepting through the emailed link verifies the
-    /// email. No bearer token: the invitation's secret is the credential.
-    /// An expired, revoked or used invitation answers 410.
+    /// sends a password (and given and family names) for their new
+    /// account; a person who has an account sends that account's password.
+    /// The membership is active at once, and accepting through the emailed
+    /// link verifies the email. No bearer token: the invitation's secret
+    /// is the credential. An expired, revoked or used invitation, or one
+    /// whose organization was deleted, answers 410.
     #[oai(path = "/invitations/accept", method = "post")]
     async fn accept(
         &self,
@@ -646,6 +659,8 @@ impl InvitationsApi {
         let AcceptRequest {
             token,
             name,
+            given_name,
+            family_name,
             password,
         } = body.0;
         let accepted = accept(
@@ -654,6 +669,9 @@ impl InvitationsApi {
             AcceptInput {
                 token: token.into_string(),
                 name: name.map(Text::into_string),
+                given_name: given_name.map(Text::into_string),
+                family_name: family_name.map(Text::into_string),
+                names_required: false,
                 password: password.map(Text::into_string),
                 signed_in: None,
             },

@@ -7,7 +7,7 @@ use super::access::{caller_account, role_with};
 use super::examples::{ACCOUNT_ID, ORG_ID, example_time};
 use super::projects::{EffectiveProjectRightsView, effective_rights_view};
 use super::text::Text;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, SessionAuth};
 use crate::auth::Principal;
 use crate::auth::password::{MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password};
 use crate::domain::role::effective_project_rights;
@@ -159,16 +159,18 @@ impl MeApi {
     /// Only the fields sent change; `display_name: null` clears the name.
     /// A new password needs the current one (403 when it is wrong, 409
     /// when the account has none yet) and at least 10 characters; changing
-    /// it ends your other sessions. Answers like `GET /me`.
+    /// it ends your other sessions. Answers like `GET /me`. The account's
+    /// name shows in every organization's mails, so only a session may
+    /// change it: a personal token gets 403.
     #[oai(path = "/me", method = "patch")]
     async fn update(
         &self,
         state: poem::web::Data<&AppState>,
-        auth: BearerAuth,
+        auth: SessionAuth,
         req: &poem::Request,
         body: Json<UpdateMeRequest>,
     ) -> Result<Json<MeResponse>, AppError> {
-        let account_id = caller_account(&auth.0)?.clone();
+        let account_id = auth.account_id().clone();
         let UpdateMeRequest {
             display_name: name,
             password,
@@ -231,10 +233,7 @@ impl MeApi {
             password: new_password.as_ref().zip(replaced.as_ref()),
         };
         if update.display_name.is_some() || update.password.is_some() {
-            let keep = match &auth.0 {
-                Principal::Session { session_id, .. } => Some(session_id),
-                _ => None,
-            };
+            let keep = Some(auth.session_id());
             let now = state.clock().now();
             in_transaction!(store, |session| -> Result<(), AppError> {
                 if !store::accounts::update_self(store, session, &account_id, &update, now).await? {
@@ -251,7 +250,7 @@ impl MeApi {
                 }
                 // Names of what changed, never the password or its hash.
                 let event = crate::domain::AuditEvent::of_account(
-                    auth.0.actor(),
+                    auth.principal().actor(),
                     &account_id,
                     now,
                     "account.updated",
@@ -265,7 +264,7 @@ impl MeApi {
                 Ok(())
             })?;
         }
-        Ok(Json(me_response(&state, &auth.0).await?))
+        Ok(Json(me_response(&state, &auth.principal()).await?))
     }
 }
 

@@ -20,6 +20,7 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
 
 use crate::auth::{AuthError, Principal};
+use crate::domain::{AccountId, TokenId};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -67,6 +68,63 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     Ok(principal)
 }
 
+// A type rather than a check in each handler, so that an account-level
+// route states it in its signature (and the spec) and cannot forget it.
+/// A session token (`mst_ses_…`, from `POST /auth/login`) only: the
+/// scheme of account-level routes (creating organizations, changing the
+/// account, managing personal tokens). A personal API token acts only
+/// inside its organization and is refused here with 403.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_session")]
+pub struct SessionAuth(SignedIn);
+
+/// A signed-in account, proven by a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub account_id: AccountId,
+    pub session_id: TokenId,
+}
+
+impl SessionAuth {
+    pub fn account_id(&self) -> &AccountId {
+        &self.0.account_id
+    }
+
+    pub fn session_id(&self) -> &TokenId {
+        &self.0.session_id
+    }
+
+    pub fn principal(&self) -> Principal {
+        Principal::Session {
+            account_id: self.0.account_id.clone(),
+            session_id: self.0.session_id.clone(),
+        }
+    }
+
+    /// The same caller, for helpers that take any bearer (`OrgAccess`).
+    pub fn bearer(&self) -> BearerAuth {
+        BearerAuth(self.principal())
+    }
+}
+
+/// Why a personal token is refused on an account-level route, and the fix.
+pub const SESSION_REQUIRED: &str = "a personal API token acts only inside its organization; \
+     this route acts for the whole account: sign in (POST /api/v1/auth/login) and use the \
+     session token";
+
+async fn check_session(req: &Request, bearer: Bearer) -> poem::Result<SignedIn> {
+    match check_bearer(req, bearer).await? {
+        Principal::Session {
+            account_id,
+            session_id,
+        } => Ok(SignedIn {
+            account_id,
+            session_id,
+        }),
+        _ => Err(AppError::Forbidden(SESSION_REQUIRED.into()).into()),
+    }
+}
+
 pub type Apis = (
     auth::AuthApi,
     me::MeApi,
@@ -100,7 +158,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
     .description(
         "Administer organizations, projects, members, roles, groups, invitations and tokens. \
          Authenticate with a session token from `POST /auth/login` or a personal API token \
-         (`Authorization: Bearer mst_pat_…`). Errors are RFC 9457 problem JSON.",
+         (`Authorization: Bearer mst_pat_…`), which acts only inside its organization: \
+         account-level routes (`POST /orgs`, `PATCH /me`, `/me/tokens`) need a session. \
+         Errors are RFC 9457 problem JSON.",
     )
     .server("/api/v1")
 }
@@ -239,6 +299,29 @@ mod tests {
         );
         assert_eq!(super::allowed_methods("/api/v1/nothing/here"), None);
         assert_eq!(super::allowed_methods("/scim/v2/Users"), None);
+    }
+
+    #[test]
+    fn account_level_routes_take_a_session_only() {
+        let spec: serde_json::Value =
+            serde_json::from_str(&super::spec_json()).expect("the spec is JSON");
+        let paths = spec["paths"].as_object().expect("paths");
+        let mut account_level = Vec::new();
+        for (path, operations) in paths {
+            for (method, operation) in operations.as_object().expect("operations") {
+                let scheme = operation["security"][0]
+                    .as_object()
+                    .and_then(|s| s.keys().next().cloned());
+                let is_account_level = (path.starts_with("/me")
+                    && !(path == "/me" && method == "get"))
+                    || (path == "/orgs" && method == "post");
+                if is_account_level {
+                    assert_eq!(scheme.as_deref(), Some("SessionAuth"), "{method} {path}");
+                    account_level.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert_eq!(account_level.len(), 5, "{account_level:?}");
     }
 
     #[test]

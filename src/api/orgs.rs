@@ -10,10 +10,10 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::json;
 
-use super::access::{OrgAccess, caller_account};
+use super::access::OrgAccess;
 use super::examples::{ORG_ID, example_time};
 use super::text::Text;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, SessionAuth};
 use crate::domain::{
     Member, MemberId, MemberStatus, OrgId, OrgSettings, Organization, Permission, Role,
     org_name_and_slug,
@@ -225,16 +225,17 @@ impl OrgsApi {
     /// Create an organization
     ///
     /// Any signed-in account may create one and becomes its owner. Names are
-    /// unique ignoring case and punctuation.
+    /// unique ignoring case and punctuation. A session only: a personal
+    /// token acts inside its organization and gets 403.
     #[oai(path = "/orgs", method = "post")]
     async fn create(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: SessionAuth,
         req: &Request,
         body: Json<CreateOrgRequest>,
     ) -> Result<CreatedOrg, AppError> {
-        let account_id = caller_account(&auth.0)?.clone();
+        let account_id = auth.account_id().clone();
         let (name, slug) =
             org_name_and_slug(&body.0.name).map_err(|err| AppError::invalid("name", err))?;
         let store = state.store();
@@ -275,7 +276,7 @@ impl OrgsApi {
             let event = crate::domain::AuditEvent {
                 org_id: Some(org.id.clone()),
                 at: now,
-                actor: auth.0.actor(),
+                actor: auth.principal().actor(),
                 action: "organization.created",
                 target: crate::domain::Target {
                     kind: "organization",
@@ -327,54 +328,61 @@ impl OrgsApi {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageOrganization)?;
         let UpdateOrgRequest { name, settings } = body.0;
-        let mut changed = access.org.clone();
+        let mut change = store::orgs::OrgChange::default();
         if let Some(name) = name {
-            let (name, slug) =
-                org_name_and_slug(&name).map_err(|err| AppError::invalid("name", err))?;
-            changed.name = name;
-            changed.slug = slug;
+            change.name =
+                Some(org_name_and_slug(&name).map_err(|err| AppError::invalid("name", err))?);
         }
         if let Some(settings) = settings {
-            let s = &mut changed.settings;
-            if let Some(days) = settings.invitation_ttl_days {
-                s.invitation_ttl_days = days;
-            }
-            if let Some(days) = settings.audit_retention_days {
-                s.audit_retention_days = days;
-            }
-            if let Some(domains) = settings.allowed_email_domains {
-                s.allowed_email_domains = email_domains(domains)?;
-            }
-            if let Some(emails) = settings.scim_activation_emails {
-                s.scim_activation_emails = emails;
-            }
+            change.invitation_ttl_days = settings.invitation_ttl_days;
+            change.audit_retention_days = settings.audit_retention_days;
+            change.allowed_email_domains = settings
+                .allowed_email_domains
+                .map(email_domains)
+                .transpose()?;
+            change.scim_activation_emails = settings.scim_activation_emails;
         }
         let now = state.clock().now();
-        changed.updated_at = now;
         let store = state.store();
-        let owners = in_transaction!(store, |session| -> Result<u64, AppError> {
-            match store::orgs::update(store, session, &changed).await? {
-                store::orgs::Updated::Yes => {}
-                store::orgs::Updated::NameTaken => return Err(name_taken()),
-                store::orgs::Updated::Missing => return Err(AppError::NotFound("organization")),
-            }
-            let event = granted.event(
-                now,
-                "organization.updated",
-                ("organization", changed.id.as_str()),
-                Some(audited(&access.org)),
-                Some(audited(&changed)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(store::members::count_active_owners(store, Some(session), &changed.id).await?)
-        })?;
+        let org_id = access.org_id();
+        let (changed, owners) =
+            in_transaction!(store, |session| -> Result<(Organization, u64), AppError> {
+                // Before and after as this transaction sees them, not as
+                // the copy read before it: concurrent changes of other
+                // fields stay in both.
+                let before = store::orgs::get(store, Some(&mut *session), org_id)
+                    .await?
+                    .ok_or(AppError::NotFound("organization"))?;
+                match store::orgs::update(store, session, org_id, &change, now).await? {
+                    store::orgs::Updated::Yes => {}
+                    store::orgs::Updated::NameTaken => return Err(name_taken()),
+                    store::orgs::Updated::Missing => {
+                        return Err(AppError::NotFound("organization"));
+                    }
+                }
+                let after = store::orgs::get(store, Some(&mut *session), org_id)
+                    .await?
+                    .ok_or(AppError::NotFound("organization"))?;
+                let event = granted.event(
+                    now,
+                    "organization.updated",
+                    ("organization", org_id.as_str()),
+                    Some(audited(&before)),
+                    Some(audited(&after)),
+                );
+                store::audit::record(store, session, &event).await?;
+                let owners =
+                    store::members::count_active_owners(store, Some(session), org_id).await?;
+                Ok((after, owners))
+            })?;
         Ok(Json(org_view(&changed, access.role, owners)))
     }
 
     /// Delete an organization
     ///
-    /// Owners only. Deletes its members, groups, projects and tokens; the
-    /// accounts of its members remain.
+    /// Owners only. Deletes its members, groups, projects and tokens, and
+    /// revokes its pending invitations (their links answer 410, their
+    /// mails are not sent); the accounts of its members remain.
     #[oai(path = "/orgs/:org", method = "delete")]
     async fn delete(
         &self,
@@ -392,12 +400,16 @@ impl OrgsApi {
             if !store::orgs::delete(store, session, access.org_id()).await? {
                 return Err(AppError::NotFound("organization"));
             }
+            let revoked =
+                store::invitations::revoke_pending_for_org(store, session, access.org_id(), now)
+                    .await?;
+            crate::jobs::cancel_send_invitations(store, session, &revoked).await?;
             let event = granted.event(
                 now,
                 "organization.deleted",
                 ("organization", access.org_id().as_str()),
                 Some(audited(&access.org)),
-                None,
+                Some(json!({ "revoked_invitations": revoked.len() })),
             );
             store::audit::record(store, session, &event).await?;
             Ok(())

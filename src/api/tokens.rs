@@ -10,12 +10,11 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::access::{OrgAccess, caller_account};
+use super::access::OrgAccess;
 use super::examples::{ORG_ID, example_time};
 use super::text::Text;
-use super::{ApiTags, BearerAuth};
+use super::{ApiTags, BearerAuth, SessionAuth};
 use crate::app;
-use crate::auth::Principal;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
 use crate::domain::{AuditEvent, Permission, Target, TokenId};
 use crate::error::AppError;
@@ -335,25 +334,19 @@ fn scim_view(record: TokenRecord) -> ScimTokenView {
 impl TokensApi {
     /// List your personal API tokens
     ///
-    /// Across all your organizations; with a personal token, only those of
-    /// its organization. Secrets are never shown again, only their first
-    /// characters.
+    /// Across all your organizations. Secrets are never shown again, only
+    /// their first characters. A session only (a personal token gets 403).
     #[oai(path = "/me/tokens", method = "get")]
     async fn list(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: SessionAuth,
     ) -> Result<Json<PersonalTokenList>, AppError> {
-        let account_id = caller_account(&auth.0)?;
-        let only_org = match &auth.0 {
-            Principal::PersonalToken { org_id, .. } => Some(org_id),
-            _ => None,
-        };
         let records = store::tokens::list_for_account(
             state.store(),
             TokenKind::Personal,
-            account_id,
-            only_org,
+            auth.account_id(),
+            None,
         )
         .await?;
         Ok(Json(PersonalTokenList {
@@ -367,11 +360,12 @@ impl TokensApi {
     /// For one organization you are an active member of and whose role
     /// allows personal tokens (not viewers). The token acts as you in that
     /// organization only. The secret is in this response and nowhere else.
+    /// A session only: a personal token cannot mint others (403).
     #[oai(path = "/me/tokens", method = "post")]
     async fn create(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: SessionAuth,
         req: &Request,
         body: Json<CreatePersonalTokenRequest>,
     ) -> Result<CreatedPersonalToken, AppError> {
@@ -380,7 +374,7 @@ impl TokensApi {
             name,
             expires_at,
         } = body.0;
-        let access = OrgAccess::load(&state, &auth, req, &org_id).await?;
+        let access = OrgAccess::load(&state, &auth.bearer(), req, &org_id).await?;
         let granted = access.require(Permission::CreatePersonalTokens)?;
         let name = token_name(&name)?;
         let now = state.clock().now();
@@ -426,26 +420,21 @@ impl TokensApi {
 
     /// Delete one of your personal API tokens
     ///
-    /// It stops working at once. Tokens of other accounts are never found;
-    /// with a personal token, neither are those of other organizations.
+    /// It stops working at once. Tokens of other accounts are never found.
+    /// A session only (a personal token gets 403).
     #[oai(path = "/me/tokens/:id", method = "delete")]
     async fn delete(
         &self,
         state: Data<&AppState>,
-        auth: BearerAuth,
+        auth: SessionAuth,
         req: &Request,
         /// The token's id.
         id: Path<String>,
     ) -> Result<DeletedToken, AppError> {
-        let account_id = caller_account(&auth.0)?;
-        let only_org = match &auth.0 {
-            Principal::PersonalToken { org_id, .. } => Some(org_id),
-            _ => None,
-        };
         let id = token_id(&id)?;
         let owner = TokenOwner::Account {
-            account_id,
-            org_id: only_org,
+            account_id: auth.account_id(),
+            org_id: None,
         };
         let now = state.clock().now();
         let origin = origin_of(req);
@@ -461,7 +450,7 @@ impl TokensApi {
                 let event = AuditEvent {
                     org_id: Some(org_id),
                     at: now,
-                    actor: auth.0.actor(),
+                    actor: auth.principal().actor(),
                     action: "personal_token.deleted",
                     target: Target {
                         kind: "personal_token",

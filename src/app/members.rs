@@ -180,12 +180,14 @@ pub struct Provisioned {
 /// existing account here, even one with the same email: no tenant can make
 /// a person a member of its organization, or learn that their account
 /// exists. The person joins by accepting the activation invitation while
-/// signed in as that account.
+/// signed in as that account; past the organization's `hourly_cap` of
+/// invitation mails, that mail waits for the next window.
 pub async fn provision(
     store: &Store,
     now: DateTime<Utc>,
     acting: &Acting,
     input: &Provisioned,
+    hourly_cap: u32,
 ) -> Result<UserRecord, AppError> {
     acting.require(Permission::ManageNonOwnerMembers)?;
     let profile = &input.profile;
@@ -235,27 +237,19 @@ pub async fn provision(
             None,
             Some(snapshot(&record)),
         )];
-        if let Some(email) = &login_email
-            && let Some(invitation) = crate::invitations::create_scim_activation(
+        if let Some(email) = &login_email {
+            let activation = crate::invitations::create_scim_activation(
                 store,
                 session,
                 &record.member,
                 email,
                 now,
+                hourly_cap,
             )
-            .await?
-        {
-            events.push(acting.event(
-                now,
-                "invitation.created",
-                ("invitation", invitation.id.as_str()),
-                None,
-                Some(json!({
-                    "kind": "scim_activation",
-                    "email": invitation.email.as_str(),
-                    "member_id": record.member.id.as_str(),
-                })),
-            ));
+            .await?;
+            if let Some((action, (kind, id), after)) = activation.audit(&record.member.id) {
+                events.push(acting.event(now, action, (kind, &id), None, Some(after)));
+            }
         }
         store::audit::record_many(store, session, &events).await?;
         Ok(record)

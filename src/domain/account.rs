@@ -6,6 +6,76 @@ use chrono::{DateTime, Utc};
 
 use super::ids::AccountId;
 
+/// A person's given and family names, as identity providers import users
+/// (Okta requires both `name.givenName` and `name.familyName`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName {
+    given: String,
+    family: String,
+}
+
+/// The longest given or family name, in characters.
+pub const MAX_NAME_PART_CHARS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPersonName {
+    #[error("enter both a given name and a family name")]
+    Missing,
+    #[error("a name must be at most {MAX_NAME_PART_CHARS} characters")]
+    TooLong,
+    #[error("a name must not contain control characters")]
+    ControlCharacters,
+    #[error("enter a given and a family name separated by a space, such as \"Ada Lovelace\"")]
+    NotSplittable,
+}
+
+impl PersonName {
+    /// Both parts, trimmed; each 1 to 100 characters without control
+    /// characters.
+    pub fn new(given: &str, family: &str) -> Result<PersonName, InvalidPersonName> {
+        let part = |raw: &str| {
+            let part = raw.trim();
+            if part.is_empty() {
+                Err(InvalidPersonName::Missing)
+            } else if part.chars().count() > MAX_NAME_PART_CHARS {
+                Err(InvalidPersonName::TooLong)
+            } else if part.chars().any(char::is_control) {
+                Err(InvalidPersonName::ControlCharacters)
+            } else {
+                Ok(part.to_owned())
+            }
+        };
+        Ok(PersonName {
+            given: part(given)?,
+            family: part(family)?,
+        })
+    }
+
+    /// A full name as one string: the first word is the given name, the
+    /// rest the family name ("Ludwig van Beethoven": Ludwig, van
+    /// Beethoven).
+    pub fn from_full(full: &str) -> Result<PersonName, InvalidPersonName> {
+        let (given, family) = full
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or(InvalidPersonName::NotSplittable)?;
+        PersonName::new(given, family)
+    }
+
+    pub fn given(&self) -> &str {
+        &self.given
+    }
+
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// "Given Family", as a display name.
+    pub fn formatted(&self) -> String {
+        format!("{} {}", self.given, self.family)
+    }
+}
+
 /// A normalized email address: trimmed and lower-cased, so that one person
 /// has one login whatever case their identity provider sends.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,5 +182,29 @@ mod tests {
     fn plus_addresses_and_idn_domains_are_fine() {
         assert!(Email::parse("ada+scim@example.com").is_ok());
         assert!(Email::parse("ada@bücher.example").is_ok());
+    }
+
+    #[test]
+    fn person_names_split_at_the_first_space() {
+        let name = PersonName::from_full("  Ludwig van Beethoven ").expect("a name");
+        assert_eq!(name.given(), "Ludwig");
+        assert_eq!(name.family(), "van Beethoven");
+        assert_eq!(name.formatted(), "Ludwig van Beethoven");
+        assert_eq!(
+            PersonName::from_full("Cher"),
+            Err(InvalidPersonName::NotSplittable)
+        );
+        assert_eq!(
+            PersonName::new(" ", "Lovelace"),
+            Err(InvalidPersonName::Missing)
+        );
+        assert_eq!(
+            PersonName::new("Ada", &"x".repeat(101)),
+            Err(InvalidPersonName::TooLong)
+        );
+        assert_eq!(
+            PersonName::new("Ada\n", "Love\u{7}lace"),
+            Err(InvalidPersonName::ControlCharacters)
+        );
     }
 }

@@ -133,6 +133,8 @@ pub enum AcceptError {
     InvitationRevoked,
     #[error("this invitation has already been used")]
     InvitationUsed,
+    #[error("the organization this invitation is for no longer exists")]
+    OrganizationDeleted,
 }
 
 /// Whether the invitation may be accepted at `now`.
@@ -142,6 +144,17 @@ pub fn ensure_acceptable(invitation: &Invitation, now: DateTime<Utc>) -> Result<
         InvitationStatus::Expired => Err(AcceptError::InvitationExpired),
         InvitationStatus::Revoked => Err(AcceptError::InvitationRevoked),
         InvitationStatus::Accepted => Err(AcceptError::InvitationUsed),
+    }
+}
+
+/// When an organization's next invitation mail may go out under its
+/// hourly cap: now, unless `cap` mails are already due within an hour of
+/// it; then an hour after the `cap`-th latest of them (`cap_th_latest`),
+/// so that no hour ever holds more than `cap` mails.
+pub fn next_mail_at(now: DateTime<Utc>, cap_th_latest: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    match cap_th_latest {
+        Some(at) => (at + Duration::hours(1)).max(now),
+        None => now,
     }
 }
 
@@ -266,6 +279,20 @@ mod tests {
         assert!(ensure_may_invite(Role::Owner, Role::Owner).is_ok());
         assert!(ensure_may_invite(Role::Admin, Role::Owner).is_err());
         assert!(ensure_may_invite(Role::Admin, Role::Admin).is_ok());
+    }
+
+    #[test]
+    fn a_mail_over_the_cap_waits_an_hour_after_the_cap_th_latest() {
+        let now = Utc::now();
+        assert_eq!(next_mail_at(now, None), now);
+        let earlier = now - Duration::minutes(20);
+        assert_eq!(
+            next_mail_at(now, Some(earlier)),
+            earlier + Duration::hours(1)
+        );
+        let later = now + Duration::hours(3);
+        assert_eq!(next_mail_at(now, Some(later)), later + Duration::hours(1));
+        assert_eq!(next_mail_at(now, Some(now - Duration::hours(2))), now);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod org;
 pub mod policy;
 pub mod role;
 
-pub use account::{Account, Email, InvalidEmail};
+pub use account::{Account, Email, InvalidEmail, InvalidPersonName, PersonName};
 pub use audit::{Actor, AuditEvent, RequestOrigin, Target};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use ids::{AccountId, GroupId, InvalidId, InvitationId, MemberId, OrgId, ProjectId, TokenId};

@@ -14,10 +14,12 @@ use std::time::Duration;
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_cron::CronScheduler;
+use chrono::{DateTime, Utc};
 use mongodb::ClientSession;
 use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_many_in};
 
 use crate::config::JobSettings;
+use crate::domain::InvitationId;
 use crate::domain::invitation::Invitation;
 use crate::error::AppError;
 use crate::mail::Mailer;
@@ -101,6 +103,60 @@ pub async fn enqueue_send_invitation(
     invitation: &Invitation,
 ) -> Result<(), AppError> {
     enqueue_send_invitations(store, session, std::slice::from_ref(invitation)).await
+}
+
+/// [`enqueue_send_invitation`] for a mail not to be sent before `run_at`
+/// (a SCIM activation over the hourly cap).
+pub async fn enqueue_send_invitation_at(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+    run_at: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let job = SendInvitation {
+        invitation_id: invitation.id.to_string(),
+        send: invitation.delivery.sends,
+    };
+    let options = PushOptions {
+        run_at: Some(run_at),
+        ..PushOptions::idempotency_key(format!(
+            "invitation:{}:send:{}",
+            job.invitation_id, job.send
+        ))
+    };
+    let _ = push_many_in(
+        store.database(),
+        session,
+        &JobsConfig::default(),
+        SEND_INVITATION_QUEUE,
+        [(job, options)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes the mail jobs of invitations that will never be mailed (their
+/// organization is being deleted), inside the caller's transaction. Only
+/// jobs still waiting: one already running finds its invitation no longer
+/// pending and mails nothing.
+pub async fn cancel_send_invitations(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation_ids: &[InvitationId],
+) -> Result<u64, AppError> {
+    if invitation_ids.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = invitation_ids.iter().map(InvitationId::as_str).collect();
+    let deleted = muster_worker::collection(store.database(), &JobsConfig::default())
+        .delete_many(bson::doc! {
+            "queue": SEND_INVITATION_QUEUE,
+            "status": "pending",
+            "payload.invitation_id": { "$in": ids },
+        })
+        .session(session)
+        .await?;
+    Ok(deleted.deleted_count)
 }
 
 /// Runs the workers until `shutdown` resolves.

@@ -39,6 +39,23 @@ impl UserProfile {
         }
     }
 
+    /// This profile with `name` (given, family, formatted) and
+    /// `displayName`, as an identity provider would send them: members
+    /// who joined without one still have the names IdPs require on import.
+    pub fn with_name(mut self, name: &crate::domain::PersonName) -> UserProfile {
+        self.attributes.insert(
+            "name".into(),
+            json!({
+                "givenName": name.given(),
+                "familyName": name.family(),
+                "formatted": name.formatted(),
+            }),
+        );
+        self.attributes
+            .insert("displayName".into(), Value::from(name.formatted()));
+        self
+    }
+
     pub fn display_name(&self) -> Option<&str> {
         self.attributes.get("displayName").and_then(Value::as_str)
     }

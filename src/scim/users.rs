@@ -193,6 +193,7 @@ pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem
         context.state.clock().now(),
         &context.acting,
         &provisioned,
+        context.state.settings().invitations.max_per_org_per_hour,
     )
     .await?;
     Ok(respond_with(&context, req, StatusCode::CREATED, &record).await?)

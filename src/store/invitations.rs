@@ -53,6 +53,10 @@ struct InvitationDoc {
     expires_at: BsonDateTime,
     updated_at: BsonDateTime,
     accepted_at: Option<BsonDateTime>,
+    /// When the first mail is due: at creation, or later for a SCIM
+    /// activation over the hourly cap. The cap's window counts these.
+    #[serde(default)]
+    mail_at: Option<BsonDateTime>,
     delivery: DeliveryDoc,
 }
 
@@ -75,6 +79,7 @@ impl InvitationDoc {
             expires_at: bson_time(invitation.expires_at),
             updated_at: bson_time(invitation.updated_at),
             accepted_at: invitation.accepted_at.map(bson_time),
+            mail_at: Some(bson_time(invitation.created_at)),
             delivery: DeliveryDoc {
                 sends: d.sends,
                 sent_send: d.sent_send,
@@ -130,6 +135,7 @@ pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
         index(doc! { "org_id": 1, "email": 1, "status": 1 }, false),
         index(doc! { "org_id": 1, "status": 1, "_id": 1 }, false),
         index(doc! { "org_id": 1, "created_at": 1 }, false),
+        index(doc! { "org_id": 1, "mail_at": -1 }, false),
         index(doc! { "status": 1, "expires_at": 1 }, false),
         index(doc! { "member_id": 1 }, false),
     ] {
@@ -152,6 +158,42 @@ pub async fn insert(
             .session(session)
             .await,
     )
+}
+
+/// [`insert`] for an invitation whose first mail is due at `mail_at`.
+pub async fn insert_mailed_at(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+    token_hash: &TokenHash,
+    mail_at: DateTime<Utc>,
+) -> Result<Inserted, MongoError> {
+    let mut doc = InvitationDoc::new(invitation, token_hash);
+    doc.mail_at = Some(bson_time(mail_at));
+    inserted(collection(store).insert_one(doc).session(session).await)
+}
+
+/// The due time of the organization's `nth` latest first mail (1 is the
+/// latest) among those due after `since`; `None` when there are fewer.
+pub async fn nth_latest_mail_since(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    since: DateTime<Utc>,
+    nth: u32,
+) -> Result<Option<DateTime<Utc>>, MongoError> {
+    let found = collection(store)
+        .clone_with_type::<Document>()
+        .find_one(doc! { "org_id": org_id.as_str(), "mail_at": { "$gt": bson_time(since) } })
+        .sort(doc! { "mail_at": -1 })
+        .skip(u64::from(nth.saturating_sub(1)))
+        .projection(doc! { "mail_at": 1 })
+        .session(session)
+        .await?;
+    Ok(found
+        .as_ref()
+        .and_then(|doc| doc.get_datetime("mail_at").ok())
+        .map(|at| at.to_chrono()))
 }
 
 /// Inserts new invitations, each with its link's hash, in one round trip;
@@ -193,17 +235,24 @@ pub async fn pending_emails(
     Ok(found)
 }
 
-/// Invitations the organization created since `since`, for the hourly cap.
+/// Invitations of the organization created since `since`, or whose first
+/// mail is due after it (SCIM activations deferred by the cap), for the
+/// hourly cap.
 pub async fn count_created_since(
     store: &Store,
     session: &mut ClientSession,
     org_id: &OrgId,
     since: DateTime<Utc>,
 ) -> Result<u64, MongoError> {
+    let since = bson_time(since);
     collection(store)
-        .count_documents(
-            doc! { "org_id": org_id.as_str(), "created_at": { "$gte": bson_time(since) } },
-        )
+        .count_documents(doc! {
+            "org_id": org_id.as_str(),
+            "$or": [
+                { "created_at": { "$gte": since } },
+                { "mail_at": { "$gte": since } },
+            ],
+        })
         .session(session)
         .await
 }
@@ -379,6 +428,39 @@ pub async fn finish(
         .session(session)
         .await?;
     Ok(result.matched_count == 1)
+}
+
+/// Revokes every pending invitation of an organization (it is being
+/// deleted); answers their ids, so their mail jobs can go too.
+pub async fn revoke_pending_for_org(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    now: DateTime<Utc>,
+) -> Result<Vec<InvitationId>, MongoError> {
+    let filter = doc! { "org_id": org_id.as_str(), "status": "pending" };
+    let mut ids = Vec::new();
+    let mut cursor = collection(store)
+        .clone_with_type::<Document>()
+        .find(filter.clone())
+        .projection(doc! { "_id": 1 })
+        .session(&mut *session)
+        .await?;
+    while let Some(found) = cursor.next(&mut *session).await.transpose()? {
+        if let Ok(id) = found.get_str("_id") {
+            ids.push(InvitationId::from_stored(id.to_owned()));
+        }
+    }
+    if !ids.is_empty() {
+        collection(store)
+            .update_many(
+                filter,
+                doc! { "$set": { "status": "revoked", "updated_at": bson_time(now) } },
+            )
+            .session(&mut *session)
+            .await?;
+    }
+    Ok(ids)
 }
 
 /// Pending invitations whose expiry has passed, oldest first, at most

@@ -82,24 +82,47 @@ pub enum Updated {
     Missing,
 }
 
-/// Writes name, slug and settings.
+/// The fields a change of an organization sets; `None` leaves a field as
+/// it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrgChange {
+    /// The name and the slug derived from it.
+    pub name: Option<(String, String)>,
+    pub invitation_ttl_days: Option<u32>,
+    pub audit_retention_days: Option<u32>,
+    pub allowed_email_domains: Option<Vec<String>>,
+    pub scim_activation_emails: Option<bool>,
+}
+
+/// Sets only the fields `change` names (and `updated_at`): two concurrent
+/// changes of different fields both stay, where writing the whole
+/// settings document from a copy read earlier lost one of them.
 pub async fn update(
     store: &Store,
     session: &mut ClientSession,
-    org: &Organization,
+    org_id: &OrgId,
+    change: &OrgChange,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Updated, MongoError> {
-    let doc = OrgDoc::from(org);
-    let settings = bson::to_document(&doc.settings).map_err(MongoError::custom)?;
+    let mut set = doc! { "updated_at": super::docs::bson_time(now) };
+    if let Some((name, slug)) = &change.name {
+        set.insert("name", name.as_str());
+        set.insert("slug", slug.as_str());
+    }
+    if let Some(days) = change.invitation_ttl_days {
+        set.insert("settings.invitation_ttl_days", days);
+    }
+    if let Some(days) = change.audit_retention_days {
+        set.insert("settings.audit_retention_days", days);
+    }
+    if let Some(domains) = &change.allowed_email_domains {
+        set.insert("settings.allowed_email_domains", domains.clone());
+    }
+    if let Some(emails) = change.scim_activation_emails {
+        set.insert("settings.scim_activation_emails", emails);
+    }
     let result = collection(store)
-        .update_one(
-            doc! { "_id": org.id.as_str() },
-            doc! { "$set": {
-                "name": &doc.name,
-                "slug": &doc.slug,
-                "settings": settings,
-                "updated_at": doc.updated_at,
-            } },
-        )
+        .update_one(doc! { "_id": org_id.as_str() }, doc! { "$set": set })
         .session(session)
         .await;
     match result {

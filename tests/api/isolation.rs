@@ -95,9 +95,11 @@ async fn another_organizations_ids_and_tokens_get_404() {
         )
         .await,
     };
+    let their_session = super::session_for(&app, &theirs.org.owner.account_id).await;
+    let our_session = super::session_for(&app, &ours.org.owner.account_id).await;
     let their_personal_token = made(
         &app,
-        their_owner,
+        &their_session,
         "/me/tokens".to_owned(),
         json!({ "org_id": their_org, "name": "Theirs" }),
     )
@@ -111,35 +113,40 @@ async fn another_organizations_ids_and_tokens_get_404() {
     for (method, path, body) in org_scoped_routes() {
         // Their organization, with our owner's token.
         probes.push((
+            our_owner,
             method.clone(),
             fill(&path, &their.org, &their),
             body.clone(),
         ));
         // Our organization, with their ids in it.
         if path.matches('{').count() > 1 {
-            probes.push((method, fill(&path, &ours.org(), &their), body));
+            probes.push((our_owner, method, fill(&path, &ours.org(), &their), body));
         }
     }
+    // Account-level routes take a session.
     probes.push((
+        Some(our_session.as_str()),
         Method::DELETE,
         format!("/me/tokens/{their_personal_token}"),
         None,
     ));
     probes.push((
+        Some(our_session.as_str()),
         Method::POST,
         "/me/tokens".to_owned(),
         Some(json!({ "org_id": their_org, "name": "Mine" })),
     ));
-    probes.push((Method::GET, "/orgs/not-an-id".to_owned(), None));
+    probes.push((our_owner, Method::GET, "/orgs/not-an-id".to_owned(), None));
     probes.push((
+        our_owner,
         Method::GET,
         format!("/orgs/{}/members/not-an-id", ours.org()),
         None,
     ));
 
     let mut wrong = Vec::new();
-    for (method, path, body) in &probes {
-        let answer = call(&app, method.clone(), path, our_owner, body.as_ref()).await;
+    for (token, method, path, body) in &probes {
+        let answer = call(&app, method.clone(), path, *token, body.as_ref()).await;
         if answer.status != StatusCode::NOT_FOUND
             || answer.body["type"] != "urn:muster:problem:not-found"
         {

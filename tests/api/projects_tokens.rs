@@ -490,7 +490,8 @@ async fn deleting_a_project_removes_the_rights_members_hold_on_it() {
 async fn personal_tokens_are_shown_once_work_and_die_when_deleted() {
     let app = TestApp::spawn().await;
     let org = app.with_org_owner().await;
-    let owner = &org.owner.token;
+    // Personal tokens are managed with a session.
+    let owner = &super::session_for(&app, &org.owner.account_id).await;
     let events = audit_count(&app, &org.org_id).await;
 
     let expires_at = (Utc::now() + Duration::days(30)).to_rfc3339();
@@ -533,7 +534,8 @@ async fn personal_tokens_are_shown_once_work_and_die_when_deleted() {
 
     // Nobody else can delete it.
     let member = app.with_member(&org, Role::Admin).await;
-    let (status, body) = delete(&app, &format!("/me/tokens/{id}"), &member.token).await;
+    let member_session = super::session_for(&app, &member.account_id).await;
+    let (status, body) = delete(&app, &format!("/me/tokens/{id}"), &member_session).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("token")));
     let (status, _) = delete(&app, "/me/tokens/not-a-token", owner).await;
@@ -558,11 +560,19 @@ async fn who_may_create_personal_tokens_and_for_what() {
     let contributor = app.with_member(&org, Role::Contributor).await;
     let events = audit_count(&app, &org.org_id).await;
     let body = |name: &str| json!({ "org_id": org.org_id.as_str(), "name": name });
+    // Signed in: personal tokens are made with a session.
+    let viewer = super::session_for(&app, &viewer.account_id).await;
+    let contributor_session = super::session_for(&app, &contributor.account_id).await;
+    let contributor = super::common::MemberFixture {
+        token: contributor_session,
+        ..contributor
+    };
+    let other_owner = super::session_for(&app, &other.owner.account_id).await;
 
-    let (status, problem) = post(&app, "/me/tokens", &viewer.token, body("mine")).await;
+    let (status, problem) = post(&app, "/me/tokens", &viewer, body("mine")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_problem(&problem, StatusCode::FORBIDDEN, None);
-    let (status, _) = post(&app, "/me/tokens", &other.owner.token, body("theirs")).await;
+    let (status, _) = post(&app, "/me/tokens", &other_owner, body("theirs")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(audit_count(&app, &org.org_id).await, events);
 
@@ -613,7 +623,7 @@ async fn who_may_create_personal_tokens_and_for_what() {
 }
 
 #[tokio::test]
-async fn a_personal_token_lists_only_its_organizations_tokens() {
+async fn a_personal_token_neither_lists_nor_makes_nor_deletes_tokens() {
     let app = TestApp::spawn().await;
     let email = "ada@example.com";
     let (first, first_pat) = org_with_password(&app, email, "First").await;
@@ -642,12 +652,10 @@ async fn a_personal_token_lists_only_its_organizations_tokens() {
     // The bootstrap token of each organization, and the two new ones.
     assert_eq!(all.len(), 4);
     assert!(all.contains(&second.to_string()));
-    let (_, scoped) = get(&app, "/me/tokens", &first_pat).await;
-    let scoped = orgs_of(&scoped);
-    assert_eq!(scoped.len(), 2);
-    assert!(scoped.iter().all(|org| org == first.as_str()));
-
-    // Nor can it delete the other organization's tokens, or create some.
+    // Personal tokens act inside their organization only: the account's
+    // tokens are a session's business.
+    let (status, _) = get(&app, "/me/tokens", &first_pat).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (_, list) = get(&app, "/me/tokens", &session).await;
     let second_token = list["items"]
         .as_array()
@@ -658,15 +666,17 @@ async fn a_personal_token_lists_only_its_organizations_tokens() {
         .unwrap()
         .to_owned();
     let (status, _) = delete(&app, &format!("/me/tokens/{second_token}"), &first_pat).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = post(
-        &app,
-        "/me/tokens",
-        &first_pat,
-        json!({ "org_id": second.as_str(), "name": "sideways" }),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for org in [&first, &second] {
+        let (status, _) = post(
+            &app,
+            "/me/tokens",
+            &first_pat,
+            json!({ "org_id": org.as_str(), "name": "sideways" }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
     let (status, _) = delete(&app, &format!("/me/tokens/{second_token}"), &session).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
@@ -904,10 +914,12 @@ async fn an_account_without_a_password_cannot_change_it() {
     let app = TestApp::spawn().await;
     let org = app.with_org_owner().await;
     let member = app.with_member(&org, Role::Contributor).await;
+    // A session without a password: one the invitation page started.
+    let session = super::session_for(&app, &member.account_id).await;
     let (status, problem) = patch(
         &app,
         "/me",
-        &member.token,
+        &session,
         json!({ "password": { "current": "anything at all", "new": "a brand new passphrase" } }),
     )
     .await;

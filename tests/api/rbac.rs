@@ -9,7 +9,7 @@
 //! |-----------------------------------------|-----|-----|-----|-----|-----|-----|------|
 //! | GET    /roles                           | 200 | 200 | 200 | 200 | 200 | 200 | 200  |
 //! | GET    /me                              | 200 | 200 | 200 | 200 | 200 | 200 | 401  |
-//! | POST   /orgs                            | 201 | 201 | 201 | 201 | 201 | 201 | 401  |
+//! | POST   /orgs                            | 403 | 403 | 403 | 403 | 201 | 403 | 401  |
 //! | GET    /orgs/{org}                      | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
 //! | PATCH  /orgs/{org}                      | 200 | 403 | 403 | 403 | 403 | 404 | 401  |
 //! | GET    /orgs/{org}/members              | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
@@ -30,16 +30,20 @@
 //! | GET    /orgs/{org}/scim-tokens          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/scim-tokens          | 201 | 201 | 403 | 403 | 403 | 404 | 401  |
 //! | DELETE /orgs/{org}/scim-tokens/{s}      | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
-//! | PATCH  /me                              | 200 | 200 | 200 | 200 | 200 | 200 | 401  |
-//! | GET    /me/tokens                       | 200 | 200 | 200 | 200 | 200 | 200 | 401  |
-//! | POST   /me/tokens  (for {org})          | 201 | 201 | 201 | 403 | 403 | 404 | 401  |
-//! | DELETE /me/tokens/{t}  (the owner's)    | 204 | 404 | 404 | 404 | 404 | 404 | 401  |
+//! | PATCH  /me                              | 403 | 403 | 403 | 403 | 200 | 403 | 401  |
+//! | GET    /me/tokens                       | 403 | 403 | 403 | 403 | 200 | 403 | 401  |
+//! | POST   /me/tokens  (for {org})          | 403 | 403 | 403 | 403 | 403 | 403 | 401  |
+//! | DELETE /me/tokens/{t}  (the owner's)    | 403 | 403 | 403 | 403 | 404 | 403 | 401  |
 //! | GET    /orgs/{org}/invitations          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/invitations          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/invitations/{i}/resend | 200 | 200 | 403 | 403 | 403 | 404 | 401 |
 //! | DELETE /orgs/{org}/invitations/{i}      | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/leave                | 409 | 204 | 403 | 403 | 403 | 404 | 401  |
 //! | DELETE /orgs/{org}                      | 204 | 403 | 403 | 403 | 403 | 404 | 401  |
+//!
+//! Every caller but the suspended one holds a personal token, which acts
+//! only inside its organization: account-level routes (`POST /orgs`,
+//! `PATCH /me`, `/me/tokens`) refuse it with 403 and want a session.
 //!
 //! `{m}` is a fresh viewer, `{g}` a fresh group, `{p}` a fresh project
 //! (on which contributors and viewers hold no project rights: how rights
@@ -82,7 +86,7 @@ fn table() -> Vec<Row> {
             M::POST,
             "/orgs",
             Some(json!({ "name": "New {u}" })),
-            [201, 201, 201, 201, 201, 201, 401],
+            [403, 403, 403, 403, 201, 403, 401],
         ),
         row(
             M::GET,
@@ -208,25 +212,25 @@ fn table() -> Vec<Row> {
             M::PATCH,
             "/me",
             Some(json!({ "display_name": "Me {u}" })),
-            [200, 200, 200, 200, 200, 200, 401],
+            [403, 403, 403, 403, 200, 403, 401],
         ),
         row(
             M::GET,
             "/me/tokens",
             None,
-            [200, 200, 200, 200, 200, 200, 401],
+            [403, 403, 403, 403, 200, 403, 401],
         ),
         row(
             M::POST,
             "/me/tokens",
             Some(json!({ "org_id": "{org}", "name": "Token {u}" })),
-            [201, 201, 201, 403, 403, 404, 401],
+            [403, 403, 403, 403, 403, 403, 401],
         ),
         row(
             M::DELETE,
             "/me/tokens/{t}",
             None,
-            [204, 404, 404, 404, 404, 404, 401],
+            [403, 403, 403, 403, 404, 403, 401],
         ),
         row(
             M::GET,
@@ -304,6 +308,8 @@ fn fill(template: &str, org: &str, fresh: &Fresh) -> String {
 async fn fresh(app: &TestApp, cast: &Cast) -> Fresh {
     let org = cast.org();
     let owner = Some(cast.org.owner.token.as_str());
+    // Personal tokens are minted by a session only.
+    let owner_session = super::session_for(app, &cast.org.owner.account_id).await;
     let unique = || uuid::Uuid::new_v4().simple().to_string();
     let mut ids = Vec::new();
     for (path, body) in [
@@ -321,7 +327,12 @@ async fn fresh(app: &TestApp, cast: &Cast) -> Fresh {
             json!({ "org_id": org, "name": unique() }),
         ),
     ] {
-        let answer = call(app, Method::POST, &path, owner, Some(&body)).await;
+        let token = if path == "/me/tokens" {
+            Some(owner_session.as_str())
+        } else {
+            owner
+        };
+        let answer = call(app, Method::POST, &path, token, Some(&body)).await;
         assert!(answer.status.is_success(), "setup {path}: {}", answer.body);
         ids.push(answer.body["id"].as_str().unwrap_or_default().to_owned());
     }
