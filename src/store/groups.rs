@@ -435,12 +435,13 @@ pub struct MappedRole {
     pub role: Role,
 }
 
-/// The roles each of `member_ids` holds through their groups' role
-/// mappings, in one round trip (memberships joined with their groups).
-pub async fn mapped_roles_of(
+/// The role mapping of every group each of `member_ids` is in, with the
+/// group's id and name, in one round trip (memberships joined with their
+/// groups). Groups that map to nothing are left out.
+async fn mappings_of(
     store: &Store,
     member_ids: &[&str],
-) -> Result<HashMap<String, Vec<MappedRole>>, MongoError> {
+) -> Result<HashMap<String, Vec<(String, String, RoleMapping)>>, MongoError> {
     #[derive(Deserialize)]
     struct Mapped {
         display_name: String,
@@ -452,7 +453,7 @@ pub async fn mapped_roles_of(
         member_id: String,
         group: Vec<Mapped>,
     }
-    let mut by_member: HashMap<String, Vec<MappedRole>> = HashMap::new();
+    let mut by_member: HashMap<String, Vec<(String, String, RoleMapping)>> = HashMap::new();
     if member_ids.is_empty() {
         return Ok(by_member);
     }
@@ -474,18 +475,40 @@ pub async fn mapped_roles_of(
         let Some(group) = link.group.into_iter().next() else {
             continue;
         };
-        if let Some(role) = group.role_mapping.and_then(|mapping| mapping.role) {
-            by_member
-                .entry(link.member_id)
-                .or_default()
-                .push(MappedRole {
-                    group_id: link.group_id,
-                    group_name: group.display_name,
-                    role,
-                });
+        if let Some(mapping) = group.role_mapping {
+            by_member.entry(link.member_id).or_default().push((
+                link.group_id,
+                group.display_name,
+                mapping,
+            ));
         }
     }
     Ok(by_member)
+}
+
+/// The roles each of `member_ids` holds through their groups' role
+/// mappings, in one round trip.
+pub async fn mapped_roles_of(
+    store: &Store,
+    member_ids: &[&str],
+) -> Result<HashMap<String, Vec<MappedRole>>, MongoError> {
+    Ok(mappings_of(store, member_ids)
+        .await?
+        .into_iter()
+        .filter_map(|(member_id, mappings)| {
+            let roles: Vec<MappedRole> = mappings
+                .into_iter()
+                .filter_map(|(group_id, group_name, mapping)| {
+                    Some(MappedRole {
+                        group_id,
+                        group_name,
+                        role: mapping.role?,
+                    })
+                })
+                .collect();
+            (!roles.is_empty()).then_some((member_id, roles))
+        })
+        .collect())
 }
 
 /// The project rights each of `member_ids` holds through their groups'
@@ -494,39 +517,17 @@ pub async fn mapped_project_rights_of(
     store: &Store,
     member_ids: &[&str],
 ) -> Result<HashMap<String, Vec<ProjectGrant>>, MongoError> {
-    #[derive(Deserialize)]
-    struct Mapped {
-        role_mapping: Option<RoleMapping>,
-    }
-    #[derive(Deserialize)]
-    struct Link {
-        member_id: String,
-        group: Vec<Mapped>,
-    }
-    let mut by_member: HashMap<String, Vec<ProjectGrant>> = HashMap::new();
-    if member_ids.is_empty() {
-        return Ok(by_member);
-    }
-    let pipeline = vec![
-        doc! { "$match": { "member_id": { "$in": member_ids } } },
-        doc! { "$lookup": {
-            "from": GROUPS, "localField": "group_id", "foreignField": "_id", "as": "group",
-        } },
-        doc! { "$project": { "_id": 0, "member_id": 1, "group.role_mapping": 1 } },
-    ];
-    let mut links = memberships(store)
-        .aggregate(pipeline)
-        .with_type::<Link>()
-        .await?;
-    while let Some(link) = links.try_next().await? {
-        let grants = link
-            .group
-            .into_iter()
-            .filter_map(|group| group.role_mapping)
-            .flat_map(|mapping| mapping.project_rights);
-        by_member.entry(link.member_id).or_default().extend(grants);
-    }
-    Ok(by_member)
+    Ok(mappings_of(store, member_ids)
+        .await?
+        .into_iter()
+        .map(|(member_id, mappings)| {
+            let grants = mappings
+                .into_iter()
+                .flat_map(|(_, _, mapping)| mapping.project_rights)
+                .collect();
+            (member_id, grants)
+        })
+        .collect())
 }
 
 pub(super) async fn delete_for_org(
