@@ -8,10 +8,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use poem::http::StatusCode;
-use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use poem::listener::Acceptor;
 use poem::web::Json;
 use poem::{
@@ -177,9 +178,14 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
     async move {
         let started = Instant::now();
         tracing::debug!("started");
-        let mut response = match endpoint.call(req).await {
-            Ok(response) => response.into_response(),
-            Err(err) => surface.render(&AppError::from_poem(err)),
+        // A panic would otherwise drop the connection without an answer.
+        let outcome = std::panic::AssertUnwindSafe(endpoint.call(req))
+            .catch_unwind()
+            .await;
+        let mut response = match outcome {
+            Ok(Ok(response)) => response.into_response(),
+            Ok(Err(err)) => surface.render(&AppError::from_poem(err)),
+            Err(panic) => surface.render(&AppError::internal(panic_message(panic.as_ref()))),
         };
         if let Ok(value) = id.parse() {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -207,9 +213,21 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
     .await
 }
 
+/// What a panic said, for the log (never for the client).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    format!("a handler panicked: {text}")
+}
+
 /// Refuses bodies over the limit with 413 before a handler reads them: by
-/// `Content-Length` when there is one, otherwise (chunked uploads) by
-/// reading at most one byte past the limit.
+/// `Content-Length` when there is one (hyper holds the body to it),
+/// otherwise by reading at most one byte past the limit. "Otherwise" is not
+/// only HTTP/1.1 chunked: an HTTP/2 request carries its length in neither
+/// header, so the absence of `Content-Length` is what decides.
 async fn limit_body<E: Endpoint>(
     max: usize,
     endpoint: Arc<E>,
@@ -223,7 +241,7 @@ async fn limit_body<E: Endpoint>(
     match declared {
         Some(length) if length > max as u64 => return Err(AppError::PayloadTooLarge.into()),
         Some(_) => {}
-        None if req.headers().contains_key(TRANSFER_ENCODING) => {
+        None => {
             let mut limited = req.take_body().into_async_read().take(max as u64 + 1);
             let mut buffer = Vec::new();
             limited.read_to_end(&mut buffer).await.map_err(|err| {
@@ -234,7 +252,6 @@ async fn limit_body<E: Endpoint>(
             }
             req.set_body(buffer);
         }
-        None => {}
     }
     endpoint.call(req).await.map(IntoResponse::into_response)
 }
