@@ -150,12 +150,20 @@ impl Default for RateLimitSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     pub session_ttl_hours: u32,
+    /// argon2 hashes and verifications that may run at once (each holds
+    /// about 19 MiB); 0 means one per core.
+    pub password_hash_permits: usize,
+    /// How long a request waits for a free permit before it is answered
+    /// 503 with `Retry-After`.
+    pub password_hash_wait_ms: u64,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             session_ttl_hours: 12,
+            password_hash_permits: 0,
+            password_hash_wait_ms: 1_000,
         }
     }
 }
@@ -411,6 +419,18 @@ impl Settings {
         }
         if self.auth.session_ttl_hours == 0 {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
+        }
+        if self.auth.password_hash_permits > 1024 {
+            return Err(invalid(
+                "auth.password_hash_permits",
+                "must be between 0 (one per core) and 1024",
+            ));
+        }
+        if self.auth.password_hash_wait_ms > 60_000 {
+            return Err(invalid(
+                "auth.password_hash_wait_ms",
+                "must be at most 60000",
+            ));
         }
         if let Some(url) = self.smtp.url() {
             // The transport's own parser, so what passes here is what the

@@ -71,13 +71,17 @@ enum Login {
     ExistingSetsPassword(AccountId, PasswordHashString),
 }
 
-async fn hash_new_password(password: Option<String>) -> Result<PasswordHashString, AppError> {
+async fn hash_new_password(
+    state: &AppState,
+    password: Option<String>,
+) -> Result<PasswordHashString, AppError> {
     let password = password.ok_or_else(|| {
         AppError::invalid("password", "choose a password of at least 10 characters")
     })?;
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(AppError::internal)?
+    state
+        .hashing()
+        .run(move || hash_password(&password))
+        .await?
         .map_err(|err| AppError::invalid("password", err))
 }
 
@@ -101,10 +105,10 @@ pub async fn accept(
         Some(existing) => match existing.password_hash {
             Some(hash) => {
                 let password = input.password.unwrap_or_default();
-                let ok =
-                    tokio::task::spawn_blocking(move || verify_password(Some(&hash), &password))
-                        .await
-                        .map_err(AppError::internal)?;
+                let ok = state
+                    .hashing()
+                    .run(move || verify_password(Some(&hash), &password))
+                    .await?;
                 if !ok {
                     return Err(AppError::Forbidden(format!(
                         "{} already has an account: enter that account's password",
@@ -115,11 +119,11 @@ pub async fn accept(
             }
             None => Login::ExistingSetsPassword(
                 existing.account.id,
-                hash_new_password(input.password).await?,
+                hash_new_password(state, input.password).await?,
             ),
         },
         None => Login::New {
-            hash: hash_new_password(input.password).await?,
+            hash: hash_new_password(state, input.password).await?,
             name,
         },
     };

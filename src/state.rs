@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::password::HashingPermits;
 use crate::config::Settings;
 use crate::domain::{Clock, SystemClock};
 use crate::store::Store;
@@ -15,6 +16,7 @@ struct Inner {
     store: Store,
     settings: Settings,
     clock: Arc<dyn Clock>,
+    hashing: HashingPermits,
 }
 
 impl AppState {
@@ -23,11 +25,16 @@ impl AppState {
     }
 
     pub fn with_clock(store: Store, settings: Settings, clock: Arc<dyn Clock>) -> AppState {
+        let hashing = HashingPermits::new(
+            settings.auth.password_hash_permits,
+            std::time::Duration::from_millis(settings.auth.password_hash_wait_ms),
+        );
         AppState {
             inner: Arc::new(Inner {
                 store,
                 settings,
                 clock,
+                hashing,
             }),
         }
     }
@@ -42,5 +49,10 @@ impl AppState {
 
     pub fn clock(&self) -> &dyn Clock {
         self.inner.clock.as_ref()
+    }
+
+    /// Where every argon2 hash and verification of a request runs.
+    pub fn hashing(&self) -> &HashingPermits {
+        &self.inner.hashing
     }
 }

@@ -85,11 +85,10 @@ impl AuthApi {
             Err(_) => None,
         };
         let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
-        // argon2 is CPU-bound; keep it off the async workers.
-        let verified =
-            tokio::task::spawn_blocking(move || verify_password(hash.as_ref(), &password))
-                .await
-                .map_err(AppError::internal)?;
+        let verified = state
+            .hashing()
+            .run(move || verify_password(hash.as_ref(), &password))
+            .await?;
         let Some(credentials) = credentials.filter(|_| verified) else {
             return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
         };

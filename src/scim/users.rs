@@ -88,13 +88,15 @@ fn user_input(body: &Value) -> Result<UserInput, AppError> {
     })
 }
 
-async fn hash(password: Option<String>) -> Result<Option<String>, AppError> {
+async fn hash(context: &ScimContext, password: Option<String>) -> Result<Option<String>, AppError> {
     let Some(password) = password else {
         return Ok(None);
     };
-    let hashed = tokio::task::spawn_blocking(move || hash_idp_password(&password))
-        .await
-        .map_err(AppError::internal)?
+    let hashed = context
+        .state
+        .hashing()
+        .run(move || hash_idp_password(&password))
+        .await?
         .map_err(|err| AppError::scim(ScimType::InvalidValue, format!("password: {err}")))?;
     Ok(Some(hashed.as_str().to_owned()))
 }
@@ -206,7 +208,7 @@ pub async fn search(context: ScimContext, body: ScimBody) -> poem::Result<Respon
 #[handler]
 pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem::Result<Response> {
     let input = user_input(&body.0)?;
-    let password_hash = hash(input.password).await?;
+    let password_hash = hash(&context, input.password).await?;
     let now = context.state.clock().now();
     let profile = input.profile;
     let login_email = profile.login_email();
@@ -397,7 +399,7 @@ pub async fn replace(
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
     let input = user_input(&body.0)?;
-    let password_hash = hash(input.password).await?;
+    let password_hash = hash(&context, input.password).await?;
     let profile = input.profile;
     let active = input.active;
     let record = write_user(
@@ -420,7 +422,7 @@ pub async fn patch(
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
     let operations = super::patch::parse_request(&body.0)?;
-    let password_hash = hash(super::patch::new_password(&operations)).await?;
+    let password_hash = hash(&context, super::patch::new_password(&operations)).await?;
     let record = write_user(
         &context,
         req,

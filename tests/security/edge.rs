@@ -3,10 +3,38 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use chrono::Utc;
+use muster::bootstrap::{BootstrapInput, bootstrap};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{Scim, TestApp};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn account_with_password(app: &TestApp) -> String {
+    let email = format!("signer-{}@example.com", uuid::Uuid::new_v4().simple());
+    bootstrap(
+        &app.store,
+        Utc::now(),
+        BootstrapInput {
+            org_name: format!("Org {}", uuid::Uuid::new_v4().simple()),
+            owner_email: email.clone(),
+            owner_password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .expect("bootstrap");
+    email
+}
+
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.post("/api/v1/auth/login")
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("the server answers")
+}
 
 fn user(user_name: &str) -> Value {
     json!({
@@ -79,4 +107,82 @@ async fn an_h2c_body_without_a_length_is_cut_off_at_the_limit() {
     // client never got to send the whole body.
     let sent = produced.load(Ordering::SeqCst);
     assert!(sent < TOTAL, "the client sent all {sent} bytes");
+}
+
+#[tokio::test]
+async fn hashing_beyond_the_permits_is_answered_503_in_each_surface_format() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.auth.password_hash_permits = 1;
+            s.auth.password_hash_wait_ms = 50;
+        })
+        .spawn()
+        .await;
+    let email = account_with_password(&app).await;
+    let org = app.with_org_owner().await;
+    let scim = Scim::new(&app, &org.scim_token);
+    let held = app.state.hashing().try_hold().expect("the only permit");
+
+    let response = sign_in(&app, &email, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["type"], "urn:muster:problem:busy");
+
+    let mut with_password = user("hashed@example.com");
+    with_password["password"] = json!("an IdP-chosen password");
+    let answer = scim.post("/Users", &with_password).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    assert_eq!(answer.body["status"], "503");
+
+    let answer = scim
+        .post(
+            "/Bulk",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                "Operations": [{ "method": "POST", "path": "/Users", "bulkId": "u",
+                                 "data": with_password }],
+            }),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["Operations"][0]["status"], "503");
+
+    drop(held);
+    let response = sign_in(&app, &email, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer = scim.post("/Users", &with_password).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn concurrent_sign_ins_beyond_one_permit_are_shed_never_failed() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.auth.password_hash_permits = 1;
+            s.auth.password_hash_wait_ms = 0;
+        })
+        .spawn()
+        .await;
+    let email = account_with_password(&app).await;
+    let attempts = (0..16).map(|_| sign_in(&app, &email, "not the password"));
+    let responses = futures::future::join_all(attempts).await;
+    let mut shed = 0;
+    for response in responses {
+        match response.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.headers().contains_key("retry-after"));
+                shed += 1;
+            }
+            other => panic!("a concurrent sign-in answered {other}"),
+        }
+    }
+    // Each check takes milliseconds and the requests arrive together, so
+    // with one permit and no wait some of them must be shed.
+    assert!(
+        shed > 0,
+        "16 concurrent sign-ins with one permit: none shed"
+    );
 }
