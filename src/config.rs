@@ -120,8 +120,9 @@ impl Default for LogSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
     pub enabled: bool,
-    /// Management API: sustained requests per second per token (or per
-    /// client IP without one), and the burst above it.
+    /// Management API: sustained requests per second per token that has
+    /// authenticated (per client IP for anything else), and the burst
+    /// above it.
     pub api_per_second: u32,
     pub api_burst: u32,
     /// SCIM: identity providers push in bursts (Entra ID needs 25/s).
@@ -130,6 +131,10 @@ pub struct RateLimitSettings {
     /// Everything else (health, docs, pages), per client IP.
     pub other_per_second: u32,
     pub other_burst: u32,
+    /// Sign-in (`POST /api/v1/auth/login`, the invitation page's form):
+    /// per client IP whatever bearer is sent, per minute.
+    pub login_per_minute: u32,
+    pub login_burst: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -142,6 +147,8 @@ impl Default for RateLimitSettings {
             scim_burst: 200,
             other_per_second: 20,
             other_burst: 50,
+            login_per_minute: 30,
+            login_burst: 10,
         }
     }
 }
@@ -397,6 +404,8 @@ impl Settings {
             ("rate_limit.scim_burst", limits.scim_burst),
             ("rate_limit.other_per_second", limits.other_per_second),
             ("rate_limit.other_burst", limits.other_burst),
+            ("rate_limit.login_per_minute", limits.login_per_minute),
+            ("rate_limit.login_burst", limits.login_burst),
         ] {
             if value == 0 {
                 return Err(invalid(

@@ -54,6 +54,7 @@ impl<'a> FromRequest<'a> for ScimContext {
         let Principal::Scim { org_id, token_id } = principal else {
             return Err(AppError::from(AuthError::Invalid).into());
         };
+        crate::http::bearer_proven(req);
         let base_url = format!("{}/scim/v2", state.settings().public_url());
         Ok(ScimContext {
             state,

@@ -36,6 +36,10 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Respons
         .expect("the server answers")
 }
 
+fn made_up_bearer(n: usize) -> String {
+    format!("mst_ses_{:064x}", n as u128 * 7919 + 1)
+}
+
 fn user(user_name: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -110,6 +114,94 @@ async fn an_h2c_body_without_a_length_is_cut_off_at_the_limit() {
 }
 
 #[tokio::test]
+async fn made_up_bearers_buy_no_fresh_bucket_on_sign_in() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.rate_limit.api_per_second = 1;
+            s.rate_limit.api_burst = 5;
+            s.rate_limit.login_per_minute = 1;
+            s.rate_limit.login_burst = 5;
+        })
+        .spawn()
+        .await;
+    let mut limited = None;
+    for attempt in 0..150 {
+        let response = app
+            .post("/api/v1/auth/login")
+            .bearer_auth(made_up_bearer(attempt))
+            .json(&json!({
+                "email": format!("guess-{attempt}@example.com"),
+                "password": "not the password",
+            }))
+            .send()
+            .await
+            .expect("the server answers");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = limited.expect("150 guesses with made-up bearers met no 429");
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.expect("json");
+    assert_eq!(body["type"], "urn:muster:problem:rate-limited");
+}
+
+#[tokio::test]
+async fn a_proven_token_keeps_its_own_bucket_while_junk_exhausts_the_ip() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.rate_limit.api_per_second = 1;
+            s.rate_limit.api_burst = 3;
+            s.rate_limit.scim_per_second = 1;
+            s.rate_limit.scim_burst = 3;
+        })
+        .spawn()
+        .await;
+    let org = app.with_org_owner().await;
+    let scim = Scim::new(&app, &org.scim_token);
+    let newcomer = app.with_member(&org, muster::domain::Role::Viewer).await;
+    // Proven once: from now on these tokens count under their own keys.
+    app.me(&org.owner.token).await;
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+
+    let exhaust_with_junk = async |path: &str, from: usize| {
+        for attempt in from..from + 50 {
+            let response = app
+                .get(path)
+                .bearer_auth(made_up_bearer(attempt))
+                .send()
+                .await
+                .expect("the server answers");
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                return;
+            }
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        panic!("50 made-up bearers met no 429");
+    };
+    exhaust_with_junk("/api/v1/me", 0).await;
+    // The same client IP, but a token that has authenticated: its own
+    // bucket.
+    app.me(&org.owner.token).await;
+    exhaust_with_junk("/scim/v2/Users", 0).await;
+    assert_eq!(scim.get("/Users").await.status, StatusCode::OK);
+
+    // A good token that has not authenticated yet is, so far, just a
+    // bearer from that IP: a token must prove itself before it counts
+    // alone, or any made-up one would.
+    exhaust_with_junk("/api/v1/me", 100).await;
+    let response = app
+        .get("/api/v1/me")
+        .bearer_auth(&newcomer.token)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
 async fn hashing_beyond_the_permits_is_answered_503_in_each_surface_format() {
     let app = TestApp::builder()
         .settings(|s| {
@@ -162,6 +254,7 @@ async fn concurrent_sign_ins_beyond_one_permit_are_shed_never_failed() {
         .settings(|s| {
             s.auth.password_hash_permits = 1;
             s.auth.password_hash_wait_ms = 0;
+            s.rate_limit.login_burst = 100;
         })
         .spawn()
         .await;
