@@ -135,6 +135,14 @@ pub struct RateLimitSettings {
     /// per client IP whatever bearer is sent, per minute.
     pub login_per_minute: u32,
     pub login_burst: u32,
+    /// Failed sign-ins for one account (the email asked for, known or not)
+    /// or from one client IP within the window, after which attempts are
+    /// refused for a lockout that doubles with each further failure.
+    pub login_failures_per_account: u32,
+    pub login_failures_per_ip: u32,
+    pub login_failure_window_seconds: u64,
+    pub login_lockout_seconds: u64,
+    pub login_lockout_max_seconds: u64,
 }
 
 impl Default for RateLimitSettings {
@@ -149,6 +157,11 @@ impl Default for RateLimitSettings {
             other_burst: 50,
             login_per_minute: 30,
             login_burst: 10,
+            login_failures_per_account: 5,
+            login_failures_per_ip: 50,
+            login_failure_window_seconds: 15 * 60,
+            login_lockout_seconds: 30,
+            login_lockout_max_seconds: 15 * 60,
         }
     }
 }
@@ -406,6 +419,14 @@ impl Settings {
             ("rate_limit.other_burst", limits.other_burst),
             ("rate_limit.login_per_minute", limits.login_per_minute),
             ("rate_limit.login_burst", limits.login_burst),
+            (
+                "rate_limit.login_failures_per_account",
+                limits.login_failures_per_account,
+            ),
+            (
+                "rate_limit.login_failures_per_ip",
+                limits.login_failures_per_ip,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(
@@ -413,6 +434,30 @@ impl Settings {
                     "must be at least 1 (set rate_limit.enabled = false to turn limits off)",
                 ));
             }
+        }
+        for (key, value) in [
+            (
+                "rate_limit.login_failure_window_seconds",
+                limits.login_failure_window_seconds,
+            ),
+            (
+                "rate_limit.login_lockout_seconds",
+                limits.login_lockout_seconds,
+            ),
+            (
+                "rate_limit.login_lockout_max_seconds",
+                limits.login_lockout_max_seconds,
+            ),
+        ] {
+            if !(1..=86_400 * 7).contains(&value) {
+                return Err(invalid(key, "must be between 1 and 604800 (a week)"));
+            }
+        }
+        if limits.login_lockout_max_seconds < limits.login_lockout_seconds {
+            return Err(invalid(
+                "rate_limit.login_lockout_max_seconds",
+                "must be at least rate_limit.login_lockout_seconds",
+            ));
         }
         if self.scim.max_results == 0 {
             return Err(invalid("scim.max_results", "must be at least 1"));
@@ -697,6 +742,31 @@ mod tests {
                 "MUSTER_RATE_LIMIT__API_PER_SECOND",
                 "0",
                 "rate_limit.api_per_second",
+            ),
+            (
+                "MUSTER_RATE_LIMIT__LOGIN_PER_MINUTE",
+                "0",
+                "rate_limit.login_per_minute",
+            ),
+            (
+                "MUSTER_RATE_LIMIT__LOGIN_FAILURES_PER_ACCOUNT",
+                "0",
+                "rate_limit.login_failures_per_account",
+            ),
+            (
+                "MUSTER_RATE_LIMIT__LOGIN_LOCKOUT_MAX_SECONDS",
+                "10",
+                "rate_limit.login_lockout_max_seconds",
+            ),
+            (
+                "MUSTER_AUTH__PASSWORD_HASH_PERMITS",
+                "5000",
+                "auth.password_hash_permits",
+            ),
+            (
+                "MUSTER_AUTH__PASSWORD_HASH_WAIT_MS",
+                "600000",
+                "auth.password_hash_wait_ms",
             ),
             ("MUSTER_SMTP__URL", "mail.example.com:587", "smtp.url"),
             ("MUSTER_SMTP__URL", "http://mail.example.com", "smtp.url"),

@@ -444,6 +444,16 @@ impl From<crate::auth::password::HashingError> for AppError {
     }
 }
 
+impl From<crate::auth::throttle::Locked> for AppError {
+    fn from(locked: crate::auth::throttle::Locked) -> Self {
+        // The plain rate-limit answer: a locked account must look like any
+        // other refusal, known email or not.
+        AppError::TooManyRequests {
+            retry_after_secs: locked.retry_after_secs,
+        }
+    }
+}
+
 impl From<AuthError> for AppError {
     fn from(err: AuthError) -> Self {
         match err {

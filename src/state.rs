@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::password::HashingPermits;
+use crate::auth::throttle::SignInThrottle;
 use crate::config::Settings;
 use crate::domain::{Clock, SystemClock};
 use crate::store::Store;
@@ -17,6 +18,7 @@ struct Inner {
     settings: Settings,
     clock: Arc<dyn Clock>,
     hashing: HashingPermits,
+    sign_in: SignInThrottle,
 }
 
 impl AppState {
@@ -29,12 +31,14 @@ impl AppState {
             settings.auth.password_hash_permits,
             std::time::Duration::from_millis(settings.auth.password_hash_wait_ms),
         );
+        let sign_in = SignInThrottle::new(&settings.rate_limit);
         AppState {
             inner: Arc::new(Inner {
                 store,
                 settings,
                 clock,
                 hashing,
+                sign_in,
             }),
         }
     }
@@ -54,5 +58,10 @@ impl AppState {
     /// Where every argon2 hash and verification of a request runs.
     pub fn hashing(&self) -> &HashingPermits {
         &self.inner.hashing
+    }
+
+    /// Failed sign-ins per account and per client IP.
+    pub fn sign_in_throttle(&self) -> &SignInThrottle {
+        &self.inner.sign_in
     }
 }

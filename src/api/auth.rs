@@ -80,6 +80,11 @@ impl AuthApi {
     ) -> Result<Json<LoginResponse>, AppError> {
         let LoginRequest { email, password } = body.0;
         let store = state.store();
+        let throttle = state.sign_in_throttle();
+        let ip = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+        // Before any work: a locked account costs no argon2 and answers the
+        // same whether or not it exists.
+        throttle.check(&email, ip, state.clock().now())?;
         let credentials = match Email::parse(&email) {
             Ok(email) => store::accounts::find_by_email(store, None, &email).await?,
             Err(_) => None,
@@ -90,8 +95,10 @@ impl AuthApi {
             .run(move || verify_password(hash.as_ref(), &password))
             .await?;
         let Some(credentials) = credentials.filter(|_| verified) else {
+            throttle.failed(&email, ip, state.clock().now());
             return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
         };
+        throttle.succeeded(&email);
         let now = state.clock().now();
         activate_pending_memberships(&state, &credentials.account.id, origin_of(req), now).await?;
         let (token, expires_at) =

@@ -121,6 +121,8 @@ async fn made_up_bearers_buy_no_fresh_bucket_on_sign_in() {
             s.rate_limit.api_burst = 5;
             s.rate_limit.login_per_minute = 1;
             s.rate_limit.login_burst = 5;
+            // Out of the way: this is about the request quota's key.
+            s.rate_limit.login_failures_per_ip = 1000;
         })
         .spawn()
         .await;
@@ -202,6 +204,65 @@ async fn a_proven_token_keeps_its_own_bucket_while_junk_exhausts_the_ip() {
 }
 
 #[tokio::test]
+async fn the_account_limit_answers_alike_for_known_and_unknown_emails() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.rate_limit.login_failures_per_account = 3;
+            s.rate_limit.login_burst = 100;
+        })
+        .spawn()
+        .await;
+    let known = account_with_password(&app).await;
+    let unknown = format!("nobody-{}@example.com", uuid::Uuid::new_v4().simple());
+
+    let mut refusals = Vec::new();
+    for email in [&known, &unknown] {
+        let mut refused = None;
+        for _ in 0..10 {
+            let response = sign_in(&app, email, "not the password").await;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused = Some(response);
+                break;
+            }
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        let refused = refused.unwrap_or_else(|| panic!("10 failures for {email} met no 429"));
+        assert!(refused.headers().contains_key("retry-after"));
+        // Locked means locked: the right password is refused too.
+        let right = sign_in(&app, email, PASSWORD).await;
+        assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+        refusals.push(refused.json::<Value>().await.expect("json"));
+    }
+    let shape = |body: &Value| {
+        let mut keys: Vec<String> = body.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        (keys, body["type"].clone(), body["status"].clone())
+    };
+    assert_eq!(shape(&refusals[0]), shape(&refusals[1]));
+    assert_eq!(refusals[0]["type"], "urn:muster:problem:rate-limited");
+}
+
+#[tokio::test]
+async fn a_successful_sign_in_forgets_the_accounts_failures() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.rate_limit.login_failures_per_account = 3;
+            s.rate_limit.login_burst = 100;
+        })
+        .spawn()
+        .await;
+    let email = account_with_password(&app).await;
+    for round in 0..2 {
+        for _ in 0..2 {
+            let response = sign_in(&app, &email, "not the password").await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "round {round}");
+        }
+        let response = sign_in(&app, &email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK, "round {round}");
+    }
+}
+
+#[tokio::test]
 async fn hashing_beyond_the_permits_is_answered_503_in_each_surface_format() {
     let app = TestApp::builder()
         .settings(|s| {
@@ -255,6 +316,7 @@ async fn concurrent_sign_ins_beyond_one_permit_are_shed_never_failed() {
             s.auth.password_hash_permits = 1;
             s.auth.password_hash_wait_ms = 0;
             s.rate_limit.login_burst = 100;
+            s.rate_limit.login_failures_per_account = 100;
         })
         .spawn()
         .await;
