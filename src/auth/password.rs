@@ -162,8 +162,8 @@ impl HashingPermits {
         .map_err(HashingError::Failed)
     }
 
-    /// Takes a permit without doing any work, if one is free: what an
-    /// operator's tooling (or a test) uses to keep hashing off for a while.
+    /// Takes a permit without doing any work, if one is free: how a test
+    /// makes the permits run out without racing real hashes.
     pub fn try_hold(&self) -> Option<OwnedSemaphorePermit> {
         self.permits.clone().try_acquire_owned().ok()
     }
