@@ -104,17 +104,24 @@ pub async fn accept(
         }
         Some(existing) => match existing.password_hash {
             Some(hash) => {
+                // A sign-in by another door: the same failure limits.
+                let throttle = state.sign_in_throttle();
+                let email = invitation.email.as_str();
+                let ip = origin.ip.as_deref().and_then(|ip| ip.parse().ok());
+                throttle.check(email, ip, state.clock().now())?;
                 let password = input.password.unwrap_or_default();
                 let ok = state
                     .hashing()
                     .run(move || verify_password(Some(&hash), &password))
                     .await?;
                 if !ok {
+                    throttle.failed(email, ip, state.clock().now());
                     return Err(AppError::Forbidden(format!(
                         "{} already has an account: enter that account's password",
                         invitation.email
                     )));
                 }
+                throttle.succeeded(email);
                 Login::Existing(existing.account.id)
             }
             None => Login::ExistingSetsPassword(
