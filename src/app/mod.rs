@@ -5,6 +5,8 @@
 //! event, and returns a typed result. No face opens a transaction itself,
 //! so a rule enforced for one face is enforced for all.
 
+pub mod sessions;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
