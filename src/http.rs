@@ -497,6 +497,45 @@ fn summarize_mongo_error(err: &mongodb::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proof_lasts_while_it_is_renewed_and_lapses_without() {
+        let proven = ProvenBearers::default();
+        let start = Instant::now();
+        assert!(!proven.is_proven("abc", start));
+        proven.prove("abc", start);
+        assert!(proven.is_proven("abc", start + PROVEN_FOR / 2));
+        proven.prove("abc", start + PROVEN_FOR / 2);
+        assert!(proven.is_proven("abc", start + PROVEN_FOR));
+        assert!(!proven.is_proven("abc", start + PROVEN_FOR * 2));
+        proven.forget_stale(start + PROVEN_FOR * 2);
+        assert!(proven.seen.lock().expect("lock").is_empty());
+    }
+
+    #[test]
+    fn sign_in_is_told_by_method_and_path() {
+        let request = |method: poem::http::Method, path: &str| {
+            Request::builder().method(method).uri_str(path).finish()
+        };
+        assert!(is_sign_in(&request(
+            poem::http::Method::POST,
+            "/api/v1/auth/login"
+        )));
+        assert!(is_sign_in(&request(
+            poem::http::Method::POST,
+            "/invite/mst_inv_x"
+        )));
+        assert!(!is_sign_in(&request(
+            poem::http::Method::GET,
+            "/invite/mst_inv_x"
+        )));
+        assert!(!is_sign_in(&request(
+            poem::http::Method::POST,
+            "/api/v1/auth/logout"
+        )));
+    }
+
     #[test]
     fn invitation_secrets_stay_out_of_logs() {
         assert_eq!(
