@@ -120,8 +120,9 @@ impl Default for LogSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
     pub enabled: bool,
-    /// Management API: sustained requests per second per token (or per
-    /// client IP without one), and the burst above it.
+    /// Management API: sustained requests per second per token that has
+    /// authenticated (per client IP for anything else), and the burst
+    /// above it.
     pub api_per_second: u32,
     pub api_burst: u32,
     /// SCIM: identity providers push in bursts (Entra ID needs 25/s).
@@ -130,6 +131,18 @@ pub struct RateLimitSettings {
     /// Everything else (health, docs, pages), per client IP.
     pub other_per_second: u32,
     pub other_burst: u32,
+    /// Sign-in (`POST /api/v1/auth/login`, the invitation page's form):
+    /// per client IP whatever bearer is sent, per minute.
+    pub login_per_minute: u32,
+    pub login_burst: u32,
+    /// Failed sign-ins for one account (the email asked for, known or not)
+    /// or from one client IP within the window, after which attempts are
+    /// refused for a lockout that doubles with each further failure.
+    pub login_failures_per_account: u32,
+    pub login_failures_per_ip: u32,
+    pub login_failure_window_seconds: u64,
+    pub login_lockout_seconds: u64,
+    pub login_lockout_max_seconds: u64,
 }
 
 impl Default for RateLimitSettings {
@@ -142,6 +155,13 @@ impl Default for RateLimitSettings {
             scim_burst: 200,
             other_per_second: 20,
             other_burst: 50,
+            login_per_minute: 30,
+            login_burst: 10,
+            login_failures_per_account: 5,
+            login_failures_per_ip: 50,
+            login_failure_window_seconds: 15 * 60,
+            login_lockout_seconds: 30,
+            login_lockout_max_seconds: 15 * 60,
         }
     }
 }
@@ -150,12 +170,20 @@ impl Default for RateLimitSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     pub session_ttl_hours: u32,
+    /// argon2 hashes and verifications that may run at once (each holds
+    /// about 19 MiB); 0 means one per core.
+    pub password_hash_permits: usize,
+    /// How long a request waits for a free permit before it is answered
+    /// 503 with `Retry-After`.
+    pub password_hash_wait_ms: u64,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             session_ttl_hours: 12,
+            password_hash_permits: 0,
+            password_hash_wait_ms: 1_000,
         }
     }
 }
@@ -389,6 +417,16 @@ impl Settings {
             ("rate_limit.scim_burst", limits.scim_burst),
             ("rate_limit.other_per_second", limits.other_per_second),
             ("rate_limit.other_burst", limits.other_burst),
+            ("rate_limit.login_per_minute", limits.login_per_minute),
+            ("rate_limit.login_burst", limits.login_burst),
+            (
+                "rate_limit.login_failures_per_account",
+                limits.login_failures_per_account,
+            ),
+            (
+                "rate_limit.login_failures_per_ip",
+                limits.login_failures_per_ip,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(
@@ -396,6 +434,30 @@ impl Settings {
                     "must be at least 1 (set rate_limit.enabled = false to turn limits off)",
                 ));
             }
+        }
+        for (key, value) in [
+            (
+                "rate_limit.login_failure_window_seconds",
+                limits.login_failure_window_seconds,
+            ),
+            (
+                "rate_limit.login_lockout_seconds",
+                limits.login_lockout_seconds,
+            ),
+            (
+                "rate_limit.login_lockout_max_seconds",
+                limits.login_lockout_max_seconds,
+            ),
+        ] {
+            if !(1..=86_400 * 7).contains(&value) {
+                return Err(invalid(key, "must be between 1 and 604800 (a week)"));
+            }
+        }
+        if limits.login_lockout_max_seconds < limits.login_lockout_seconds {
+            return Err(invalid(
+                "rate_limit.login_lockout_max_seconds",
+                "must be at least rate_limit.login_lockout_seconds",
+            ));
         }
         if self.scim.max_results == 0 {
             return Err(invalid("scim.max_results", "must be at least 1"));
@@ -411,6 +473,18 @@ impl Settings {
         }
         if self.auth.session_ttl_hours == 0 {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
+        }
+        if self.auth.password_hash_permits > 1024 {
+            return Err(invalid(
+                "auth.password_hash_permits",
+                "must be between 0 (one per core) and 1024",
+            ));
+        }
+        if self.auth.password_hash_wait_ms > 60_000 {
+            return Err(invalid(
+                "auth.password_hash_wait_ms",
+                "must be at most 60000",
+            ));
         }
         if let Some(url) = self.smtp.url() {
             // The transport's own parser, so what passes here is what the
@@ -668,6 +742,31 @@ mod tests {
                 "MUSTER_RATE_LIMIT__API_PER_SECOND",
                 "0",
                 "rate_limit.api_per_second",
+            ),
+            (
+                "MUSTER_RATE_LIMIT__LOGIN_PER_MINUTE",
+                "0",
+                "rate_limit.login_per_minute",
+            ),
+            (
+                "MUSTER_RATE_LIMIT__LOGIN_FAILURES_PER_ACCOUNT",
+                "0",
+                "rate_limit.login_failures_per_account",
+            ),
+            (
+                "MUSTER_RATE_LIMIT__LOGIN_LOCKOUT_MAX_SECONDS",
+                "10",
+                "rate_limit.login_lockout_max_seconds",
+            ),
+            (
+                "MUSTER_AUTH__PASSWORD_HASH_PERMITS",
+                "5000",
+                "auth.password_hash_permits",
+            ),
+            (
+                "MUSTER_AUTH__PASSWORD_HASH_WAIT_MS",
+                "600000",
+                "auth.password_hash_wait_ms",
             ),
             ("MUSTER_SMTP__URL", "mail.example.com:587", "smtp.url"),
             ("MUSTER_SMTP__URL", "http://mail.example.com", "smtp.url"),

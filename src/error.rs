@@ -82,6 +82,10 @@ pub enum AppError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// Shedding load the server cannot take now (argon2 permits all in
+    /// use): 503 with `Retry-After`.
+    #[error("the server is busy; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// A database error: 503 when the database is unreachable or the
     /// resource is contended, otherwise an internal error. Kept whole so
     /// that transactions can see whether it is worth retrying.
@@ -120,7 +124,7 @@ impl AppError {
             AppError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::Scim { status, .. } => *status,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(err) if store_is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -144,6 +148,7 @@ impl AppError {
             AppError::PreconditionFailed(_) => "precondition-failed",
             AppError::Scim { scim_type, .. } => scim_type.problem_name(),
             AppError::Unavailable(_) => "unavailable",
+            AppError::Busy { .. } => "busy",
             AppError::Store(err) if store_is_unavailable(err) => "unavailable",
             AppError::Store(_) | AppError::Internal(_) => "internal",
         }
@@ -221,7 +226,8 @@ impl AppError {
 
     fn with_headers(&self, builder: poem::ResponseBuilder) -> poem::ResponseBuilder {
         match self {
-            AppError::TooManyRequests { retry_after_secs } => {
+            AppError::TooManyRequests { retry_after_secs }
+            | AppError::Busy { retry_after_secs } => {
                 builder.header(RETRY_AFTER, retry_after_secs.to_string())
             }
             AppError::Unauthorized(_) => builder.header("WWW-Authenticate", "Bearer"),
@@ -412,6 +418,30 @@ impl crate::store::TxError for AppError {
         match self {
             AppError::Store(err) => Some(err),
             _ => None,
+        }
+    }
+}
+
+impl From<crate::auth::password::HashingError> for AppError {
+    fn from(err: crate::auth::password::HashingError) -> Self {
+        use crate::auth::password::HashingError;
+        match err {
+            // A permit frees within tens of milliseconds; a second is the
+            // shortest wait the header can say.
+            HashingError::Busy => AppError::Busy {
+                retry_after_secs: 1,
+            },
+            HashingError::Failed(join) => AppError::internal(join),
+        }
+    }
+}
+
+impl From<crate::auth::throttle::Locked> for AppError {
+    fn from(locked: crate::auth::throttle::Locked) -> Self {
+        // The plain rate-limit answer: a locked account must look like any
+        // other refusal, known email or not.
+        AppError::TooManyRequests {
+            retry_after_secs: locked.retry_after_secs,
         }
     }
 }

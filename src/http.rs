@@ -8,10 +8,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use poem::http::StatusCode;
-use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use poem::listener::Acceptor;
 use poem::web::Json;
 use poem::{
@@ -177,9 +178,14 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
     async move {
         let started = Instant::now();
         tracing::debug!("started");
-        let mut response = match endpoint.call(req).await {
-            Ok(response) => response.into_response(),
-            Err(err) => surface.render(&AppError::from_poem(err)),
+        // A panic would otherwise drop the connection without an answer.
+        let outcome = std::panic::AssertUnwindSafe(endpoint.call(req))
+            .catch_unwind()
+            .await;
+        let mut response = match outcome {
+            Ok(Ok(response)) => response.into_response(),
+            Ok(Err(err)) => surface.render(&AppError::from_poem(err)),
+            Err(panic) => surface.render(&AppError::internal(panic_message(panic.as_ref()))),
         };
         if let Ok(value) = id.parse() {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -207,9 +213,21 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
     .await
 }
 
+/// What a panic said, for the log (never for the client).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    format!("a handler panicked: {text}")
+}
+
 /// Refuses bodies over the limit with 413 before a handler reads them: by
-/// `Content-Length` when there is one, otherwise (chunked uploads) by
-/// reading at most one byte past the limit.
+/// `Content-Length` when there is one (hyper holds the body to it),
+/// otherwise by reading at most one byte past the limit. "Otherwise" is not
+/// only HTTP/1.1 chunked: an HTTP/2 request carries its length in neither
+/// header, so the absence of `Content-Length` is what decides.
 async fn limit_body<E: Endpoint>(
     max: usize,
     endpoint: Arc<E>,
@@ -223,7 +241,7 @@ async fn limit_body<E: Endpoint>(
     match declared {
         Some(length) if length > max as u64 => return Err(AppError::PayloadTooLarge.into()),
         Some(_) => {}
-        None if req.headers().contains_key(TRANSFER_ENCODING) => {
+        None => {
             let mut limited = req.take_body().into_async_read().take(max as u64 + 1);
             let mut buffer = Vec::new();
             limited.read_to_end(&mut buffer).await.map_err(|err| {
@@ -234,16 +252,18 @@ async fn limit_body<E: Endpoint>(
             }
             req.set_body(buffer);
         }
-        None => {}
     }
     endpoint.call(req).await.map(IntoResponse::into_response)
 }
 
-/// One keyed limiter per surface.
+/// One keyed limiter per surface and one for sign-in, and the bearers that
+/// have proven themselves.
 struct RateLimits {
     api: DefaultKeyedRateLimiter<String>,
     scim: DefaultKeyedRateLimiter<String>,
     other: DefaultKeyedRateLimiter<String>,
+    sign_in: DefaultKeyedRateLimiter<String>,
+    proven: Arc<ProvenBearers>,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
@@ -253,12 +273,23 @@ fn quota(per_second: u32, burst: u32) -> Quota {
     Quota::per_second(per_second).allow_burst(burst)
 }
 
+fn quota_per_minute(per_minute: u32, burst: u32) -> Quota {
+    let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::per_minute(per_minute).allow_burst(burst)
+}
+
 impl RateLimits {
     fn new(settings: &RateLimitSettings) -> RateLimits {
         RateLimits {
             api: RateLimiter::keyed(quota(settings.api_per_second, settings.api_burst)),
             scim: RateLimiter::keyed(quota(settings.scim_per_second, settings.scim_burst)),
             other: RateLimiter::keyed(quota(settings.other_per_second, settings.other_burst)),
+            sign_in: RateLimiter::keyed(quota_per_minute(
+                settings.login_per_minute,
+                settings.login_burst,
+            )),
+            proven: Arc::new(ProvenBearers::default()),
         }
     }
 
@@ -271,10 +302,76 @@ impl RateLimits {
     }
 
     fn forget_idle_keys(&self) {
-        for limiter in [&self.api, &self.scim, &self.other] {
+        for limiter in [&self.api, &self.scim, &self.other, &self.sign_in] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.proven.forget_stale(Instant::now());
+    }
+}
+
+/// How long a bearer that authenticated keeps a bucket of its own without
+/// authenticating again. Each request that authenticates renews it; a token
+/// revoked since keeps the one bucket it had until then, never a new one.
+const PROVEN_FOR: Duration = Duration::from_secs(10 * 60);
+/// Most bearers remembered as proven. Past it a new token is counted under
+/// its client's IP until room frees up: stricter, never looser.
+const MAX_PROVEN: usize = 100_000;
+
+/// The hashes of bearer secrets that authenticated recently. Only these
+/// are counted under their own key: a made-up bearer must not buy a fresh
+/// bucket, so anything unproven shares its client IP's.
+#[derive(Default)]
+struct ProvenBearers {
+    seen: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+}
+
+impl ProvenBearers {
+    fn is_proven(&self, hash: &str, now: Instant) -> bool {
+        self.seen
+            .lock()
+            .is_ok_and(|seen| seen.get(hash).is_some_and(|at| now - *at < PROVEN_FOR))
+    }
+
+    fn prove(&self, hash: &str, now: Instant) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        if let Some(at) = seen.get_mut(hash) {
+            *at = now;
+            return;
+        }
+        if seen.len() >= MAX_PROVEN {
+            seen.retain(|_, at| now - *at < PROVEN_FOR);
+            if seen.len() >= MAX_PROVEN {
+                return;
+            }
+        }
+        seen.insert(hash.to_owned(), now);
+    }
+
+    fn forget_stale(&self, now: Instant) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.retain(|_, at| now - *at < PROVEN_FOR);
+            seen.shrink_to_fit();
+        }
+    }
+}
+
+/// Put on a request that carries a bearer; authentication calls
+/// [`bearer_proven`] when that bearer turns out to be good.
+#[derive(Clone)]
+struct PresentedBearer {
+    hash: String,
+    proven: Arc<ProvenBearers>,
+}
+
+/// Tells the rate limiter that the request's bearer authenticated, so that
+/// its next requests count under the token's own key instead of its
+/// client IP's. Every face that authenticates a bearer calls it on success.
+pub fn bearer_proven(req: &Request) {
+    if let Some(bearer) = req.extensions().get::<PresentedBearer>() {
+        bearer.proven.prove(&bearer.hash, Instant::now());
     }
 }
 
@@ -296,40 +393,64 @@ fn spawn_limiter_housekeeping(limits: std::sync::Weak<RateLimits>) {
     });
 }
 
-/// The key a request is counted under: its bearer token (hashed, so the
-/// limiter never holds secrets) or, without one, the client's IP.
-fn rate_limit_key(req: &Request) -> String {
-    let bearer = req
-        .headers()
+/// Requests that check a password without a token: counted per client IP
+/// under the sign-in quota, whatever bearer they carry.
+fn is_sign_in(req: &Request) -> bool {
+    let path = req.uri().path();
+    req.method() == poem::http::Method::POST
+        && (path == "/api/v1/auth/login" || path.starts_with("/invite/"))
+}
+
+/// The TCP peer. Proxies' forwarding headers are not trusted (yet).
+fn client_ip_key(req: &Request) -> String {
+    let ip: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+    format!(
+        "ip:{}",
+        ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    )
+}
+
+/// The hash of the request's bearer secret, if it has one (hashed, so the
+/// limiter never holds secrets).
+fn bearer_hash(req: &Request) -> Option<String> {
+    req.headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| crate::auth::bearer_secret(Some(value)).ok())
-        .filter(|secret| !secret.is_empty());
-    match bearer {
-        Some(secret) => format!("token:{}", TokenHash::of(secret).as_str()),
-        None => {
-            let ip: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
-            format!(
-                "ip:{}",
-                ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
-            )
-        }
-    }
+        .filter(|secret| !secret.is_empty())
+        .map(|secret| TokenHash::of(secret).as_str().to_owned())
 }
 
+/// Charges the request to one bucket: sign-in to its client IP's sign-in
+/// bucket; a bearer proven recently to the token's own bucket; anything
+/// else (no bearer, or one not proven) to its client IP's bucket.
 async fn rate_limit<E: Endpoint>(
     limits: Option<&RateLimits>,
     endpoint: &E,
-    req: Request,
+    mut req: Request,
 ) -> poem::Result<Response> {
     if let Some(limits) = limits {
         let surface = Surface::of(req.uri().path());
-        if let Err(not_until) = limits.for_surface(surface).check_key(&rate_limit_key(&req)) {
+        let bearer = bearer_hash(&req);
+        let (limiter, key) = match &bearer {
+            _ if is_sign_in(&req) => (&limits.sign_in, client_ip_key(&req)),
+            Some(hash) if limits.proven.is_proven(hash, Instant::now()) => {
+                (limits.for_surface(surface), format!("token:{hash}"))
+            }
+            _ => (limits.for_surface(surface), client_ip_key(&req)),
+        };
+        if let Err(not_until) = limiter.check_key(&key) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Ok(surface.render(&AppError::TooManyRequests {
                 retry_after_secs: retry_after_secs.max(1),
             }));
+        }
+        if let Some(hash) = bearer {
+            req.extensions_mut().insert(PresentedBearer {
+                hash,
+                proven: limits.proven.clone(),
+            });
         }
     }
     endpoint.call(req).await.map(IntoResponse::into_response)
@@ -376,6 +497,45 @@ fn summarize_mongo_error(err: &mongodb::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proof_lasts_while_it_is_renewed_and_lapses_without() {
+        let proven = ProvenBearers::default();
+        let start = Instant::now();
+        assert!(!proven.is_proven("abc", start));
+        proven.prove("abc", start);
+        assert!(proven.is_proven("abc", start + PROVEN_FOR / 2));
+        proven.prove("abc", start + PROVEN_FOR / 2);
+        assert!(proven.is_proven("abc", start + PROVEN_FOR));
+        assert!(!proven.is_proven("abc", start + PROVEN_FOR * 2));
+        proven.forget_stale(start + PROVEN_FOR * 2);
+        assert!(proven.seen.lock().expect("lock").is_empty());
+    }
+
+    #[test]
+    fn sign_in_is_told_by_method_and_path() {
+        let request = |method: poem::http::Method, path: &str| {
+            Request::builder().method(method).uri_str(path).finish()
+        };
+        assert!(is_sign_in(&request(
+            poem::http::Method::POST,
+            "/api/v1/auth/login"
+        )));
+        assert!(is_sign_in(&request(
+            poem::http::Method::POST,
+            "/invite/mst_inv_x"
+        )));
+        assert!(!is_sign_in(&request(
+            poem::http::Method::GET,
+            "/invite/mst_inv_x"
+        )));
+        assert!(!is_sign_in(&request(
+            poem::http::Method::POST,
+            "/api/v1/auth/logout"
+        )));
+    }
+
     #[test]
     fn invitation_secrets_stay_out_of_logs() {
         assert_eq!(

@@ -120,13 +120,17 @@ fn person_name(input: &AcceptInput) -> Result<Option<PersonName>, AppError> {
     }
 }
 
-async fn hash_new_password(password: Option<String>) -> Result<PasswordHashString, AppError> {
+async fn hash_new_password(
+    state: &AppState,
+    password: Option<String>,
+) -> Result<PasswordHashString, AppError> {
     let password = password.ok_or_else(|| {
         AppError::invalid("password", "choose a password of at least 10 characters")
     })?;
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(AppError::internal)?
+    state
+        .hashing()
+        .run(move || hash_password(&password))
+        .await?
         .map_err(|err| AppError::invalid("password", err))
 }
 
@@ -150,22 +154,29 @@ pub async fn accept(
         }
         Some(existing) => match existing.password_hash {
             Some(hash) => {
+                // A sign-in by another door: the same failure limits.
+                let throttle = state.sign_in_throttle();
+                let email = invitation.email.as_str();
+                let ip = origin.ip.as_deref().and_then(|ip| ip.parse().ok());
+                throttle.check(email, ip, state.clock().now())?;
                 let password = input.password.unwrap_or_default();
-                let ok =
-                    tokio::task::spawn_blocking(move || verify_password(Some(&hash), &password))
-                        .await
-                        .map_err(AppError::internal)?;
+                let ok = state
+                    .hashing()
+                    .run(move || verify_password(Some(&hash), &password))
+                    .await?;
                 if !ok {
+                    throttle.failed(email, ip, state.clock().now());
                     return Err(AppError::Forbidden(format!(
                         "{} already has an account: enter that account's password",
                         invitation.email
                     )));
                 }
+                throttle.succeeded(email);
                 Login::Existing(existing.account.id)
             }
             None => Login::ExistingSetsPassword(
                 existing.account.id,
-                hash_new_password(input.password).await?,
+                hash_new_password(state, input.password).await?,
             ),
         },
         None => {
@@ -177,7 +188,7 @@ pub async fn accept(
                 ));
             }
             Login::New {
-                hash: hash_new_password(input.password).await?,
+                hash: hash_new_password(state, input.password).await?,
                 name: person.as_ref().map(PersonName::formatted).or(name),
             }
         }

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::auth::password::HashingPermits;
+use crate::auth::throttle::SignInThrottle;
 use crate::config::Settings;
 use crate::domain::{Clock, SystemClock};
 use crate::store::Store;
@@ -15,6 +17,8 @@ struct Inner {
     store: Store,
     settings: Settings,
     clock: Arc<dyn Clock>,
+    hashing: HashingPermits,
+    sign_in: SignInThrottle,
 }
 
 impl AppState {
@@ -23,11 +27,18 @@ impl AppState {
     }
 
     pub fn with_clock(store: Store, settings: Settings, clock: Arc<dyn Clock>) -> AppState {
+        let hashing = HashingPermits::new(
+            settings.auth.password_hash_permits,
+            std::time::Duration::from_millis(settings.auth.password_hash_wait_ms),
+        );
+        let sign_in = SignInThrottle::new(&settings.rate_limit);
         AppState {
             inner: Arc::new(Inner {
                 store,
                 settings,
                 clock,
+                hashing,
+                sign_in,
             }),
         }
     }
@@ -42,5 +53,15 @@ impl AppState {
 
     pub fn clock(&self) -> &dyn Clock {
         self.inner.clock.as_ref()
+    }
+
+    /// Where every argon2 hash and verification of a request runs.
+    pub fn hashing(&self) -> &HashingPermits {
+        &self.inner.hashing
+    }
+
+    /// Failed sign-ins per account and per client IP.
+    pub fn sign_in_throttle(&self) -> &SignInThrottle {
+        &self.inner.sign_in
     }
 }

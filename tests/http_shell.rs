@@ -166,14 +166,15 @@ async fn over_quota_requests_get_429_with_retry_after_in_the_surface_format() {
     let body: Value = limited.json().await.expect("json");
     assert_eq!(body["status"], "429");
 
-    // Quotas are per key: another token has its own.
+    // A bearer that has not authenticated buys no quota of its own: it
+    // shares the client IP's.
     let other = app
         .get("/api/v1/me")
         .bearer_auth("mst_pat_someone-else")
         .send()
         .await
         .expect("request");
-    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(other.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test]

@@ -431,6 +431,41 @@ async fn an_existing_account_joins_a_second_organization_with_its_own_password()
     world.stop().await;
 }
 
+#[tokio::test]
+async fn password_guesses_on_the_page_meet_the_sign_in_limits() {
+    let world = World::start().await;
+    bootstrap(
+        &world.app.store,
+        Utc::now(),
+        BootstrapInput {
+            org_name: format!("Other {}", uuid::Uuid::new_v4().simple()),
+            owner_email: "noor@example.com".into(),
+            owner_password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .expect("another organization");
+    world.invite(json!("noor@example.com"), "viewer").await;
+    let token = invitation_token(&world.mails(1).await[0]);
+    let limit = world.app.settings.rate_limit.login_failures_per_account;
+    for _ in 0..limit {
+        let (status, _) = world.submit(&token, &[("password", "a guess")]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (status, _) = world.submit(&token, &[("password", PASSWORD)]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // The page and the API are two doors to one account's limit.
+    let response = world
+        .app
+        .post("/api/v1/auth/login")
+        .json(&json!({ "email": "noor@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    world.stop().await;
+}
+
 /// The page's session cookie, from a response that set it.
 fn session_cookie(response: &reqwest::Response) -> Option<String> {
     response

@@ -27,7 +27,9 @@ fn layer_of_file(path: &str) -> u8 {
         "config.rs" | "auth/token.rs" | "auth/password.rs" => PROTOCOL,
         p if p.starts_with("store/") => STORE,
         p if p.starts_with("app/") || p.starts_with("mail/") => USE_CASES,
-        "invitations.rs" | "auth/mod.rs" | "error.rs" => USE_CASES,
+        // AppState is the use cases' environment (store, settings, clock,
+        // the argon2 permits, the sign-in throttle), not a face.
+        "invitations.rs" | "auth/mod.rs" | "error.rs" | "state.rs" => USE_CASES,
         _ => FACES,
     }
 }
@@ -40,8 +42,8 @@ fn layer_of_path(first: &str, second: Option<&str>) -> Option<u8> {
         ("protocol", _) | ("config", _) => PROTOCOL,
         ("auth", Some("token" | "password")) => PROTOCOL,
         ("store", _) => STORE,
-        ("app" | "mail" | "invitations" | "auth" | "error", _) => USE_CASES,
-        ("api" | "scim" | "http" | "jobs" | "state" | "invite_page" | "bootstrap", _) => FACES,
+        ("app" | "mail" | "invitations" | "auth" | "error" | "state", _) => USE_CASES,
+        ("api" | "scim" | "http" | "jobs" | "invite_page" | "bootstrap", _) => FACES,
         ("telemetry", _) => FACES,
         _ => return None,
     })
@@ -59,11 +61,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "invitations.rs",
         "jobs::enqueue_send_invitation",
         "the mail job is enqueued in the invitation's transaction; the job payload moves below the faces with the invitations use case",
-    ),
-    (
-        "invitations.rs",
-        "state",
-        "the accept use case takes the AppState; moves with the invitations use case",
     ),
 ];
 

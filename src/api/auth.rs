@@ -1,4 +1,4 @@
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -6,14 +6,13 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::examples::example_time;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
+use crate::app::sessions;
+// The invitation page starts and ends sessions too.
+pub(crate) use crate::app::sessions::{end_session, start_session};
 use crate::auth::Principal;
-use crate::auth::password::verify_password;
-use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
-use crate::domain::{AccountId, Actor, AuditEvent, Email, RequestOrigin, TokenId};
 use crate::error::AppError;
 use crate::scim::origin_of;
 use crate::state::AppState;
-use crate::store::{self, Inserted};
 
 pub struct AuthApi;
 
@@ -61,16 +60,12 @@ pub enum LogoutResponse {
     LoggedOut,
 }
 
-const BAD_CREDENTIALS: &str = "invalid email or password";
-
 #[OpenApi(tag = "ApiTags::Auth")]
 impl AuthApi {
     /// Sign in with email and password
     ///
     /// Returns a session token. An unknown email and a wrong password get
-    /// the same answer in the same time. Memberships still pending (created
-    /// by an identity provider for this login) become active with the
-    /// first sign-in.
+    /// the same answer in the same time.
     #[oai(path = "/auth/login", method = "post")]
     async fn login(
         &self,
@@ -79,23 +74,11 @@ impl AuthApi {
         body: Json<LoginRequest>,
     ) -> Result<Json<LoginResponse>, AppError> {
         let LoginRequest { email, password } = body.0;
-        let store = state.store();
-        let credentials = match Email::parse(&email) {
-            Ok(email) => store::accounts::find_by_email(store, None, &email).await?,
-            Err(_) => None,
-        };
-        let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
-        // argon2 is CPU-bound; keep it off the async workers.
-        let verified =
-            tokio::task::spawn_blocking(move || verify_password(hash.as_ref(), &password))
-                .await
-                .map_err(AppError::internal)?;
-        let Some(credentials) = credentials.filter(|_| verified) else {
-            return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
-        };
-        let (token, expires_at) =
-            start_session(&state, &credentials.account.id, origin_of(req)).await?;
-        Ok(Json(LoginResponse { token, expires_at }))
+        let session = sessions::sign_in(&state, &email, password.0, origin_of(req)).await?;
+        Ok(Json(LoginResponse {
+            token: session.token,
+            expires_at: session.expires_at,
+        }))
     }
 
     /// End the current session
@@ -121,74 +104,4 @@ impl AuthApi {
         end_session(&state, account_id, session_id, origin_of(req)).await?;
         Ok(LogoutResponse::LoggedOut)
     }
-}
-
-/// Starts a session for an account that proved who it is: the session's
-/// secret (shown once) and when it expires. Audited as
-/// `account.signed_in`.
-pub(crate) async fn start_session(
-    state: &AppState,
-    account_id: &AccountId,
-    origin: RequestOrigin,
-) -> Result<(String, DateTime<Utc>), AppError> {
-    let store = state.store();
-    let now = state.clock().now();
-    let expires_at = now + Duration::hours(i64::from(state.settings().auth.session_ttl_hours));
-    let issued = IssuedToken::generate(TokenKind::Session);
-    let record = TokenRecord::new(
-        &issued,
-        None,
-        Some(account_id.clone()),
-        None,
-        now,
-        Some(expires_at),
-    );
-    let signed_in = AuditEvent::of_account(
-        Actor::Account(account_id.clone()),
-        account_id,
-        now,
-        "account.signed_in",
-        Some(serde_json::json!({ "session_id": record.id.as_str(), "expires_at": expires_at })),
-        origin,
-    );
-    crate::in_transaction!(store, |session| -> Result<(), AppError> {
-        if store::tokens::insert(store, Some(&mut *session), &record).await?
-            == Inserted::AlreadyExists
-        {
-            return Err(AppError::internal(
-                "a fresh session token collided with a stored one",
-            ));
-        }
-        store::audit::record(store, session, &signed_in).await?;
-        Ok(())
-    })?;
-    Ok((issued.secret.into_exposed(), expires_at))
-}
-
-/// Ends one of an account's sessions. Audited as `account.signed_out`.
-pub(crate) async fn end_session(
-    state: &AppState,
-    account_id: &AccountId,
-    session_id: &TokenId,
-    origin: RequestOrigin,
-) -> Result<(), AppError> {
-    let store = state.store();
-    let event = AuditEvent::of_account(
-        Actor::Account(account_id.clone()),
-        account_id,
-        state.clock().now(),
-        "account.signed_out",
-        Some(serde_json::json!({ "session_id": session_id.as_str() })),
-        origin,
-    );
-    let owner = store::tokens::TokenOwner::Account {
-        account_id,
-        org_id: None,
-    };
-    crate::in_transaction!(store, |session| -> Result<(), AppError> {
-        store::tokens::delete_owned(store, session, TokenKind::Session, session_id, owner).await?;
-        store::audit::record(store, session, &event).await?;
-        Ok(())
-    })?;
-    Ok(())
 }

@@ -205,16 +205,16 @@ impl MeApi {
                             .into(),
                     });
                 };
-                // argon2 is CPU-bound; keep it off the async workers.
-                let (verified, hashed) = tokio::task::spawn_blocking(move || {
-                    if verify_password(Some(&stored), &current) {
-                        (true, Some(hash_password(&new)))
-                    } else {
-                        (false, None)
-                    }
-                })
-                .await
-                .map_err(AppError::internal)?;
+                let (verified, hashed) = state
+                    .hashing()
+                    .run(move || {
+                        if verify_password(Some(&stored), &current) {
+                            (true, Some(hash_password(&new)))
+                        } else {
+                            (false, None)
+                        }
+                    })
+                    .await?;
                 if !verified {
                     return Err(AppError::Forbidden(
                         "the current password is wrong; the password was not changed".into(),

@@ -65,6 +65,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     if let Principal::Scim { .. } = principal {
         return Err(AppError::from(AuthError::Invalid).into());
     }
+    crate::http::bearer_proven(req);
     Ok(principal)
 }
 

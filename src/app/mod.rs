@@ -8,6 +8,7 @@
 pub mod groups;
 pub mod members;
 pub mod projects;
+pub mod sessions;
 pub mod tokens;
 
 use chrono::{DateTime, Utc};

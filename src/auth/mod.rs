@@ -2,6 +2,7 @@
 //! acts as.
 
 pub mod password;
+pub mod throttle;
 pub mod token;
 
 use chrono::{DateTime, Utc};

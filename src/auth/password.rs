@@ -1,10 +1,13 @@
-//! Passwords: argon2id with the crate's recommended parameters.
+//! Passwords: argon2id with the crate's recommended parameters, run under
+//! a bounded number of permits.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
 /// argon2 takes any length, but hashing megabytes is a denial of service.
@@ -101,6 +104,71 @@ pub fn verify_password(stored: Option<&PasswordHashString>, password: &str) -> b
     real && matches && !candidate.is_empty()
 }
 
+/// Every argon2 hash or verification a server runs goes through here.
+/// Each holds about 19 MiB while it runs, and the blocking pool would start
+/// one per request on up to 512 threads: so at most `permits` run at once
+/// (one per core by default, which is all the CPU they can use anyway),
+/// and a request that cannot get a permit within `wait` is refused rather
+/// than queued without end.
+#[derive(Debug, Clone)]
+pub struct HashingPermits {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashingError {
+    /// Every permit stayed taken for the whole wait.
+    #[error("the server is busy checking passwords; retry shortly")]
+    Busy,
+    /// The hashing task panicked.
+    #[error("password hashing failed")]
+    Failed(#[source] tokio::task::JoinError),
+}
+
+impl HashingPermits {
+    /// `permits` 0 means one per available core.
+    pub fn new(permits: usize, wait: Duration) -> HashingPermits {
+        let permits = match permits {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        HashingPermits {
+            permits: Arc::new(Semaphore::new(permits)),
+            wait,
+        }
+    }
+
+    /// Runs CPU-bound password work on the blocking pool once a permit is
+    /// free. The permit moves into the task: a request that gives up
+    /// (client gone) does not free it while argon2 still runs.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, HashingError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // `timeout` polls the acquisition first, so a zero wait still takes
+        // a free permit.
+        let permit =
+            match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) | Err(_) => return Err(HashingError::Busy),
+            };
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(HashingError::Failed)
+    }
+
+    /// Takes a permit without doing any work, if one is free: how a test
+    /// makes the permits run out without racing real hashes.
+    pub fn try_hold(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +200,51 @@ mod tests {
             hash_password(&"x".repeat(2000)),
             Err(PasswordError::TooLong)
         );
+    }
+
+    #[tokio::test]
+    async fn work_beyond_the_permits_is_refused_after_the_wait() {
+        let permits = HashingPermits::new(1, Duration::from_millis(20));
+        let held = permits.try_hold().expect("a free permit");
+        assert!(matches!(
+            permits.run(|| hash_password("correct horse battery")).await,
+            Err(HashingError::Busy)
+        ));
+        drop(held);
+        let hash = permits
+            .run(|| hash_password("correct horse battery"))
+            .await
+            .expect("a permit once it is free")
+            .expect("hash");
+        assert!(hash.as_str().starts_with("$argon2id$"));
+    }
+
+    #[tokio::test]
+    async fn a_zero_wait_still_takes_a_free_permit() {
+        let permits = HashingPermits::new(1, Duration::ZERO);
+        assert_eq!(permits.run(|| 7).await.ok(), Some(7));
+    }
+
+    #[tokio::test]
+    async fn the_permit_is_held_until_the_work_ends() {
+        let permits = HashingPermits::new(1, Duration::ZERO);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let running = permits.clone();
+        let work = tokio::spawn(async move {
+            running
+                .run(move || {
+                    let _ = started_tx.send(());
+                    let _ = finish_rx.recv();
+                })
+                .await
+        });
+        started_rx.await.expect("the work started");
+        // The request that started the work is gone; argon2 would still run.
+        work.abort();
+        assert!(work.await.is_err_and(|err| err.is_cancelled()));
+        assert!(permits.try_hold().is_none());
+        let _ = finish_tx.send(());
     }
 
     #[test]

@@ -7,9 +7,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
+use futures::FutureExt as _;
 use poem::endpoint::BoxEndpoint;
 use poem::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
-use poem::http::{Method, StatusCode};
+use poem::http::{Method, StatusCode, Uri};
 use poem::{Endpoint, EndpointExt, Request, Response, handler};
 use serde_json::{Map, Value, json};
 
@@ -146,20 +147,28 @@ fn error_result(
     result
 }
 
-/// Whether the sub-request path may be run: a resource path, not `/Bulk`
-/// or discovery.
-fn allowed_path(method: &Method, path: &str) -> bool {
+/// The sub-request's URI, if the path may be run: a resource path, not
+/// `/Bulk` or discovery, and nothing but a path (no query, no fragment, no
+/// character a URI cannot hold: it came from a JSON string, not a request
+/// line that hyper already checked).
+fn resource_uri(method: &Method, path: &str) -> Option<Uri> {
     let mut segments = path.trim_start_matches('/').split('/');
     let collection = segments.next().unwrap_or_default();
     let id = segments.next();
     let more = segments.next().is_some();
     let resource = collection == "Users" || collection == "Groups";
-    resource
+    let shape = resource
         && !more
         && match id {
             None => *method == Method::POST,
             Some(id) => !id.is_empty() && *method != Method::POST,
-        }
+        };
+    if !shape {
+        return None;
+    }
+    let path = format!("/{}", path.trim_start_matches('/'));
+    let uri = path.parse::<Uri>().ok()?;
+    (uri.path() == path && uri.query().is_none()).then_some(uri)
 }
 
 #[handler]
@@ -335,7 +344,7 @@ async fn dispatch(
     for (bulk_id, id) in resolved {
         path = path.replace(&format!("bulkId:{bulk_id}"), id);
     }
-    if !allowed_path(&operation.method, &path) {
+    let Some(uri) = resource_uri(&operation.method, &path) else {
         return error_result(
             operation,
             StatusCode::BAD_REQUEST,
@@ -345,10 +354,8 @@ async fn dispatch(
                 operation.method, operation.path
             ),
         );
-    }
-    let mut builder = Request::builder()
-        .method(operation.method.clone())
-        .uri_str(&path);
+    };
+    let mut builder = Request::builder().method(operation.method.clone()).uri(uri);
     if let Some(authorization) = authorization {
         builder = builder.header(AUTHORIZATION, authorization.clone());
     }
@@ -372,9 +379,17 @@ async fn dispatch(
         sub.extensions_mut().insert(request_id.clone());
     }
     sub.extensions_mut().insert(context.acting.origin.clone());
-    let response = match RESOURCES.call(sub).await {
-        Ok(response) => response,
-        Err(err) => AppError::from_poem(err).scim_response(),
+    // Operations before this one are committed: a panic must fail only
+    // this one, or the client never learns what the others did.
+    let outcome = std::panic::AssertUnwindSafe(RESOURCES.call(sub))
+        .catch_unwind()
+        .await;
+    let response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => AppError::from_poem(err).scim_response(),
+        Err(panic) => {
+            AppError::internal(crate::http::panic_message(panic.as_ref())).scim_response()
+        }
     };
     let status = response.status();
     let location = response.header(LOCATION).map(str::to_owned).or_else(|| {
@@ -398,4 +413,30 @@ async fn dispatch(
         result["response"] = serde_json::from_slice(&body).unwrap_or(Value::Null);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_resource_paths_become_sub_requests() {
+        let put = Method::PUT;
+        assert!(resource_uri(&Method::POST, "/Users").is_some());
+        assert!(resource_uri(&put, "/Groups/abc").is_some());
+        assert!(resource_uri(&put, "Users/abc").is_some());
+        for path in [
+            "/Users/a b",
+            "/Users/abc?attributes=x",
+            "/Users/abc#x",
+            "/Users/abc/more",
+            "/Users/",
+            "/Bulk",
+            "/Schemas",
+        ] {
+            assert!(resource_uri(&put, path).is_none(), "{path}");
+        }
+        assert!(resource_uri(&put, "/Users").is_none());
+        assert!(resource_uri(&Method::POST, "/Users/abc").is_none());
+    }
 }

@@ -55,6 +55,7 @@ impl<'a> FromRequest<'a> for ScimContext {
         else {
             return Err(AppError::from(AuthError::Invalid).into());
         };
+        crate::http::bearer_proven(req);
         let base_url = format!("{}/scim/v2", state.settings().public_url());
         Ok(ScimContext {
             state,

@@ -75,13 +75,15 @@ fn user_input(body: &Value) -> Result<UserInput, AppError> {
     })
 }
 
-async fn hash(password: Option<String>) -> Result<Option<String>, AppError> {
+async fn hash(context: &ScimContext, password: Option<String>) -> Result<Option<String>, AppError> {
     let Some(password) = password else {
         return Ok(None);
     };
-    let hashed = tokio::task::spawn_blocking(move || hash_idp_password(&password))
-        .await
-        .map_err(AppError::internal)?
+    let hashed = context
+        .state
+        .hashing()
+        .run(move || hash_idp_password(&password))
+        .await?
         .map_err(|err| AppError::scim(ScimType::InvalidValue, format!("password: {err}")))?;
     Ok(Some(hashed.as_str().to_owned()))
 }
@@ -184,7 +186,7 @@ pub async fn search(context: ScimContext, body: ScimBody) -> poem::Result<Respon
 pub async fn create(context: ScimContext, req: &Request, body: ScimBody) -> poem::Result<Response> {
     let input = user_input(&body.0)?;
     let provisioned = Provisioned {
-        password_hash: hash(input.password).await?,
+        password_hash: hash(&context, input.password).await?,
         profile: input.profile,
         active: input.active,
     };
@@ -244,7 +246,7 @@ pub async fn replace(
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
     let input = user_input(&body.0)?;
-    let password_hash = hash(input.password).await?;
+    let password_hash = hash(&context, input.password).await?;
     let record = reprovision(&context, req, &id, |_| {
         Ok(Provisioned {
             profile: input.profile.clone(),
@@ -265,7 +267,7 @@ pub async fn patch(
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
     let operations = crate::protocol::patch::parse_request(&body.0).map_err(AppError::from)?;
-    let password_hash = hash(crate::protocol::patch::new_password(&operations)).await?;
+    let password_hash = hash(&context, crate::protocol::patch::new_password(&operations)).await?;
     let record = reprovision(&context, req, &id, |current| {
         let resource = user_resource(current, &[], &context.base_url);
         let patched = crate::protocol::patch::apply(ResourceKind::User, &resource, &operations)?;

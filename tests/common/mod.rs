@@ -80,9 +80,10 @@ impl TestAppBuilder {
             .as_socket_addr()
             .expect("a TCP address");
         let state = AppState::new(store.clone(), self.settings.clone());
+        let served = state.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            muster::http::serve(acceptor, state, async {
+            muster::http::serve(acceptor, served, async {
                 let _ = stopped.await;
             })
             .await
@@ -91,6 +92,7 @@ impl TestAppBuilder {
             base_url: format!("http://{addr}"),
             client: reqwest::Client::new(),
             store,
+            state,
             settings: self.settings,
             keep_database: self.keep_database,
             stop: Some(stop),
@@ -103,6 +105,9 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub store: Store,
+    /// The server's own state, for what only the process can see (the
+    /// argon2 permits).
+    pub state: AppState,
     pub settings: Settings,
     keep_database: bool,
     stop: Option<oneshot::Sender<()>>,

@@ -1,0 +1,124 @@
+//! Sessions: sign-in with email and password, and sign-out. The
+//! management API's `/auth/login` and `/auth/logout` and the invitation
+//! page call these.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::auth::password::verify_password;
+use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
+use crate::domain::{AccountId, Actor, AuditEvent, Email, RequestOrigin, TokenId};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::{self, Inserted};
+
+const BAD_CREDENTIALS: &str = "invalid email or password";
+
+/// A session just started: its secret, shown once, and its end.
+pub struct NewSession {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Signs in with email and password. Refused alike (401, or 429 while the
+/// failure limits lock the email or the client IP) whether or not the
+/// email has an account, in the same time: an unknown email is checked
+/// against a dummy hash. The first sign-in activates memberships an
+/// identity provider created for this login.
+pub async fn sign_in(
+    state: &AppState,
+    email: &str,
+    password: String,
+    origin: RequestOrigin,
+) -> Result<NewSession, AppError> {
+    let store = state.store();
+    let throttle = state.sign_in_throttle();
+    let ip = origin.ip.as_deref().and_then(|ip| ip.parse().ok());
+    // Before any work: a locked email costs no argon2.
+    throttle.check(email, ip, state.clock().now())?;
+    let credentials = match Email::parse(email) {
+        Ok(email) => store::accounts::find_by_email(store, None, &email).await?,
+        Err(_) => None,
+    };
+    let hash = credentials.as_ref().and_then(|c| c.password_hash.clone());
+    let verified = state
+        .hashing()
+        .run(move || verify_password(hash.as_ref(), &password))
+        .await?;
+    let Some(credentials) = credentials.filter(|_| verified) else {
+        throttle.failed(email, ip, state.clock().now());
+        return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
+    };
+    throttle.succeeded(email);
+    let (token, expires_at) = start_session(state, &credentials.account.id, origin).await?;
+    Ok(NewSession { token, expires_at })
+}
+
+/// Starts a session for an account that proved who it is: the session's
+/// secret (shown once) and when it expires. Audited as
+/// `account.signed_in`.
+pub(crate) async fn start_session(
+    state: &AppState,
+    account_id: &AccountId,
+    origin: RequestOrigin,
+) -> Result<(String, DateTime<Utc>), AppError> {
+    let store = state.store();
+    let now = state.clock().now();
+    let expires_at = now + Duration::hours(i64::from(state.settings().auth.session_ttl_hours));
+    let issued = IssuedToken::generate(TokenKind::Session);
+    let record = TokenRecord::new(
+        &issued,
+        None,
+        Some(account_id.clone()),
+        None,
+        now,
+        Some(expires_at),
+    );
+    let signed_in = AuditEvent::of_account(
+        Actor::Account(account_id.clone()),
+        account_id,
+        now,
+        "account.signed_in",
+        Some(serde_json::json!({ "session_id": record.id.as_str(), "expires_at": expires_at })),
+        origin,
+    );
+    crate::in_transaction!(store, |session| -> Result<(), AppError> {
+        if store::tokens::insert(store, Some(&mut *session), &record).await?
+            == Inserted::AlreadyExists
+        {
+            return Err(AppError::internal(
+                "a fresh session token collided with a stored one",
+            ));
+        }
+        store::audit::record(store, session, &signed_in).await?;
+        Ok(())
+    })?;
+    Ok((issued.secret.into_exposed(), expires_at))
+}
+
+/// Ends one of an account's sessions. Audited as `account.signed_out`.
+pub(crate) async fn end_session(
+    state: &AppState,
+    account_id: &AccountId,
+    session_id: &TokenId,
+    origin: RequestOrigin,
+) -> Result<(), AppError> {
+    let store = state.store();
+    let event = AuditEvent::of_account(
+        Actor::Account(account_id.clone()),
+        account_id,
+        state.clock().now(),
+        "account.signed_out",
+        Some(serde_json::json!({ "session_id": session_id.as_str() })),
+        origin,
+    );
+    let owner = store::tokens::TokenOwner::Account {
+        account_id,
+        org_id: None,
+    };
+    crate::in_transaction!(store, |session| -> Result<(), AppError> {
+        store::tokens::delete_owned(store, session, TokenKind::Session, session_id, owner).await?;
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })?;
+    Ok(())
+}
