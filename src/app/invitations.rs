@@ -362,11 +362,12 @@ pub async fn expire(
 /// runs off the async threads, and before the transaction. A face says
 /// where it runs it (and may count failures, as sign-in does).
 pub trait Passwords: Sync {
-    /// Whether `password` is the password of `email`'s account, whose
-    /// stored hash is `hash`.
+    /// Whether `password`, tried from `origin`, is the password of
+    /// `email`'s account, whose stored hash is `hash`.
     fn verify(
         &self,
         email: &Email,
+        origin: &RequestOrigin,
         hash: PasswordHashString,
         password: String,
     ) -> impl Future<Output = Result<bool, AppError>> + Send;
@@ -385,6 +386,7 @@ impl Passwords for OffThread {
     async fn verify(
         &self,
         _email: &Email,
+        _origin: &RequestOrigin,
         hash: PasswordHashString,
         password: String,
     ) -> Result<bool, AppError> {
@@ -537,7 +539,10 @@ pub async fn accept(
         Some(existing) => match existing.password_hash {
             Some(hash) => {
                 let password = input.password.unwrap_or_default();
-                if !passwords.verify(&invitation.email, hash, password).await? {
+                if !passwords
+                    .verify(&invitation.email, &origin, hash, password)
+                    .await?
+                {
                     return Err(AppError::Forbidden(format!(
                         "{} already has an account: enter that account's password",
                         invitation.email
