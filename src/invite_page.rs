@@ -18,8 +18,8 @@ use poem::web::{Data, Form, Path};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use crate::api::auth::{end_session, start_session};
 use crate::app::invitations::{AcceptInput, Accepted, OffThread, accept, open};
+use crate::app::sessions::{end_session, start_session};
 use crate::auth::{Principal, authenticate};
 use crate::domain::invitation::InvitationKind;
 use crate::domain::{AccountId, TokenId};
@@ -252,7 +252,8 @@ pub async fn sign_out(
 ) -> Response {
     if let Some(signed_in) = signed_in(&state, req).await
         && let Err(err) = end_session(
-            &state,
+            state.store(),
+            state.clock().now(),
             &signed_in.account_id,
             &signed_in.session_id,
             origin_of(req),
@@ -379,12 +380,26 @@ async fn welcome(
         return page;
     }
     if let Some(other) = signed_in
-        && let Err(err) =
-            end_session(state, &other.account_id, &other.session_id, origin_of(req)).await
+        && let Err(err) = end_session(
+            state.store(),
+            state.clock().now(),
+            &other.account_id,
+            &other.session_id,
+            origin_of(req),
+        )
+        .await
     {
         tracing::warn!(error = %err.problem().detail, "cannot end the previous session of the invitation page");
     }
-    match start_session(state, &accepted.account_id, origin_of(req)).await {
+    let started = start_session(
+        state.store(),
+        state.clock().now(),
+        state.settings().auth.session_ttl_hours,
+        &accepted.account_id,
+        origin_of(req),
+    )
+    .await;
+    match started {
         Ok((secret, expires_at)) => {
             let max_age = (expires_at - state.clock().now()).num_seconds().max(0);
             let mut page = page;

@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod projects;
+pub mod sessions;
 pub mod tokens;
 
 use chrono::{DateTime, Utc};
