@@ -1,7 +1,7 @@
 //! The page an invitation mail links to: `/invite/{token}`. Server-rendered
 //! HTML, no scripts. GET only shows the invitation (mail scanners open
 //! links); acceptance happens on POST, through the same use case as the
-//! API (`invitations::accept`).
+//! API (`app::invitations::accept`).
 //!
 //! Accepting signs the person in on this browser: a session, like one from
 //! `POST /auth/login`, kept in a cookie that only invitation pages receive
@@ -18,12 +18,12 @@ use poem::web::{Data, Form, Path};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use crate::api::auth::{end_session, start_session};
+use crate::app::invitations::{AcceptInput, Accepted, accept, open};
+use crate::app::sessions::{end_session, start_session};
 use crate::auth::{Principal, authenticate};
 use crate::domain::invitation::InvitationKind;
 use crate::domain::{AccountId, TokenId};
 use crate::error::AppError;
-use crate::invitations::{AcceptInput, Accepted, accept, open};
 use crate::scim::origin_of;
 use crate::state::AppState;
 use crate::store;
@@ -114,7 +114,7 @@ async fn form(
     typed: Typed,
     signed_in: Option<&SignedIn>,
 ) -> Response {
-    let invitation = match open(state, token).await {
+    let invitation = match open(state.store(), state.clock().now(), token).await {
         Ok(invitation) => invitation,
         Err(err) => return error_page(&err),
     };
@@ -327,7 +327,15 @@ pub async fn submit(
         password: password.filter(|p| !p.is_empty()),
         signed_in: signed_in.as_ref().map(|s| s.account_id.clone()),
     };
-    match accept(&state, origin_of(req), input).await {
+    let accepted = accept(
+        state.store(),
+        state.clock().now(),
+        origin_of(req),
+        state.0,
+        input,
+    )
+    .await;
+    match accepted {
         Ok(accepted) => welcome(&state, req, &accepted, signed_in.as_ref()).await,
         Err(
             err @ (AppError::Invalid { .. } | AppError::Forbidden(_) | AppError::Conflict { .. }),
@@ -376,7 +384,8 @@ async fn welcome(
     {
         tracing::warn!(error = %err.problem().detail, "cannot end the previous session of the invitation page");
     }
-    match start_session(state, &accepted.account_id, origin_of(req)).await {
+    let started = start_session(state, &accepted.account_id, origin_of(req)).await;
+    match started {
         Ok((secret, expires_at)) => {
             let max_age = (expires_at - state.clock().now()).num_seconds().max(0);
             let mut page = page;

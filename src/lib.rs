@@ -14,7 +14,6 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
-pub mod invitations;
 pub mod invite_page;
 pub mod jobs;
 pub mod mail;

@@ -8,7 +8,7 @@ use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::app::sessions;
 // The invitation page starts and ends sessions too.
-pub(crate) use crate::app::sessions::{end_session, start_session};
+use crate::app::sessions::end_session;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::scim::origin_of;

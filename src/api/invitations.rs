@@ -1,7 +1,7 @@
 //! Invitations: invite many addresses at once, list, resend, revoke, and
 //! accept (for clients other than the `/invite/{token}` page).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -15,17 +15,13 @@ use super::members::{ProjectRightsView, parse_rights, rights_view};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
-use crate::app::members::ensure_projects_exist;
-use crate::domain::invitation::{
-    self, Delivery, Invitation, InvitationKind, InvitationStatus, InviteOutcome, MAX_ADDRESSES,
-};
+use crate::app::invitations::{self, AcceptInput, InviteInput};
+use crate::domain::invitation::{self, Delivery, Invitation, InvitationKind, InvitationStatus};
 use crate::domain::{InvitationId, Permission, Role};
 use crate::error::AppError;
-use crate::in_transaction;
-use crate::invitations::{AcceptInput, accept, fresh_token_hash};
 use crate::scim::origin_of;
 use crate::state::AppState;
-use crate::store::{self, Inserted};
+use crate::store;
 
 pub struct InvitationsApi;
 
@@ -288,22 +284,9 @@ fn invitation_view(invitation: &Invitation, now: DateTime<Utc>) -> InvitationVie
     }
 }
 
-fn audited(invitation: &Invitation) -> serde_json::Value {
-    serde_json::json!({
-        "email": invitation.email.as_str(),
-        "role": invitation.role,
-        "project_rights": invitation.project_rights,
-        "status": invitation.status,
-        "expires_at": invitation.expires_at,
-        "sends": invitation.delivery.sends,
-    })
-}
-
 fn parse_invitation_id(raw: &str) -> Result<InvitationId, AppError> {
     InvitationId::parse(raw).map_err(|_| invitation_not_found())
 }
-
-const MAX_MESSAGE_CHARS: usize = 1000;
 
 #[OpenApi(tag = "ApiTags::Invitations")]
 impl InvitationsApi {
@@ -334,154 +317,30 @@ impl InvitationsApi {
             message,
         } = body.0;
         let role: Role = role.parse().map_err(|err| AppError::invalid("role", err))?;
-        let project_rights = parse_rights(project_rights)?;
-        let message = message
-            .map(|m| m.trim().to_owned())
-            .filter(|m| !m.is_empty());
-        if message
-            .as_ref()
-            .is_some_and(|m| m.chars().count() > MAX_MESSAGE_CHARS)
-        {
-            return Err(AppError::invalid(
-                "message",
-                format!("at most {MAX_MESSAGE_CHARS} characters"),
-            ));
-        }
-        let raw: Vec<String> = match emails {
-            Addresses::List(list) => list.into_iter().map(Text::into_string).collect(),
-            Addresses::Pasted(text) => invitation::split_addresses(&text),
+        let input = InviteInput {
+            addresses: match emails {
+                Addresses::List(list) => list.into_iter().map(Text::into_string).collect(),
+                Addresses::Pasted(text) => invitation::split_addresses(&text),
+            },
+            role,
+            project_rights: parse_rights(project_rights)?,
+            message: message.map(Text::into_string),
         };
-        if raw.is_empty() {
-            return Err(AppError::invalid("emails", "no address given"));
-        }
-        if raw.len() > MAX_ADDRESSES {
-            return Err(AppError::invalid(
-                "emails",
-                format!("at most {MAX_ADDRESSES} addresses per request"),
-            ));
-        }
-        let allowed_owner = invitation::ensure_may_invite(granted.role, role).is_ok();
-        let allowed_domains = &access.org.settings.allowed_email_domains;
-        // Screened first; the store then tells pending and members apart.
-        let screened: Vec<(String, Result<crate::domain::Email, InviteOutcome>)> = raw
-            .into_iter()
-            .map(|raw| {
-                let outcome = if allowed_owner {
-                    invitation::screen_address(&raw, allowed_domains)
-                } else {
-                    Err(InviteOutcome::NotAllowed)
-                };
-                (raw, outcome)
-            })
-            .collect();
-        let now = state.clock().now();
-        let ttl_days = access.org.settings.invitation_ttl_days;
-        let cap = u64::from(state.settings().invitations.max_per_org_per_hour);
-        let store = state.store();
-        let results = in_transaction!(store, |session| -> Result<Vec<InviteResult>, AppError> {
-            ensure_projects_exist(store, session, access.org_id(), &project_rights).await?;
-            let valid: Vec<&str> = screened
-                .iter()
-                .filter_map(|(_, outcome)| outcome.as_ref().ok().map(|e| e.as_str()))
-                .collect();
-            let pending =
-                store::invitations::pending_emails(store, session, access.org_id(), &valid).await?;
-            let members =
-                store::members::existing_emails(store, session, access.org_id(), &valid).await?;
-            let mut results = Vec::with_capacity(screened.len());
-            let mut invited = std::collections::HashSet::new();
-            let mut invitations = Vec::new();
-            for (raw, outcome) in &screened {
-                let email = match outcome {
-                    Err(outcome) => {
-                        results.push(InviteResult {
-                            email: raw.trim().to_owned(),
-                            outcome: outcome.as_str().into(),
-                            invitation_id: None,
-                        });
-                        continue;
-                    }
-                    Ok(email) => email,
-                };
-                let outcome = if members.contains(email.as_str()) {
-                    InviteOutcome::AlreadyMember
-                } else if pending.contains(email.as_str()) || !invited.insert(email.clone()) {
-                    InviteOutcome::AlreadyPending
-                } else {
-                    InviteOutcome::Invited
-                };
-                let mut result = InviteResult {
-                    email: email.to_string(),
-                    outcome: outcome.as_str().into(),
-                    invitation_id: None,
-                };
-                if outcome == InviteOutcome::Invited {
-                    let invitation = Invitation {
-                        id: InvitationId::new(),
-                        org_id: access.org_id().clone(),
-                        email: email.clone(),
-                        role,
-                        project_rights: project_rights.clone(),
-                        message: message.clone(),
-                        kind: InvitationKind::Invite,
-                        invited_by: Some(access.account_id.clone()),
-                        member_id: None,
-                        status: InvitationStatus::Pending,
-                        created_at: now,
-                        expires_at: invitation::expiry(now, ttl_days),
-                        updated_at: now,
-                        accepted_at: None,
-                        delivery: Delivery {
-                            sends: 1,
-                            ..Delivery::default()
-                        },
-                    };
-                    result.invitation_id = Some(invitation.id.to_string());
-                    invitations.push(invitation);
-                }
-                results.push(result);
-            }
-            // The invitations (each with a placeholder link: the mail job
-            // sets the real one), their mails and their events: four round
-            // trips however many addresses there are.
-            let with_links = invitations.iter().map(|i| (i, fresh_token_hash()));
-            if store::invitations::insert_many(store, session, with_links).await?
-                == Inserted::AlreadyExists
-            {
-                return Err(AppError::Conflict {
-                    problem: "concurrent-invitation",
-                    detail: "another request invited the same address at the same time; \
-                             send the request again"
-                        .into(),
-                });
-            }
-            crate::jobs::enqueue_send_invitations(store, session, &invitations).await?;
-            let events: Vec<_> = invitations
-                .iter()
-                .map(|invitation| {
-                    granted.event(
-                        now,
-                        "invitation.created",
-                        ("invitation", invitation.id.as_str()),
-                        None,
-                        Some(audited(invitation)),
-                    )
-                })
-                .collect();
-            store::audit::record_many(store, session, &events).await?;
-            // Counted after this request's inserts, in its transaction, so
-            // concurrent requests cannot pass the cap together unnoticed.
-            let since = now - Duration::hours(1);
-            let created =
-                store::invitations::count_created_since(store, session, access.org_id(), since)
-                    .await?;
-            if created > cap {
-                return Err(AppError::TooManyRequests {
-                    retry_after_secs: 3600,
-                });
-            }
-            Ok(results)
-        })?;
+        let results = invitations::invite(
+            state.store(),
+            state.clock().now(),
+            &granted.acting(),
+            &input,
+            state.settings().invitations.max_per_org_per_hour,
+        )
+        .await?
+        .into_iter()
+        .map(|result| InviteResult {
+            email: result.email,
+            outcome: result.outcome.as_str().into(),
+            invitation_id: result.invitation_id.map(|id| id.to_string()),
+        })
+        .collect();
         Ok(Json(InviteResponse { results }))
     }
 
@@ -561,35 +420,7 @@ impl InvitationsApi {
         let granted = access.require(Permission::ManageInvitations)?;
         let id = parse_invitation_id(&id)?;
         let now = state.clock().now();
-        let ttl_days = access.org.settings.invitation_ttl_days;
-        let store = state.store();
-        let invitation = in_transaction!(store, |session| -> Result<Invitation, AppError> {
-            let current = store::invitations::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(invitation_not_found)?;
-            invitation::ensure_may_invite(granted.role, current.role)?;
-            if current.effective_status(now) != InvitationStatus::Pending {
-                return Err(not_pending(&current, now));
-            }
-            let mut invitation = current.clone();
-            invitation.expires_at = invitation::expiry(now, ttl_days);
-            invitation.updated_at = now;
-            invitation.delivery.sends += 1;
-            if !store::invitations::rotate(store, session, &invitation, &fresh_token_hash()).await?
-            {
-                return Err(not_pending(&current, now));
-            }
-            crate::jobs::enqueue_send_invitation(store, session, &invitation).await?;
-            let event = granted.event(
-                now,
-                "invitation.resent",
-                ("invitation", id.as_str()),
-                Some(audited(&current)),
-                Some(audited(&invitation)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(invitation)
-        })?;
+        let invitation = invitations::resend(state.store(), now, &granted.acting(), &id).await?;
         Ok(Json(invitation_view(&invitation, now)))
     }
 
@@ -612,31 +443,7 @@ impl InvitationsApi {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageInvitations)?;
         let id = parse_invitation_id(&id)?;
-        let now = state.clock().now();
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            let current = store::invitations::get(store, Some(&mut *session), access.org_id(), &id)
-                .await?
-                .ok_or_else(invitation_not_found)?;
-            invitation::ensure_may_invite(granted.role, current.role)?;
-            if current.effective_status(now) != InvitationStatus::Pending
-                || !store::invitations::finish(store, session, &id, InvitationStatus::Revoked, now)
-                    .await?
-            {
-                return Err(not_pending(&current, now));
-            }
-            let mut after = current.clone();
-            after.status = InvitationStatus::Revoked;
-            let event = granted.event(
-                now,
-                "invitation.revoked",
-                ("invitation", id.as_str()),
-                Some(audited(&current)),
-                Some(audited(&after)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        invitations::revoke(state.store(), state.clock().now(), &granted.acting(), &id).await?;
         Ok(Revoked::Revoked)
     }
 
@@ -663,9 +470,11 @@ impl InvitationsApi {
             family_name,
             password,
         } = body.0;
-        let accepted = accept(
-            &state,
+        let accepted = invitations::accept(
+            state.store(),
+            state.clock().now(),
             origin_of(req),
+            state.0,
             AcceptInput {
                 token: token.into_string(),
                 name: name.map(Text::into_string),
@@ -683,15 +492,5 @@ impl InvitationsApi {
             account_id: accepted.account_id.to_string(),
             account_created: accepted.account_created,
         }))
-    }
-}
-
-fn not_pending(invitation: &Invitation, now: DateTime<Utc>) -> AppError {
-    AppError::Conflict {
-        problem: "invitation-not-pending",
-        detail: format!(
-            "the invitation is {}, not pending",
-            invitation.effective_status(now)
-        ),
     }
 }

@@ -238,7 +238,7 @@ pub async fn provision(
             Some(snapshot(&record)),
         )];
         if let Some(email) = &login_email {
-            let activation = crate::invitations::create_scim_activation(
+            let activation = super::invitations::create_scim_activation(
                 store,
                 session,
                 &record.member,
@@ -412,7 +412,7 @@ async fn revoke_activation(
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     if let Some(invitation) =
-        crate::invitations::revoke_scim_activation(store, session, member_id, now).await?
+        super::invitations::revoke_scim_activation(store, session, member_id, now).await?
     {
         let revoked = acting.event(
             now,

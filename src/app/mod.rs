@@ -6,6 +6,8 @@
 //! so a rule enforced for one face is enforced for all.
 
 pub mod groups;
+pub mod invitations;
+pub mod jobs;
 pub mod members;
 pub mod projects;
 pub mod sessions;
@@ -55,6 +57,19 @@ pub struct Acting {
 }
 
 impl Acting {
+    /// Muster itself in an organization: the worker's sweeps. It acts on
+    /// the rules (an invitation past its expiry), never on a person's
+    /// grant, so the policy has nothing to weigh and it holds every power;
+    /// only a use case that checks its own rule is called with it.
+    pub fn system(org_id: OrgId) -> Acting {
+        Acting {
+            org_id,
+            actor: Actor::System,
+            role: Role::Owner,
+            origin: RequestOrigin::default(),
+        }
+    }
+
     /// The audit event of a change this actor made in the organization.
     pub fn event(
         &self,

@@ -147,6 +147,33 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidDisplayName {
+    #[error("the display name must not be empty; send null to clear it")]
+    Empty,
+    #[error("the display name must be at most {MAX_DISPLAY_NAME_CHARS} characters")]
+    TooLong,
+    #[error("the display name must not contain control characters")]
+    ControlCharacters,
+}
+
+/// A display name as a person typed it, trimmed.
+pub fn display_name(raw: &str) -> Result<String, InvalidDisplayName> {
+    let name = raw.trim();
+    if name.is_empty() {
+        Err(InvalidDisplayName::Empty)
+    } else if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        Err(InvalidDisplayName::TooLong)
+    } else if name.chars().any(char::is_control) {
+        Err(InvalidDisplayName::ControlCharacters)
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +183,20 @@ mod tests {
         let email = Email::parse("  Ada.Lovelace@Example.COM ").expect("valid");
         assert_eq!(email.as_str(), "ada.lovelace@example.com");
         assert_eq!(email.domain(), "example.com");
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(display_name("  Ada  "), Ok("Ada".to_owned()));
+        assert_eq!(display_name(" "), Err(InvalidDisplayName::Empty));
+        assert_eq!(
+            display_name(&"a".repeat(MAX_DISPLAY_NAME_CHARS + 1)),
+            Err(InvalidDisplayName::TooLong)
+        );
+        assert_eq!(
+            display_name("Ada\u{7}"),
+            Err(InvalidDisplayName::ControlCharacters)
+        );
     }
 
     #[test]

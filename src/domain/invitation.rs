@@ -221,6 +221,41 @@ pub fn screen_address(raw: &str, allowed_domains: &[String]) -> Result<Email, In
     }
 }
 
+/// The longest note an inviter may add to the mail, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("at most {MAX_MESSAGE_CHARS} characters")]
+pub struct MessageTooLong;
+
+/// The inviter's note, trimmed; a blank one is no note.
+pub fn message(raw: Option<&str>) -> Result<Option<String>, MessageTooLong> {
+    let Some(message) = raw.map(str::trim).filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(MessageTooLong);
+    }
+    Ok(Some(message.to_owned()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddressCount {
+    #[error("no address given")]
+    None,
+    #[error("at most {MAX_ADDRESSES} addresses per request")]
+    TooMany,
+}
+
+/// One request invites 1 to [`MAX_ADDRESSES`] addresses.
+pub fn ensure_address_count(count: usize) -> Result<(), AddressCount> {
+    match count {
+        0 => Err(AddressCount::None),
+        n if n > MAX_ADDRESSES => Err(AddressCount::TooMany),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

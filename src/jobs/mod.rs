@@ -14,23 +14,16 @@ use std::time::Duration;
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_cron::CronScheduler;
-use chrono::{DateTime, Utc};
-use mongodb::ClientSession;
-use muster_worker::{JobError, JobsConfig, MongoBackend, PushOptions, push_many_in};
+use muster_worker::{JobsConfig, MongoBackend};
 
+// What the jobs carry and how use cases queue them live in `app::jobs`;
+// re-exported for the callers that name them here.
+pub use crate::app::jobs::{SEND_INVITATION_QUEUE, SendInvitation, cancel_send_invitations};
 use crate::config::JobSettings;
-use crate::domain::InvitationId;
-use crate::domain::invitation::Invitation;
-use crate::error::AppError;
 use crate::mail::Mailer;
 use crate::state::AppState;
-use crate::store::Store;
 
-pub use send_invitation::SendInvitation;
 pub use sweep::{expire_due, purge_audit};
-
-/// The queue of invitation mails.
-pub const SEND_INVITATION_QUEUE: &str = "send_invitation";
 
 /// The backend's settings: the library's defaults, with the lease and
 /// polling of the `jobs` configuration. Pushes and indexes use the plain
@@ -52,111 +45,6 @@ pub struct JobContext {
     pub state: AppState,
     pub mailer: Arc<Mailer>,
     pub names: Arc<send_invitation::NameCache>,
-}
-
-impl From<JobError> for AppError {
-    fn from(err: JobError) -> Self {
-        // A driver error stays one, so that a transaction retries what is
-        // transient (a racing duplicate key included, see `push_in`).
-        match err {
-            JobError::Database(err) => AppError::Store(err),
-            other if other.is_transient() => {
-                AppError::Unavailable(format!("the job queue is busy: {other}"))
-            }
-            other => AppError::internal(other),
-        }
-    }
-}
-
-/// Queues the mail of each invitation's latest send, inside the caller's
-/// transaction: the invitations and their mails commit or vanish
-/// together. Keyed by invitation and send number, so a retried
-/// transaction never queues a mail twice.
-pub async fn enqueue_send_invitations(
-    store: &Store,
-    session: &mut ClientSession,
-    invitations: &[Invitation],
-) -> Result<(), AppError> {
-    let jobs = invitations.iter().map(|invitation| {
-        let job = SendInvitation {
-            invitation_id: invitation.id.to_string(),
-            send: invitation.delivery.sends,
-        };
-        let key = format!("invitation:{}:send:{}", job.invitation_id, job.send);
-        (job, PushOptions::idempotency_key(key))
-    });
-    let _ = push_many_in(
-        store.database(),
-        session,
-        &JobsConfig::default(),
-        SEND_INVITATION_QUEUE,
-        jobs,
-    )
-    .await?;
-    Ok(())
-}
-
-/// [`enqueue_send_invitations`] for one invitation.
-pub async fn enqueue_send_invitation(
-    store: &Store,
-    session: &mut ClientSession,
-    invitation: &Invitation,
-) -> Result<(), AppError> {
-    enqueue_send_invitations(store, session, std::slice::from_ref(invitation)).await
-}
-
-/// [`enqueue_send_invitation`] for a mail not to be sent before `run_at`
-/// (a SCIM activation over the hourly cap).
-pub async fn enqueue_send_invitation_at(
-    store: &Store,
-    session: &mut ClientSession,
-    invitation: &Invitation,
-    run_at: DateTime<Utc>,
-) -> Result<(), AppError> {
-    let job = SendInvitation {
-        invitation_id: invitation.id.to_string(),
-        send: invitation.delivery.sends,
-    };
-    let options = PushOptions {
-        run_at: Some(run_at),
-        ..PushOptions::idempotency_key(format!(
-            "invitation:{}:send:{}",
-            job.invitation_id, job.send
-        ))
-    };
-    let _ = push_many_in(
-        store.database(),
-        session,
-        &JobsConfig::default(),
-        SEND_INVITATION_QUEUE,
-        [(job, options)],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Removes the mail jobs of invitations that will never be mailed (their
-/// organization is being deleted), inside the caller's transaction. Only
-/// jobs still waiting: one already running finds its invitation no longer
-/// pending and mails nothing.
-pub async fn cancel_send_invitations(
-    store: &Store,
-    session: &mut ClientSession,
-    invitation_ids: &[InvitationId],
-) -> Result<u64, AppError> {
-    if invitation_ids.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<&str> = invitation_ids.iter().map(InvitationId::as_str).collect();
-    let deleted = muster_worker::collection(store.database(), &JobsConfig::default())
-        .delete_many(bson::doc! {
-            "queue": SEND_INVITATION_QUEUE,
-            "status": "pending",
-            "payload.invitation_id": { "$in": ids },
-        })
-        .session(session)
-        .await?;
-    Ok(deleted.deleted_count)
 }
 
 /// Runs the workers until `shutdown` resolves.

@@ -14,21 +14,14 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use chrono::{DateTime, TimeDelta, Utc};
 use mongodb::error::Error as MongoError;
-use serde::{Deserialize, Serialize};
 
 use super::JobContext;
+use crate::app::jobs::SendInvitation;
 use crate::auth::token::generate_invitation_secret;
 use crate::domain::invitation::Invitation;
 use crate::domain::{AccountId, InvitationId, OrgId};
 use crate::mail::{InvitationMail, render_invitation};
 use crate::store::{self, Store};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SendInvitation {
-    pub invitation_id: String,
-    /// Which send of the invitation this is (1, then one per resend).
-    pub send: u32,
-}
 
 /// A failure worth retrying, or one that is final (the job is then done,
 /// with the error recorded on the invitation).

@@ -1,6 +1,6 @@
 //! Scheduled jobs on apalis-cron: every minute, pending invitations past
-//! their expiry become `expired` (each with its audit event, one
-//! transaction each); every hour, audit events older than their
+//! their expiry become `expired` (`app::invitations::expire`, one
+//! transaction each, as the system); every hour, audit events older than their
 //! organization's retention are purged. Conditional writes make it
 //! harmless for several workers to run them at once.
 
@@ -12,10 +12,8 @@ use apalis_cron::Tick;
 use chrono::Duration;
 
 use super::JobContext;
-use crate::domain::invitation::InvitationStatus;
-use crate::domain::{Actor, AuditEvent, RequestOrigin, Target};
+use crate::app::{Acting, invitations};
 use crate::error::AppError;
-use crate::in_transaction;
 use crate::state::AppState;
 use crate::store;
 
@@ -56,34 +54,8 @@ pub async fn expire_due(state: &AppState) -> Result<usize, AppError> {
         let due = store::invitations::due_for_expiry(store, now, BATCH).await?;
         let batch = due.len();
         for invitation in due {
-            let done = in_transaction!(store, |session| -> Result<bool, AppError> {
-                if !store::invitations::finish(
-                    store,
-                    session,
-                    &invitation.id,
-                    InvitationStatus::Expired,
-                    now,
-                )
-                .await?
-                {
-                    return Ok(false);
-                }
-                let event = AuditEvent {
-                    org_id: Some(invitation.org_id.clone()),
-                    at: now,
-                    actor: Actor::System,
-                    action: "invitation.expired",
-                    target: Target {
-                        kind: "invitation",
-                        id: invitation.id.to_string(),
-                    },
-                    before: Some(serde_json::json!({ "status": "pending" })),
-                    after: Some(serde_json::json!({ "status": "expired" })),
-                    origin: RequestOrigin::default(),
-                };
-                store::audit::record(store, session, &event).await?;
-                Ok(true)
-            })?;
+            let acting = Acting::system(invitation.org_id.clone());
+            let done = invitations::expire(store, now, &acting, &invitation.id).await?;
             expired += usize::from(done);
         }
         if batch < BATCH as usize {

@@ -1,0 +1,134 @@
+//! The jobs a use case queues, inside its own transaction: what a job
+//! carries and how it is pushed live here, below the faces, so that a use
+//! case writes its mail job with the change that needs it. The worker
+//! (`jobs/`) is the face that runs them.
+
+use chrono::{DateTime, Utc};
+use mongodb::ClientSession;
+use muster_worker::{JobError, JobsConfig, PushOptions, push_many_in};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::InvitationId;
+use crate::domain::invitation::Invitation;
+use crate::error::AppError;
+use crate::store::Store;
+
+/// The queue of invitation mails.
+pub const SEND_INVITATION_QUEUE: &str = "send_invitation";
+
+/// The invitation mail job: which invitation, and which of its sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendInvitation {
+    pub invitation_id: String,
+    /// Which send of the invitation this is (1, then one per resend).
+    pub send: u32,
+}
+
+impl From<JobError> for AppError {
+    fn from(err: JobError) -> Self {
+        // A driver error stays one, so that a transaction retries what is
+        // transient (a racing duplicate key included, see `push_in`).
+        match err {
+            JobError::Database(err) => AppError::Store(err),
+            other if other.is_transient() => {
+                AppError::Unavailable(format!("the job queue is busy: {other}"))
+            }
+            other => AppError::internal(other),
+        }
+    }
+}
+
+/// The mail job of an invitation's latest send, keyed by invitation and
+/// send number, so a retried transaction never queues a mail twice.
+fn mail_job(
+    invitation: &Invitation,
+    run_at: Option<DateTime<Utc>>,
+) -> (SendInvitation, PushOptions) {
+    let job = SendInvitation {
+        invitation_id: invitation.id.to_string(),
+        send: invitation.delivery.sends,
+    };
+    let key = format!("invitation:{}:send:{}", job.invitation_id, job.send);
+    let options = PushOptions {
+        run_at,
+        ..PushOptions::idempotency_key(key)
+    };
+    (job, options)
+}
+
+async fn push(
+    store: &Store,
+    session: &mut ClientSession,
+    jobs: impl IntoIterator<Item = (SendInvitation, PushOptions)>,
+) -> Result<(), AppError> {
+    let _ = push_many_in(
+        store.database(),
+        session,
+        &JobsConfig::default(),
+        SEND_INVITATION_QUEUE,
+        jobs,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Queues the mail of each invitation's latest send, inside the caller's
+/// transaction: the invitations and their mails commit or vanish together.
+pub async fn enqueue_send_invitations(
+    store: &Store,
+    session: &mut ClientSession,
+    invitations: &[Invitation],
+) -> Result<(), AppError> {
+    push(
+        store,
+        session,
+        invitations
+            .iter()
+            .map(|invitation| mail_job(invitation, None)),
+    )
+    .await
+}
+
+/// [`enqueue_send_invitations`] for one invitation.
+pub async fn enqueue_send_invitation(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+) -> Result<(), AppError> {
+    enqueue_send_invitations(store, session, std::slice::from_ref(invitation)).await
+}
+
+/// [`enqueue_send_invitation`] for a mail not to be sent before `run_at`
+/// (a SCIM activation over the hourly cap).
+pub async fn enqueue_send_invitation_at(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+    run_at: DateTime<Utc>,
+) -> Result<(), AppError> {
+    push(store, session, [mail_job(invitation, Some(run_at))]).await
+}
+
+/// Removes the mail jobs of invitations that will never be mailed (their
+/// organization is being deleted), inside the caller's transaction. Only
+/// jobs still waiting: one already running finds its invitation no longer
+/// pending and mails nothing.
+pub async fn cancel_send_invitations(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation_ids: &[InvitationId],
+) -> Result<u64, AppError> {
+    if invitation_ids.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = invitation_ids.iter().map(InvitationId::as_str).collect();
+    let deleted = muster_worker::collection(store.database(), &JobsConfig::default())
+        .delete_many(bson::doc! {
+            "queue": SEND_INVITATION_QUEUE,
+            "status": "pending",
+            "payload.invitation_id": { "$in": ids },
+        })
+        .session(session)
+        .await?;
+    Ok(deleted.deleted_count)
+}
