@@ -5,6 +5,7 @@
 //! event, and returns a typed result. No face opens a transaction itself,
 //! so a rule enforced for one face is enforced for all.
 
+pub mod accounts;
 pub mod groups;
 pub mod members;
 pub mod projects;
