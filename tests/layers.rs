@@ -65,6 +65,11 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "state",
         "the accept use case takes the AppState; moves with the invitations use case",
     ),
+    (
+        "app/orgs.rs",
+        "jobs::cancel_send_invitations",
+        "a deleted organization's waiting invitation mails are removed in its transaction; moves below the faces with the invitation mail job",
+    ),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod groups;
 pub mod members;
+pub mod orgs;
 pub mod projects;
 pub mod tokens;
 
