@@ -2,12 +2,14 @@
 //! unique names whichever face founds or renames, bad changes refused
 //! whole.
 
+use std::collections::BTreeMap;
+
 use chrono::Utc;
 use muster::bootstrap::{BootstrapError, BootstrapInput, bootstrap};
 use muster::domain::Email;
 use muster::store;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::common::TestApp;
 use super::{call, session_for};
@@ -161,4 +163,161 @@ async fn bad_organization_changes_name_the_field_and_change_nothing() {
         json!(["example.com"])
     );
     assert_eq!(audit_count(&app, &org).await, events + 1);
+}
+
+/// The organization's audit events, as stored, keyed by action.
+async fn events_by_action(app: &TestApp, org: &str) -> BTreeMap<String, Value> {
+    let mut cursor = app
+        .store
+        .database()
+        .collection::<bson::Document>("audit_events")
+        .find(bson::doc! { "org_id": org })
+        .await
+        .expect("find audit events");
+    let mut found = BTreeMap::new();
+    while cursor.advance().await.expect("advance") {
+        let event = cursor.deserialize_current().expect("event");
+        let event = serde_json::to_value(&event).expect("event as json");
+        let action = event["action"].as_str().expect("action").to_owned();
+        assert!(
+            found.insert(action.clone(), event).is_none(),
+            "{action} recorded twice"
+        );
+    }
+    found
+}
+
+#[tokio::test]
+async fn organizations_and_personal_tokens_keep_their_audit_actions_and_snapshots() {
+    let app = TestApp::spawn().await;
+    let bootstrapped = app.with_org_owner().await;
+    let account = bootstrapped.owner.account_id.to_string();
+    let session = session_for(&app, &bootstrapped.owner.account_id).await;
+    let as_account = json!({ "kind": "account", "account_id": account, "token_id": null });
+
+    let events = events_by_action(&app, bootstrapped.org_id.as_str()).await;
+    let event = &events["organization.bootstrapped"];
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(event["actor"]["kind"], "system");
+    assert_eq!(
+        event["target"],
+        json!({ "kind": "organization", "id": bootstrapped.org_id.as_str() })
+    );
+    assert_eq!(event["after"]["owner_account_id"], account.as_str());
+    assert_eq!(
+        event["after"]["owner_email"],
+        bootstrapped.owner.email.as_str()
+    );
+
+    let created = call(
+        &app,
+        Method::POST,
+        "/orgs",
+        Some(&session),
+        Some(&json!({ "name": "Audit Corp" })),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let org = created.body["id"].as_str().expect("id").to_owned();
+    let patched = call(
+        &app,
+        Method::PATCH,
+        &format!("/orgs/{org}"),
+        Some(&session),
+        Some(&json!({ "settings": { "invitation_ttl_days": 3 } })),
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let token = call(
+        &app,
+        Method::POST,
+        "/me/tokens",
+        Some(&session),
+        Some(&json!({ "org_id": org, "name": " CI " })),
+    )
+    .await;
+    assert_eq!(token.status, StatusCode::CREATED, "{}", token.body);
+    let token_id = token.body["id"].as_str().expect("id").to_owned();
+    let revoked = call(
+        &app,
+        Method::DELETE,
+        &format!("/me/tokens/{token_id}"),
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        &format!("/orgs/{org}"),
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+
+    let settings = |ttl: u32| {
+        json!({
+            "name": "Audit Corp",
+            "settings": {
+                "invitation_ttl_days": ttl,
+                "audit_retention_days": 365,
+                "allowed_email_domains": [],
+                "scim_activation_emails": true,
+            },
+        })
+    };
+    let token_snapshot = json!({
+        "name": "CI",
+        "display_prefix": token.body["display_prefix"],
+        "account_id": account,
+        "expires_at": null,
+        "allow_owner_changes": false,
+    });
+    let events = events_by_action(&app, &org).await;
+    let expected: [(&str, (&str, &str), Value, Value); 5] = [
+        (
+            "organization.created",
+            ("organization", &org),
+            Value::Null,
+            settings(7),
+        ),
+        (
+            "organization.updated",
+            ("organization", &org),
+            settings(7),
+            settings(3),
+        ),
+        (
+            "personal_token.created",
+            ("personal_token", &token_id),
+            Value::Null,
+            token_snapshot.clone(),
+        ),
+        (
+            "personal_token.deleted",
+            ("personal_token", &token_id),
+            token_snapshot,
+            Value::Null,
+        ),
+        (
+            "organization.deleted",
+            ("organization", &org),
+            settings(3),
+            json!({ "revoked_invitations": 0 }),
+        ),
+    ];
+    assert_eq!(events.len(), expected.len(), "{events:?}");
+    for (action, (kind, id), before, after) in expected {
+        let event = &events[action];
+        assert_eq!(event["actor"], as_account, "{action}");
+        assert_eq!(
+            event["target"],
+            json!({ "kind": kind, "id": id }),
+            "{action}"
+        );
+        assert_eq!(event["before"], before, "{action}");
+        assert_eq!(event["after"], after, "{action}");
+    }
 }
