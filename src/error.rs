@@ -13,6 +13,7 @@ use poem_openapi::types::ToJSON;
 use poem_openapi::{ApiResponse, Object};
 use serde::Serialize;
 
+use crate::app::orgs::FoundingError;
 use crate::auth::AuthError;
 use crate::domain::invitation::AcceptError;
 use crate::domain::policy::{MayNotLeave, MemberChangeError};
@@ -479,6 +480,19 @@ impl From<MissingProjectRight> for AppError {
 impl From<MayNotLeave> for AppError {
     fn from(err: MayNotLeave) -> Self {
         AppError::Forbidden(err.to_string())
+    }
+}
+
+impl From<FoundingError> for AppError {
+    fn from(err: FoundingError) -> Self {
+        match err {
+            FoundingError::NameTaken { .. } => AppError::Conflict {
+                problem: "organization-name-taken",
+                detail: "an organization with this name already exists; choose another name".into(),
+            },
+            FoundingError::Concurrent => AppError::internal(err),
+            FoundingError::Store(err) => err.into(),
+        }
     }
 }
 

@@ -8,15 +8,14 @@ use super::examples::{ACCOUNT_ID, ORG_ID, example_time};
 use super::projects::{EffectiveProjectRightsView, effective_rights_view};
 use super::text::Text;
 use super::{ApiTags, BearerAuth, SessionAuth};
+use crate::app;
+use crate::app::accounts::{AccountActing, AccountChange};
 use crate::auth::Principal;
-use crate::auth::password::{MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password};
 use crate::domain::role::effective_project_rights;
 use crate::error::AppError;
-use crate::in_transaction;
 use crate::scim::origin_of;
 use crate::state::AppState;
 use crate::store;
-use crate::store::accounts::SelfUpdate;
 
 pub struct MeApi;
 
@@ -139,6 +138,15 @@ pub fn checked_display_name(field: &str, raw: &str) -> Result<String, AppError> 
     Ok(name.to_owned())
 }
 
+/// A signed-in account acting for itself, as the use cases take it.
+pub fn account_acting(auth: &SessionAuth, req: &poem::Request) -> AccountActing {
+    AccountActing {
+        account_id: auth.account_id().clone(),
+        actor: auth.principal().actor(),
+        origin: origin_of(req),
+    }
+}
+
 #[OpenApi(tag = "ApiTags::Me")]
 impl MeApi {
     /// The signed-in account and its memberships
@@ -170,100 +178,35 @@ impl MeApi {
         req: &poem::Request,
         body: Json<UpdateMeRequest>,
     ) -> Result<Json<MeResponse>, AppError> {
-        let account_id = auth.account_id().clone();
         let UpdateMeRequest {
             display_name: name,
             password,
         } = body.0;
-        // Every value is checked before any work.
-        let name = match name {
+        // The name is checked before any work, as the password is by the
+        // use case.
+        let display_name = match name {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(raw) => Some(Some(display_name(&raw)?)),
         };
-        if let Some(change) = &password {
-            check_policy(&change.new).map_err(|err| AppError::invalid("password.new", err))?;
-            if change.current.len() > MAX_PASSWORD_BYTES {
-                return Err(AppError::invalid(
-                    "password.current",
-                    format!("a password is at most {MAX_PASSWORD_BYTES} bytes"),
-                ));
-            }
-        }
-        let store = state.store();
-        let credentials = store::accounts::get_credentials(store, None, &account_id)
-            .await?
-            .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
-        let new_password = match password {
-            None => None,
-            Some(PasswordChange { current, new }) => {
-                let Some(stored) = credentials.password_hash.clone() else {
-                    return Err(AppError::Conflict {
-                        problem: "no-password",
-                        detail: "this account has no password to change yet; set one by \
-                                 accepting an invitation"
-                            .into(),
-                    });
-                };
-                let (verified, hashed) = state
-                    .hashing()
-                    .run(move || {
-                        if verify_password(Some(&stored), &current) {
-                            (true, Some(hash_password(&new)))
-                        } else {
-                            (false, None)
-                        }
-                    })
-                    .await?;
-                if !verified {
-                    return Err(AppError::Forbidden(
-                        "the current password is wrong; the password was not changed".into(),
-                    ));
+        let change = AccountChange {
+            display_name,
+            password: password.map(|PasswordChange { current, new }| {
+                app::accounts::PasswordChange {
+                    current: current.into_string(),
+                    new: new.into_string(),
                 }
-                match hashed {
-                    Some(Ok(hash)) => Some(hash),
-                    Some(Err(err)) => return Err(AppError::invalid("password.new", err)),
-                    None => return Err(AppError::internal("a verified password was not hashed")),
-                }
-            }
+            }),
         };
-        let replaced = credentials.password_hash;
-        let update = SelfUpdate {
-            display_name: name.as_ref().map(Option::as_deref),
-            password: new_password.as_ref().zip(replaced.as_ref()),
-        };
-        if update.display_name.is_some() || update.password.is_some() {
-            let keep = Some(auth.session_id());
-            let now = state.clock().now();
-            in_transaction!(store, |session| -> Result<(), AppError> {
-                if !store::accounts::update_self(store, session, &account_id, &update, now).await? {
-                    return Err(AppError::Conflict {
-                        problem: "concurrent-change",
-                        detail: "the account changed while this request ran (its password, \
-                                 perhaps); try again"
-                            .into(),
-                    });
-                }
-                if update.password.is_some() {
-                    store::tokens::delete_sessions_except(store, session, &account_id, keep)
-                        .await?;
-                }
-                // Names of what changed, never the password or its hash.
-                let event = crate::domain::AuditEvent::of_account(
-                    auth.principal().actor(),
-                    &account_id,
-                    now,
-                    "account.updated",
-                    Some(serde_json::json!({
-                        "display_name": update.display_name,
-                        "password_changed": update.password.is_some(),
-                    })),
-                    origin_of(req),
-                );
-                store::audit::record(store, session, &event).await?;
-                Ok(())
-            })?;
-        }
+        app::accounts::update(
+            state.store(),
+            state.hashing(),
+            state.clock().now(),
+            &account_acting(&auth, req),
+            auth.session_id(),
+            change,
+        )
+        .await?;
         Ok(Json(me_response(&state, &auth.principal()).await?))
     }
 }

@@ -1,6 +1,16 @@
 //! Organizations: create (the caller becomes the owner), read, change,
 //! delete.
 
+use super::access::OrgAccess;
+use super::examples::{ORG_ID, example_time};
+use super::me::account_acting;
+use super::text::Text;
+use super::{ApiTags, BearerAuth, SessionAuth};
+use crate::app;
+use crate::domain::{Organization, Permission, Role};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store;
 use chrono::{DateTime, Utc};
 use poem::Request;
 use poem::web::Data;
@@ -8,22 +18,6 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::json;
-
-use super::access::OrgAccess;
-use super::examples::{ORG_ID, example_time};
-use super::text::Text;
-use super::{ApiTags, BearerAuth, SessionAuth};
-use crate::domain::{
-    Member, MemberId, MemberStatus, OrgId, OrgSettings, Organization, Permission, Role,
-    org_name_and_slug,
-};
-use crate::error::AppError;
-use crate::in_transaction;
-use crate::protocol::user::UserProfile;
-use crate::scim::origin_of;
-use crate::state::AppState;
-use crate::store::{self, Inserted};
 
 pub struct OrgsApi;
 
@@ -147,13 +141,6 @@ pub enum DeletedOrg {
 pub const SINGLE_OWNER_WARNING: &str = "this organization has a single owner: promote a second \
      member to owner so that it is never left without one";
 
-fn name_taken() -> AppError {
-    AppError::Conflict {
-        problem: "organization-name-taken",
-        detail: "an organization with this name already exists; choose another name".into(),
-    }
-}
-
 fn org_view(org: &Organization, your_role: Role, active_owners: u64) -> OrgView {
     let s = &org.settings;
     OrgView {
@@ -177,49 +164,6 @@ fn org_view(org: &Organization, your_role: Role, active_owners: u64) -> OrgView 
     }
 }
 
-fn audited(org: &Organization) -> serde_json::Value {
-    let s = &org.settings;
-    json!({
-        "name": org.name,
-        "settings": {
-            "invitation_ttl_days": s.invitation_ttl_days,
-            "audit_retention_days": s.audit_retention_days,
-            "allowed_email_domains": s.allowed_email_domains,
-            "scim_activation_emails": s.scim_activation_emails,
-        },
-    })
-}
-
-/// Lower-cased domains; each must look like a host name.
-fn email_domains(raw: Vec<Text>) -> Result<Vec<String>, AppError> {
-    let mut domains = Vec::with_capacity(raw.len());
-    for domain in raw {
-        let domain = domain.trim().to_ascii_lowercase();
-        let valid = domain.len() <= 253
-            && domain.contains('.')
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if !valid {
-            return Err(AppError::invalid(
-                "settings.allowed_email_domains",
-                format!(
-                    "{:?} is not an email domain such as example.com",
-                    domain.chars().take(64).collect::<String>()
-                ),
-            ));
-        }
-        if !domains.contains(&domain) {
-            domains.push(domain);
-        }
-    }
-    Ok(domains)
-}
-
 #[OpenApi(tag = "ApiTags::Organizations")]
 impl OrgsApi {
     /// Create an organization
@@ -235,60 +179,13 @@ impl OrgsApi {
         req: &Request,
         body: Json<CreateOrgRequest>,
     ) -> Result<CreatedOrg, AppError> {
-        let account_id = auth.account_id().clone();
-        let (name, slug) =
-            org_name_and_slug(&body.0.name).map_err(|err| AppError::invalid("name", err))?;
-        let store = state.store();
-        let account = store::accounts::get(store, &account_id)
-            .await?
-            .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
-        let now = state.clock().now();
-        let org = Organization {
-            id: OrgId::new(),
-            name,
-            slug,
-            settings: OrgSettings::default(),
-            created_at: now,
-            updated_at: now,
-        };
-        let owner = Member {
-            id: MemberId::new(),
-            org_id: org.id.clone(),
-            account_id: Some(account_id),
-            role: Role::Owner,
-            status: MemberStatus::Active,
-            suspended_until: None,
-            project_rights: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        let profile = UserProfile::for_email(&account.email);
-        let origin = origin_of(req);
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            if store::orgs::insert(store, session, &org).await? == Inserted::AlreadyExists {
-                return Err(name_taken());
-            }
-            if store::members::insert(store, session, &owner, &profile).await?
-                == Inserted::AlreadyExists
-            {
-                return Err(AppError::internal("a new organization already had members"));
-            }
-            let event = crate::domain::AuditEvent {
-                org_id: Some(org.id.clone()),
-                at: now,
-                actor: auth.principal().actor(),
-                action: "organization.created",
-                target: crate::domain::Target {
-                    kind: "organization",
-                    id: org.id.to_string(),
-                },
-                before: None,
-                after: Some(audited(&org)),
-                origin: origin.clone(),
-            };
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        let org = app::orgs::create(
+            state.store(),
+            state.clock().now(),
+            &account_acting(&auth, req),
+            &body.0.name,
+        )
+        .await?;
         Ok(CreatedOrg::Created(Json(org_view(&org, Role::Owner, 1))))
     }
 
@@ -326,56 +223,26 @@ impl OrgsApi {
         body: Json<UpdateOrgRequest>,
     ) -> Result<Json<OrgView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageOrganization)?;
         let UpdateOrgRequest { name, settings } = body.0;
-        let mut change = store::orgs::OrgChange::default();
-        if let Some(name) = name {
-            change.name =
-                Some(org_name_and_slug(&name).map_err(|err| AppError::invalid("name", err))?);
-        }
+        let mut update = app::orgs::OrgUpdate {
+            name: name.map(Text::into_string),
+            ..Default::default()
+        };
         if let Some(settings) = settings {
-            change.invitation_ttl_days = settings.invitation_ttl_days;
-            change.audit_retention_days = settings.audit_retention_days;
-            change.allowed_email_domains = settings
+            update.invitation_ttl_days = settings.invitation_ttl_days;
+            update.audit_retention_days = settings.audit_retention_days;
+            update.allowed_email_domains = settings
                 .allowed_email_domains
-                .map(email_domains)
-                .transpose()?;
-            change.scim_activation_emails = settings.scim_activation_emails;
+                .map(|domains| domains.into_iter().map(Text::into_string).collect());
+            update.scim_activation_emails = settings.scim_activation_emails;
         }
-        let now = state.clock().now();
-        let store = state.store();
-        let org_id = access.org_id();
-        let (changed, owners) =
-            in_transaction!(store, |session| -> Result<(Organization, u64), AppError> {
-                // Before and after as this transaction sees them, not as
-                // the copy read before it: concurrent changes of other
-                // fields stay in both.
-                let before = store::orgs::get(store, Some(&mut *session), org_id)
-                    .await?
-                    .ok_or(AppError::NotFound("organization"))?;
-                match store::orgs::update(store, session, org_id, &change, now).await? {
-                    store::orgs::Updated::Yes => {}
-                    store::orgs::Updated::NameTaken => return Err(name_taken()),
-                    store::orgs::Updated::Missing => {
-                        return Err(AppError::NotFound("organization"));
-                    }
-                }
-                let after = store::orgs::get(store, Some(&mut *session), org_id)
-                    .await?
-                    .ok_or(AppError::NotFound("organization"))?;
-                let event = granted.event(
-                    now,
-                    "organization.updated",
-                    ("organization", org_id.as_str()),
-                    Some(audited(&before)),
-                    Some(audited(&after)),
-                );
-                store::audit::record(store, session, &event).await?;
-                let owners =
-                    store::members::count_active_owners(store, Some(session), org_id).await?;
-                Ok((after, owners))
-            })?;
-        Ok(Json(org_view(&changed, access.role, owners)))
+        let changed =
+            app::orgs::update(state.store(), state.clock().now(), &access.acting(), update).await?;
+        Ok(Json(org_view(
+            &changed.org,
+            access.role,
+            changed.active_owners,
+        )))
     }
 
     /// Delete an organization
@@ -393,27 +260,7 @@ impl OrgsApi {
         org: Path<String>,
     ) -> Result<DeletedOrg, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageOrganization)?;
-        let now = state.clock().now();
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            if !store::orgs::delete(store, session, access.org_id()).await? {
-                return Err(AppError::NotFound("organization"));
-            }
-            let revoked =
-                store::invitations::revoke_pending_for_org(store, session, access.org_id(), now)
-                    .await?;
-            crate::jobs::cancel_send_invitations(store, session, &revoked).await?;
-            let event = granted.event(
-                now,
-                "organization.deleted",
-                ("organization", access.org_id().as_str()),
-                Some(audited(&access.org)),
-                Some(json!({ "revoked_invitations": revoked.len() })),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        app::orgs::delete(state.store(), state.clock().now(), &access.acting()).await?;
         Ok(DeletedOrg::Deleted)
     }
 }

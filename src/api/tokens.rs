@@ -12,17 +12,15 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::access::OrgAccess;
 use super::examples::{ORG_ID, example_time};
+use super::me::account_acting;
 use super::text::Text;
 use super::{ApiTags, BearerAuth, SessionAuth};
 use crate::app;
-use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
-use crate::domain::{AuditEvent, Permission, Target, TokenId};
+use crate::auth::token::{TokenKind, TokenRecord};
+use crate::domain::{Permission, TokenId};
 use crate::error::AppError;
-use crate::in_transaction;
-use crate::scim::origin_of;
 use crate::state::AppState;
-use crate::store::tokens::TokenOwner;
-use crate::store::{self, Inserted};
+use crate::store;
 
 pub struct TokensApi;
 pub struct ScimTokensApi;
@@ -375,41 +373,18 @@ impl TokensApi {
             expires_at,
         } = body.0;
         let access = OrgAccess::load(&state, &auth.bearer(), req, &org_id).await?;
-        let granted = access.require(Permission::CreatePersonalTokens)?;
+        access.require(Permission::CreatePersonalTokens)?;
         let name = token_name(&name)?;
         let now = state.clock().now();
         let expires_at = expiry(expires_at, now)?;
-        let issued = IssuedToken::generate(TokenKind::Personal);
-        let record = TokenRecord::new(
-            &issued,
-            Some(name.clone()),
-            Some(access.account_id.clone()),
-            Some(access.org_id().clone()),
-            now,
-            expires_at,
-        );
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            if store::tokens::insert(store, Some(&mut *session), &record).await?
-                == Inserted::AlreadyExists
-            {
-                return Err(app::tokens::collided());
-            }
-            let event = granted.event(
-                now,
-                "personal_token.created",
-                ("personal_token", record.id.as_str()),
-                None,
-                Some(app::tokens::snapshot(&record)),
-            );
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        })?;
+        let (record, issued) =
+            app::tokens::issue_personal(state.store(), now, &access.acting(), name, expires_at)
+                .await?;
         Ok(CreatedPersonalToken::Created(Json(
             CreatedPersonalTokenView {
                 id: record.id.to_string(),
                 org_id: access.org_id().to_string(),
-                name,
+                name: record.name.unwrap_or_default(),
                 token: issued.secret.into_exposed(),
                 display_prefix: record.display_prefix,
                 created_at: now,
@@ -432,38 +407,8 @@ impl TokensApi {
         id: Path<String>,
     ) -> Result<DeletedToken, AppError> {
         let id = token_id(&id)?;
-        let owner = TokenOwner::Account {
-            account_id: auth.account_id(),
-            org_id: None,
-        };
-        let now = state.clock().now();
-        let origin = origin_of(req);
-        let store = state.store();
-        in_transaction!(store, |session| -> Result<(), AppError> {
-            let deleted =
-                store::tokens::delete_owned(store, session, TokenKind::Personal, &id, owner)
-                    .await?
-                    .ok_or_else(token_not_found)?;
-            // Personal tokens always belong to an organization; its log
-            // records the deletion, whatever the caller's role there now.
-            if let Some(org_id) = deleted.org_id.clone() {
-                let event = AuditEvent {
-                    org_id: Some(org_id),
-                    at: now,
-                    actor: auth.principal().actor(),
-                    action: "personal_token.deleted",
-                    target: Target {
-                        kind: "personal_token",
-                        id: id.to_string(),
-                    },
-                    before: Some(app::tokens::snapshot(&deleted)),
-                    after: None,
-                    origin: origin.clone(),
-                };
-                store::audit::record(store, session, &event).await?;
-            }
-            Ok(())
-        })?;
+        let caller = account_acting(&auth, req);
+        app::tokens::revoke_personal(state.store(), state.clock().now(), &caller, &id).await?;
         Ok(DeletedToken::Deleted)
     }
 }

@@ -5,10 +5,12 @@
 //! event, and returns a typed result. No face opens a transaction itself,
 //! so a rule enforced for one face is enforced for all.
 
+pub mod accounts;
 pub mod groups;
 pub mod invitations;
 pub mod jobs;
 pub mod members;
+pub mod orgs;
 pub mod projects;
 pub mod sessions;
 pub mod tokens;

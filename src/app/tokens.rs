@@ -1,12 +1,15 @@
-//! Tokens an organization issues: SCIM tokens for identity providers.
+//! Tokens: an organization's SCIM tokens for identity providers, and the
+//! personal tokens a member makes to act as themselves in one
+//! organization.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Acting;
+use super::accounts::AccountActing;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
 use crate::domain::policy::ensure_may_assign_role;
-use crate::domain::{Permission, Role, TokenId};
+use crate::domain::{AccountId, Actor, Permission, Role, TokenId};
 use crate::error::AppError;
 use crate::in_transaction;
 use crate::store::tokens::TokenOwner;
@@ -98,6 +101,88 @@ pub async fn revoke_scim(
             None,
         );
         store::audit::record(store, session, &event).await?;
+        Ok(())
+    })
+}
+
+/// The account a member acts as; an identity provider has none.
+fn acting_account(acting: &Acting) -> Result<&AccountId, AppError> {
+    match &acting.actor {
+        Actor::Account(account_id) | Actor::ApiToken { account_id, .. } => Ok(account_id),
+        Actor::ScimToken(_) | Actor::System => Err(AppError::Forbidden(
+            "only a member's own account may have personal tokens".into(),
+        )),
+    }
+}
+
+/// A member's new personal token, which acts as them in the acting
+/// organization only (not for viewers).
+pub async fn issue_personal(
+    store: &Store,
+    now: DateTime<Utc>,
+    acting: &Acting,
+    name: String,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(TokenRecord, IssuedToken), AppError> {
+    acting.require(Permission::CreatePersonalTokens)?;
+    let account_id = acting_account(acting)?;
+    let issued = IssuedToken::generate(TokenKind::Personal);
+    let record = TokenRecord::new(
+        &issued,
+        Some(name),
+        Some(account_id.clone()),
+        Some(acting.org_id.clone()),
+        now,
+        expires_at,
+    );
+    in_transaction!(store, |session| -> Result<(), AppError> {
+        if store::tokens::insert(store, Some(&mut *session), &record).await?
+            == Inserted::AlreadyExists
+        {
+            return Err(collided());
+        }
+        let event = acting.event(
+            now,
+            "personal_token.created",
+            ("personal_token", record.id.as_str()),
+            None,
+            Some(snapshot(&record)),
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })?;
+    Ok((record, issued))
+}
+
+/// An account revokes one of its personal tokens, in whichever
+/// organization; another account's token is never found.
+pub async fn revoke_personal(
+    store: &Store,
+    now: DateTime<Utc>,
+    caller: &AccountActing,
+    id: &TokenId,
+) -> Result<(), AppError> {
+    let owner = TokenOwner::Account {
+        account_id: &caller.account_id,
+        org_id: None,
+    };
+    in_transaction!(store, |session| -> Result<(), AppError> {
+        let deleted = store::tokens::delete_owned(store, session, TokenKind::Personal, id, owner)
+            .await?
+            .ok_or(AppError::NotFound("token"))?;
+        // Personal tokens always belong to an organization; its log
+        // records the deletion, whatever the caller's role there now.
+        if let Some(org_id) = &deleted.org_id {
+            let event = caller.event_in(
+                org_id,
+                now,
+                "personal_token.deleted",
+                ("personal_token", id.as_str()),
+                Some(snapshot(&deleted)),
+                None,
+            );
+            store::audit::record(store, session, &event).await?;
+        }
         Ok(())
     })
 }

@@ -78,6 +78,38 @@ pub fn org_name_and_slug(raw: &str) -> Result<(String, String), InvalidOrgName> 
     Ok((name.to_owned(), slug))
 }
 
+/// An entry of `allowed_email_domains` that is not a host name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an email domain such as example.com")]
+pub struct InvalidEmailDomain(pub String);
+
+/// The domains an organization lets members be invited from: lower-cased,
+/// each a host name, duplicates dropped.
+pub fn allowed_email_domains<S: AsRef<str>>(
+    raw: impl IntoIterator<Item = S>,
+) -> Result<Vec<String>, InvalidEmailDomain> {
+    let mut domains: Vec<String> = Vec::new();
+    for domain in raw {
+        let domain = domain.as_ref().trim().to_ascii_lowercase();
+        let valid = domain.len() <= 253
+            && domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !valid {
+            return Err(InvalidEmailDomain(domain.chars().take(64).collect()));
+        }
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    Ok(domains)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Project {
     pub id: ProjectId,
@@ -148,6 +180,27 @@ mod tests {
             org_name_and_slug(&"x".repeat(101)),
             Err(InvalidOrgName::TooLong { max: 100 })
         );
+    }
+
+    #[test]
+    fn email_domains() {
+        assert_eq!(
+            allowed_email_domains([" Example.COM ", "example.com", "a-b.example"]),
+            Ok(vec!["example.com".to_owned(), "a-b.example".to_owned()])
+        );
+        for bad in [
+            "localhost",
+            "-a.example",
+            "a..example",
+            "a_b.example",
+            "@x.example",
+        ] {
+            assert_eq!(
+                allowed_email_domains([bad]),
+                Err(InvalidEmailDomain(bad.to_owned())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::common;
 mod groups;
 mod isolation;
 mod members;
+mod orgs;
 mod projects_tokens;
 mod rbac;
 

@@ -1,0 +1,170 @@
+//! An account acting for itself, outside any organization's roles: it
+//! changes its own name and password, creates organizations and revokes
+//! its own personal tokens.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::auth::password::{
+    HashingPermits, MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password,
+};
+use crate::domain::{AccountId, Actor, AuditEvent, OrgId, RequestOrigin, Target, TokenId};
+use crate::error::AppError;
+use crate::in_transaction;
+use crate::store::accounts::SelfUpdate;
+use crate::store::{self, Store};
+
+/// An account acting for itself. Faces build it only from a session: the
+/// account's name shows in every organization's mails and a personal
+/// token acts inside one organization, so neither may do this.
+#[derive(Debug, Clone)]
+pub struct AccountActing {
+    pub account_id: AccountId,
+    /// Who, for the audit log.
+    pub actor: Actor,
+    pub origin: RequestOrigin,
+}
+
+impl AccountActing {
+    /// The audit event of something the account did in an organization
+    /// it needs no role in for it (founding one, revoking its own token).
+    pub fn event_in(
+        &self,
+        org_id: &OrgId,
+        at: DateTime<Utc>,
+        action: &'static str,
+        (kind, id): (&'static str, &str),
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> AuditEvent {
+        AuditEvent {
+            org_id: Some(org_id.clone()),
+            at,
+            actor: self.actor.clone(),
+            action,
+            target: Target {
+                kind,
+                id: id.to_owned(),
+            },
+            before,
+            after,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+pub fn gone() -> AppError {
+    AppError::Unauthorized("the account no longer exists".into())
+}
+
+/// A new password, with the current one as proof.
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+
+/// What `PATCH /me` changes; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct AccountChange {
+    /// A checked display name; `Some(None)` clears it.
+    pub display_name: Option<Option<String>>,
+    pub password: Option<PasswordChange>,
+}
+
+/// Changes the account's display name or password. A password change
+/// needs the current one and ends the account's other sessions (all but
+/// `keep`, the caller's), so whoever learnt the old password is out.
+pub async fn update(
+    store: &Store,
+    hashing: &HashingPermits,
+    now: DateTime<Utc>,
+    caller: &AccountActing,
+    keep: &TokenId,
+    change: AccountChange,
+) -> Result<(), AppError> {
+    let AccountChange {
+        display_name,
+        password,
+    } = change;
+    // Every value is checked before any work.
+    if let Some(change) = &password {
+        check_policy(&change.new).map_err(|err| AppError::invalid("password.new", err))?;
+        if change.current.len() > MAX_PASSWORD_BYTES {
+            return Err(AppError::invalid(
+                "password.current",
+                format!("a password is at most {MAX_PASSWORD_BYTES} bytes"),
+            ));
+        }
+    }
+    let account_id = &caller.account_id;
+    let credentials = store::accounts::get_credentials(store, None, account_id)
+        .await?
+        .ok_or_else(gone)?;
+    let new_password = match password {
+        None => None,
+        Some(PasswordChange { current, new }) => {
+            let Some(stored) = credentials.password_hash.clone() else {
+                return Err(AppError::Conflict {
+                    problem: "no-password",
+                    detail: "this account has no password to change yet; set one by \
+                             accepting an invitation"
+                        .into(),
+                });
+            };
+            let (verified, hashed) = hashing
+                .run(move || {
+                    if verify_password(Some(&stored), &current) {
+                        (true, Some(hash_password(&new)))
+                    } else {
+                        (false, None)
+                    }
+                })
+                .await?;
+            if !verified {
+                return Err(AppError::Forbidden(
+                    "the current password is wrong; the password was not changed".into(),
+                ));
+            }
+            match hashed {
+                Some(Ok(hash)) => Some(hash),
+                Some(Err(err)) => return Err(AppError::invalid("password.new", err)),
+                None => return Err(AppError::internal("a verified password was not hashed")),
+            }
+        }
+    };
+    let replaced = credentials.password_hash;
+    let update = SelfUpdate {
+        display_name: display_name.as_ref().map(Option::as_deref),
+        password: new_password.as_ref().zip(replaced.as_ref()),
+    };
+    if update.display_name.is_none() && update.password.is_none() {
+        return Ok(());
+    }
+    in_transaction!(store, |session| -> Result<(), AppError> {
+        if !store::accounts::update_self(store, session, account_id, &update, now).await? {
+            return Err(AppError::Conflict {
+                problem: "concurrent-change",
+                detail: "the account changed while this request ran (its password, \
+                         perhaps); try again"
+                    .into(),
+            });
+        }
+        if update.password.is_some() {
+            store::tokens::delete_sessions_except(store, session, account_id, Some(keep)).await?;
+        }
+        // Names of what changed, never the password or its hash.
+        let event = AuditEvent::of_account(
+            caller.actor.clone(),
+            account_id,
+            now,
+            "account.updated",
+            Some(json!({
+                "display_name": update.display_name,
+                "password_changed": update.password.is_some(),
+            })),
+            caller.origin.clone(),
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })
+}
