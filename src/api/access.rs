@@ -6,18 +6,14 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use poem::Request;
-use serde_json::Value;
 
 use super::BearerAuth;
 use crate::app::Acting;
 use crate::auth::Principal;
 use crate::domain::member::may_authenticate;
 use crate::domain::role::effective_role;
-use crate::domain::{
-    AccountId, AuditEvent, Member, OrgId, Organization, Permission, RequestOrigin, Role, Target,
-};
+use crate::domain::{AccountId, Member, OrgId, Organization, Permission, RequestOrigin, Role};
 use crate::error::AppError;
 use crate::scim::origin_of;
 use crate::state::AppState;
@@ -126,32 +122,6 @@ impl std::ops::Deref for Granted<'_> {
 impl Granted<'_> {
     pub fn permission(&self) -> Permission {
         self.permission
-    }
-}
-
-impl OrgAccess {
-    /// The audit event of a change this caller made in the organization.
-    pub fn event(
-        &self,
-        at: DateTime<Utc>,
-        action: &'static str,
-        (kind, id): (&'static str, &str),
-        before: Option<Value>,
-        after: Option<Value>,
-    ) -> AuditEvent {
-        AuditEvent {
-            org_id: Some(self.org.id.clone()),
-            at,
-            actor: self.principal.actor(),
-            action,
-            target: Target {
-                kind,
-                id: id.to_owned(),
-            },
-            before,
-            after,
-            origin: self.origin.clone(),
-        }
     }
 }
 

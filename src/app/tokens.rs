@@ -30,6 +30,32 @@ pub fn collided() -> AppError {
     AppError::internal("a fresh token collided with a stored one")
 }
 
+/// Stores a new token with its `action` event on the target `kind`.
+async fn insert_issued(
+    store: &Store,
+    now: DateTime<Utc>,
+    acting: &Acting,
+    record: &TokenRecord,
+    (action, kind): (&'static str, &'static str),
+) -> Result<(), AppError> {
+    in_transaction!(store, |session| -> Result<(), AppError> {
+        if store::tokens::insert(store, Some(&mut *session), record).await?
+            == Inserted::AlreadyExists
+        {
+            return Err(collided());
+        }
+        let event = acting.event(
+            now,
+            action,
+            (kind, record.id.as_str()),
+            None,
+            Some(snapshot(record)),
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })
+}
+
 /// A new SCIM token. Authority over owners is the owner role's to hand
 /// out: only an owner may give it.
 pub async fn issue_scim(
@@ -56,22 +82,14 @@ pub async fn issue_scim(
             expires_at,
         )
     };
-    in_transaction!(store, |session| -> Result<(), AppError> {
-        if store::tokens::insert(store, Some(&mut *session), &record).await?
-            == Inserted::AlreadyExists
-        {
-            return Err(collided());
-        }
-        let event = acting.event(
-            now,
-            "scim_token.created",
-            ("scim_token", record.id.as_str()),
-            None,
-            Some(snapshot(&record)),
-        );
-        store::audit::record(store, session, &event).await?;
-        Ok(())
-    })?;
+    insert_issued(
+        store,
+        now,
+        acting,
+        &record,
+        ("scim_token.created", "scim_token"),
+    )
+    .await?;
     Ok((record, issued))
 }
 
@@ -135,22 +153,14 @@ pub async fn issue_personal(
         now,
         expires_at,
     );
-    in_transaction!(store, |session| -> Result<(), AppError> {
-        if store::tokens::insert(store, Some(&mut *session), &record).await?
-            == Inserted::AlreadyExists
-        {
-            return Err(collided());
-        }
-        let event = acting.event(
-            now,
-            "personal_token.created",
-            ("personal_token", record.id.as_str()),
-            None,
-            Some(snapshot(&record)),
-        );
-        store::audit::record(store, session, &event).await?;
-        Ok(())
-    })?;
+    insert_issued(
+        store,
+        now,
+        acting,
+        &record,
+        ("personal_token.created", "personal_token"),
+    )
+    .await?;
     Ok((record, issued))
 }
 
