@@ -1076,3 +1076,57 @@ async fn a_new_persons_given_and_family_names_reach_the_identity_provider() {
     assert_eq!(alan["displayName"], "Alan Turing", "{alan}");
     world.stop().await;
 }
+
+/// Resending mails again: without the cap, an admin could mail one
+/// address without end.
+#[tokio::test]
+async fn resends_count_against_the_hourly_cap() {
+    let smtp = SmtpServer::start(&[]);
+    let url = smtp.url();
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.smtp.url = Some(url);
+            s.invitations.max_per_org_per_hour = 3;
+        })
+        .spawn()
+        .await;
+    let org = app.with_org_owner().await;
+    let invited = app
+        .post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .json(&json!({ "emails": ["target@example.com"], "role": "viewer" }))
+        .send()
+        .await
+        .expect("invite");
+    assert_eq!(invited.status(), StatusCode::OK);
+    let body: Value = invited.json().await.expect("json");
+    let id = body["results"][0]["invitation_id"]
+        .as_str()
+        .expect("an invitation id")
+        .to_owned();
+    let resend = || {
+        app.post(&format!(
+            "/api/v1/orgs/{}/invitations/{id}/resend",
+            org.org_id
+        ))
+        .bearer_auth(&org.owner.token)
+        .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(resend().await.expect("resend").status(), StatusCode::OK);
+    }
+    let over = resend().await.expect("resend");
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.headers().contains_key("retry-after"));
+    // Refused whole: the third resend wrote nothing.
+    let listed: Value = app
+        .get(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"][0]["delivery"]["sends"], 3, "{listed}");
+}

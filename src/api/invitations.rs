@@ -404,7 +404,9 @@ impl InvitationsApi {
     ///
     /// A new link (the old one stops working at once), a new expiry, and
     /// the mail again. Owners and admins; only owners resend an invitation
-    /// to become owner. A pending invitation only (409 otherwise).
+    /// to become owner. A pending invitation only (409 otherwise). Resends
+    /// count against the organization's hourly cap on invitation mails
+    /// (429 past it).
     #[oai(path = "/orgs/:org/invitations/:id/resend", method = "post")]
     async fn resend(
         &self,
@@ -420,7 +422,14 @@ impl InvitationsApi {
         let granted = access.require(Permission::ManageInvitations)?;
         let id = parse_invitation_id(&id)?;
         let now = state.clock().now();
-        let invitation = invitations::resend(state.store(), now, &granted.acting(), &id).await?;
+        let invitation = invitations::resend(
+            state.store(),
+            now,
+            &granted.acting(),
+            &id,
+            state.settings().invitations.max_per_org_per_hour,
+        )
+        .await?;
         Ok(Json(invitation_view(&invitation, now)))
     }
 

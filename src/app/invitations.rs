@@ -234,18 +234,35 @@ pub async fn invite(
             })
             .collect();
         store::audit::record_many(store, session, &events).await?;
-        // Counted after this request's inserts, in its transaction, so
-        // concurrent requests cannot pass the cap together unnoticed.
-        let since = now - Duration::hours(1);
-        let created =
-            store::invitations::count_created_since(store, session, org_id, since).await?;
-        if created > u64::from(hourly_cap) {
-            return Err(AppError::TooManyRequests {
-                retry_after_secs: 3600,
-            });
-        }
+        ensure_within_hourly_cap(store, session, org_id, now, hourly_cap).await?;
         Ok(results)
     })
+}
+
+/// The hourly cap on an organization's invitation mails: first mails
+/// (invitations created, or deferred activations due, in the last hour)
+/// and resends. Counted after the request's own writes, in its
+/// transaction, so concurrent requests cannot pass the cap together
+/// unnoticed; over it, the whole request is refused and nothing is kept.
+async fn ensure_within_hourly_cap(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    now: DateTime<Utc>,
+    hourly_cap: u32,
+) -> Result<(), AppError> {
+    let since = now - Duration::hours(1);
+    let first_mails =
+        store::invitations::count_created_since(store, session, org_id, since).await?;
+    let resends =
+        store::audit::count_action_since(store, session, org_id, "invitation.resent", since)
+            .await?;
+    if first_mails + resends > u64::from(hourly_cap) {
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: 3600,
+        });
+    }
+    Ok(())
 }
 
 /// A pending invitation of the acting organization, read in `session`,
@@ -275,6 +292,7 @@ pub async fn resend(
     now: DateTime<Utc>,
     acting: &Acting,
     id: &InvitationId,
+    hourly_cap: u32,
 ) -> Result<Invitation, AppError> {
     acting.require(Permission::ManageInvitations)?;
     in_transaction!(store, |session| -> Result<Invitation, AppError> {
@@ -296,6 +314,7 @@ pub async fn resend(
             Some(snapshot(&invitation)),
         );
         store::audit::record(store, session, &event).await?;
+        ensure_within_hourly_cap(store, session, &acting.org_id, now, hourly_cap).await?;
         Ok(invitation)
     })
 }

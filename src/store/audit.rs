@@ -146,6 +146,25 @@ pub async fn count_for_org(store: &Store, org_id: &str) -> Result<u64, MongoErro
         .await
 }
 
+/// How many times the organization's events record `action` since
+/// `since`, read in the caller's transaction (uses `{org_id, at}`).
+pub async fn count_action_since(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &crate::domain::OrgId,
+    action: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, MongoError> {
+    collection(store)
+        .count_documents(doc! {
+            "org_id": org_id.as_str(),
+            "at": { "$gte": bson_time(since) },
+            "action": action,
+        })
+        .session(session)
+        .await
+}
+
 /// Deletes an organization's events (accounts' own events with `None`)
 /// from before `before`; returns how many.
 pub async fn purge_before(
