@@ -15,6 +15,8 @@ use muster::state::AppState;
 use muster::store::Store;
 use muster::{api, http, jobs, telemetry};
 
+mod health;
+
 #[derive(Parser)]
 #[command(
     name = "muster",
@@ -65,6 +67,15 @@ enum Command {
     },
     /// Print the management API's OpenAPI document.
     Openapi,
+    /// Exit 0 if the server answers `/healthz` with 200 within 2 s, 1
+    /// otherwise: the container image's health check (the slim image has
+    /// no curl). Asks `http.addr`, or 127.0.0.1 on its port when it listens
+    /// on every address.
+    Health {
+        /// Probe this base URL instead (http only), e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,6 +92,9 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings.log);
+    if let Command::Health { url } = &cli.command {
+        return health::probe(url.as_deref(), settings.http.addr);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -178,7 +192,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 eprintln!("note: the owner email already had an account; it was linked unchanged");
             }
         }
-        Command::Openapi => unreachable!("handled before configuration is loaded"),
+        Command::Openapi | Command::Health { .. } => {
+            unreachable!("handled before the database is reached")
+        }
     }
     Ok(())
 }

@@ -246,3 +246,43 @@ fn file_and_secret_file_errors_are_named() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("MUSTER_MONGODB__URI_FILE"), "{stderr}");
 }
+
+/// The container image's health check: `muster health` probes `/healthz`
+/// (at `http.addr`, or `--url`) and says so in its exit status.
+// The test server runs on this test's runtime: it needs a thread of its
+// own while the probe waits for the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_exits_zero_only_when_the_server_answers() {
+    let app = TestApp::spawn().await;
+    let port = app
+        .base_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("the test server's port");
+    let probe = |args: &[&str], addr: &str| {
+        let mut command = muster_command();
+        command
+            .arg("health")
+            .args(args)
+            .env("MUSTER_HTTP__ADDR", addr);
+        command.output().expect("run muster health")
+    };
+    // By the configured address, as in the image (0.0.0.0 means loopback).
+    let up = probe(&[], &format!("0.0.0.0:{port}"));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let by_url = probe(&["--url", &app.base_url], "127.0.0.1:1");
+    assert!(
+        by_url.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_url.stderr)
+    );
+    // Nothing listens on a freshly released port.
+    let down = probe(&[], &format!("127.0.0.1:{}", common::free_port()));
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
+}

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod browser;
 mod cli;
+mod docker;
 mod http_shell;
 mod invitations;
 mod layers;
