@@ -40,6 +40,9 @@ pub struct MongoSettings {
     pub database: String,
     /// How long an operation waits for a usable server before failing.
     pub server_selection_timeout_ms: u64,
+    /// How often the driver checks each server; after an outage, how soon
+    /// it notices the server is back (the driver's minimum is 500).
+    pub heartbeat_ms: u64,
     /// Whether `muster serve` creates missing indexes at start.
     pub migrate_on_start: bool,
 }
@@ -49,7 +52,10 @@ impl Default for MongoSettings {
         Self {
             uri: "mongodb://127.0.0.1:27017/?directConnection=true".into(),
             database: "muster".into(),
-            server_selection_timeout_ms: 5_000,
+            // Short: during an outage a request answers 503 within this,
+            // instead of hanging.
+            server_selection_timeout_ms: 2_000,
+            heartbeat_ms: 1_000,
             migrate_on_start: true,
         }
     }
@@ -64,6 +70,7 @@ impl fmt::Debug for MongoSettings {
                 "server_selection_timeout_ms",
                 &self.server_selection_timeout_ms,
             )
+            .field("heartbeat_ms", &self.heartbeat_ms)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
@@ -388,6 +395,18 @@ impl Settings {
             return Err(invalid(
                 "mongodb.database",
                 "must be 1 to 63 characters without / \\ . space \" $",
+            ));
+        }
+        if self.mongodb.heartbeat_ms < 500 {
+            return Err(invalid(
+                "mongodb.heartbeat_ms",
+                "must be at least 500 (the MongoDB driver's minimum)",
+            ));
+        }
+        if self.mongodb.server_selection_timeout_ms == 0 {
+            return Err(invalid(
+                "mongodb.server_selection_timeout_ms",
+                "must be at least 1",
             ));
         }
         let public_url = &self.http.public_url;

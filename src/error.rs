@@ -232,6 +232,10 @@ impl AppError {
                 builder.header(RETRY_AFTER, retry_after_secs.to_string())
             }
             AppError::Unauthorized(_) => builder.header("WWW-Authenticate", "Bearer"),
+            // The database is away or busy: a client that waits a moment
+            // will likely succeed.
+            AppError::Unavailable(_) => builder.header(RETRY_AFTER, "1"),
+            AppError::Store(err) if store_is_unavailable(err) => builder.header(RETRY_AFTER, "1"),
             _ => builder,
         }
     }
@@ -408,10 +412,8 @@ impl From<mongodb::error::Error> for AppError {
 /// Unreachable (no server selected) or contended past the retry budget:
 /// worth retrying later, not a bug.
 fn store_is_unavailable(err: &mongodb::error::Error) -> bool {
-    matches!(
-        err.kind.as_ref(),
-        mongodb::error::ErrorKind::ServerSelection { .. }
-    ) || err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+    crate::store::is_unreachable(err)
+        || err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
 }
 
 impl crate::store::TxError for AppError {

@@ -125,6 +125,68 @@ async fn readiness_follows_the_database_while_health_stays_up() {
     .await;
 }
 
+/// With the default `mongodb.*` settings: during an outage a request is
+/// answered 503 with `Retry-After` after the server-selection timeout
+/// (2 s; it was 5 s, and this test then fails), and once the database is
+/// back `/readyz` says so within 3 s. With one server, as here, a failed
+/// selection makes the driver check at once, so the recovery half passes
+/// even with the driver's 10 s heartbeat; `heartbeat_ms` (1 s) bounds the
+/// case where no request comes to ask.
+#[tokio::test]
+async fn an_outage_is_answered_503_at_once_and_its_end_noticed_within_3_s() {
+    let mut db = OwnDatabase::start().await;
+    let defaults = muster::config::MongoSettings::default();
+    let app = TestApp::builder()
+        .database(&db.uri(), "outage")
+        .settings(|s| {
+            s.mongodb.server_selection_timeout_ms = defaults.server_selection_timeout_ms;
+            s.mongodb.heartbeat_ms = defaults.heartbeat_ms;
+        })
+        .spawn()
+        .await;
+    let org = app.with_org_owner().await;
+    assert_eq!(status_of(&app, "/readyz").await, StatusCode::OK);
+
+    db.kill();
+    eventually(
+        Duration::from_secs(30),
+        "/readyz to report the outage",
+        || async {
+            (status_of(&app, "/readyz").await == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let write = app
+        .client
+        .patch(app.url(&format!("/api/v1/orgs/{}", org.org_id)))
+        .bearer_auth(&org.owner.token)
+        .json(&serde_json::json!({ "name": "During the outage" }))
+        .send()
+        .await
+        .expect("the server answers");
+    let waited = started.elapsed();
+    assert_eq!(write.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        write
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    // Two selection timeouts at most (authentication, then the write),
+    // where retrying the transaction used to hold a request 10 s or more.
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+
+    db.restart().await;
+    eventually(
+        Duration::from_secs(3),
+        "/readyz to see the database back",
+        || async { (status_of(&app, "/readyz").await == StatusCode::OK).then_some(()) },
+    )
+    .await;
+}
+
 /// Reads the server's JSON log lines until one matches.
 async fn wait_for_log(
     lines: &mut Lines<BufReader<ChildStderr>>,

@@ -68,6 +68,9 @@ impl Store {
         options.app_name.get_or_insert_with(|| "muster".to_owned());
         options.server_selection_timeout =
             Some(Duration::from_millis(settings.server_selection_timeout_ms));
+        // The driver's default (10 s) let /readyz stay 503 for about 12 s
+        // after the database came back.
+        options.heartbeat_freq = Some(Duration::from_millis(settings.heartbeat_ms));
         options.write_concern = Some(WriteConcern::majority());
         let client = Client::with_options(options)?;
         let db = client.database(&settings.database);
@@ -117,6 +120,15 @@ impl Store {
     }
 }
 
+/// Whether the error says no server could be selected: the database is
+/// unreachable.
+pub fn is_unreachable(err: &MongoError) -> bool {
+    matches!(
+        err.kind.as_ref(),
+        mongodb::error::ErrorKind::ServerSelection { .. }
+    )
+}
+
 /// A session running one logical transaction, attempt after attempt.
 /// Driven by `in_transaction!`; its methods hold the retry policy.
 pub struct Transaction {
@@ -154,7 +166,14 @@ impl Transaction {
     /// commit. Both are bounded, after which the error is returned. Any
     /// other error is returned as is.
     pub async fn finish<T, E: TxError>(&mut self, result: Result<T, E>) -> Step<T, E> {
-        let retry_allowed = self.started.elapsed() < TRANSACTION_RETRY_BUDGET;
+        // No server to be found is an outage, not contention: another
+        // attempt would wait out the selection timeout again, and the
+        // client is better told at once (503) to come back.
+        let unreachable = match &result {
+            Err(err) => err.as_mongo().is_some_and(is_unreachable),
+            Ok(_) => false,
+        };
+        let retry_allowed = self.started.elapsed() < TRANSACTION_RETRY_BUDGET && !unreachable;
         match result {
             Ok(value) => match commit_with_retry(&mut self.session).await {
                 Ok(()) => Step::Done(Ok(value)),
