@@ -22,3 +22,4 @@ pub mod scim;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod token_cli;

@@ -13,7 +13,7 @@ use muster::bootstrap::{BootstrapInput, bootstrap_named};
 use muster::config::Settings;
 use muster::state::AppState;
 use muster::store::Store;
-use muster::{api, http, jobs, telemetry};
+use muster::{api, http, jobs, telemetry, token_cli};
 
 mod health;
 
@@ -67,6 +67,12 @@ enum Command {
     },
     /// Print the management API's OpenAPI document.
     Openapi,
+    /// Create, list and revoke tokens without a browser (audited as the
+    /// system).
+    Token {
+        #[command(subcommand)]
+        kind: TokenCommand,
+    },
     /// Exit 0 if the server answers `/healthz` with 200 within 2 s, 1
     /// otherwise: the container image's health check (the slim image has
     /// no curl). Asks `http.addr`, or 127.0.0.1 on its port when it listens
@@ -75,6 +81,50 @@ enum Command {
         /// Probe this base URL instead (http only), e.g. http://127.0.0.1:8080.
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// An organization's SCIM tokens (identity providers).
+    Scim {
+        #[command(subcommand)]
+        action: ScimTokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScimTokenAction {
+    /// Issue a SCIM token; its secret is printed this once.
+    Create {
+        #[arg(long, value_name = "ORG_ID")]
+        org: String,
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Let the identity provider add and remove owners.
+        #[arg(long)]
+        allow_owner_changes: bool,
+        /// When the token stops working (RFC 3339); never when omitted.
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print exactly one JSON object, with the secret as `token`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an organization's SCIM tokens (never their secrets).
+    List {
+        #[arg(long, value_name = "ORG_ID")]
+        org: String,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a SCIM token: the identity provider using it gets 401 at once.
+    Revoke {
+        #[arg(long, value_name = "ORG_ID")]
+        org: String,
+        #[arg(long, value_name = "TOKEN_ID")]
+        id: String,
     },
 }
 
@@ -192,8 +242,50 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 eprintln!("note: the owner email already had an account; it was linked unchanged");
             }
         }
+        Command::Token {
+            kind: TokenCommand::Scim { action },
+        } => scim_token(&store, action).await?,
         Command::Openapi | Command::Health { .. } => {
             unreachable!("handled before the database is reached")
+        }
+    }
+    Ok(())
+}
+
+async fn scim_token(store: &Store, action: ScimTokenAction) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    match action {
+        ScimTokenAction::Create {
+            org,
+            name,
+            allow_owner_changes,
+            expires_at,
+            json,
+        } => {
+            let created =
+                token_cli::create_scim(store, now, &org, &name, allow_owner_changes, expires_at)
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                println!("{}", created.line());
+                println!("token: {}", created.token.as_deref().unwrap_or_default());
+                println!("(the token is shown only now; store it safely)");
+            }
+        }
+        ScimTokenAction::List { org, json } => {
+            let tokens = token_cli::list_scim(store, &org).await?;
+            if json {
+                println!("{}", serde_json::to_string(&tokens)?);
+            } else {
+                for token in &tokens {
+                    println!("{}", token.line());
+                }
+            }
+        }
+        ScimTokenAction::Revoke { org, id } => {
+            token_cli::revoke_scim(store, now, &org, &id).await?;
+            eprintln!("revoked {id}");
         }
     }
     Ok(())

@@ -286,3 +286,132 @@ async fn health_exits_zero_only_when_the_server_answers() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
 }
+
+/// `muster token scim …`, as automation rotating an IdP's token uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let database = fresh_database_name();
+    let boot = bootstrap(&database, "Rotating Corp", "ops@example.com");
+    assert!(
+        boot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&boot.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&boot.stdout).expect("bootstrap JSON");
+    let org = printed["org_id"].as_str().expect("org_id").to_owned();
+    let token = |args: &[&str]| {
+        let mut command = muster_command();
+        command
+            .arg("token")
+            .arg("scim")
+            .args(args)
+            .env("MUSTER_MONGODB__URI", mongodb_uri())
+            .env("MUSTER_MONGODB__DATABASE", &database);
+        async move {
+            tokio::process::Command::from(command)
+                .output()
+                .await
+                .expect("run muster token")
+        }
+    };
+    let created = token(&[
+        "create",
+        "--org",
+        &org,
+        "--name",
+        "Okta",
+        "--allow-owner-changes",
+        "--json",
+    ])
+    .await;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: Value = serde_json::from_slice(&created.stdout).expect("one JSON object");
+    let secret = created["token"].as_str().expect("the secret").to_owned();
+    assert!(secret.starts_with("mst_scim_"));
+    assert_eq!(created["allow_owner_changes"], true);
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    let app = TestApp::builder()
+        .database(&mongodb_uri(), &database)
+        .spawn()
+        .await;
+    let users = || app.get("/scim/v2/Users").bearer_auth(&secret).send();
+    assert_eq!(users().await.expect("request").status(), StatusCode::OK);
+
+    let listed = token(&["list", "--org", &org, "--json"]).await;
+    assert!(listed.status.success());
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("a JSON array");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|t| t.get("token").is_none()),
+        "a list never shows secrets: {listed}"
+    );
+
+    let revoked = token(&["revoke", "--org", &org, "--id", &id]).await;
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert_eq!(
+        users().await.expect("request").status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Both changes are in the organization's log, as the system's.
+    let actions: Vec<String> = {
+        use futures::TryStreamExt;
+        app.store
+            .database()
+            .collection::<bson::Document>("audit_events")
+            .find(bson::doc! { "org_id": &org, "target.id": &id })
+            .sort(bson::doc! { "_id": 1 })
+            .await
+            .expect("find")
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("events")
+            .iter()
+            .map(|event| {
+                let actor = event
+                    .get_document("actor")
+                    .ok()
+                    .and_then(|a| a.get_str("kind").ok());
+                format!(
+                    "{} by {}",
+                    event.get_str("action").unwrap_or("?"),
+                    actor.unwrap_or("?")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        actions,
+        [
+            "scim_token.created by system",
+            "scim_token.deleted by system"
+        ]
+    );
+
+    // Bad input names what is wrong and exits 1.
+    let unknown = token(&["list", "--org", "not-an-id"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--org"));
+    let gone = token(&["revoke", "--org", &org, "--id", &id]).await;
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
+}

@@ -25,9 +25,6 @@ use crate::store;
 pub struct TokensApi;
 pub struct ScimTokensApi;
 
-/// The longest token name, in characters.
-pub const MAX_TOKEN_NAME_CHARS: usize = 100;
-
 const EXAMPLE_PERSONAL_TOKEN_ID: &str = "0194694c-5dc0-70b7-9c7c-7c110ba5a316";
 const EXAMPLE_SCIM_TOKEN_ID: &str = "01934895-d800-74ba-b57a-e146e8480c39";
 
@@ -268,42 +265,6 @@ fn token_id(raw: &str) -> Result<TokenId, AppError> {
     TokenId::parse(raw).map_err(|_| token_not_found())
 }
 
-fn token_name(raw: &str) -> Result<String, AppError> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err(AppError::invalid(
-            "name",
-            "the token name must not be empty",
-        ));
-    }
-    if name.chars().count() > MAX_TOKEN_NAME_CHARS {
-        return Err(AppError::invalid(
-            "name",
-            format!("the token name must be at most {MAX_TOKEN_NAME_CHARS} characters"),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "name",
-            "the token name must not contain control characters",
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-fn expiry(
-    expires_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, AppError> {
-    match expires_at {
-        Some(at) if at <= now => Err(AppError::invalid(
-            "expires_at",
-            "`expires_at` must be in the future; omit it for a token that does not expire",
-        )),
-        other => Ok(other.map(crate::domain::clock::stored_precision)),
-    }
-}
-
 fn personal_view(record: TokenRecord) -> Option<PersonalTokenView> {
     Some(PersonalTokenView {
         id: record.id.into_string(),
@@ -374,9 +335,9 @@ impl TokensApi {
         } = body.0;
         let access = OrgAccess::load(&state, &auth.bearer(), req, &org_id).await?;
         access.require(Permission::CreatePersonalTokens)?;
-        let name = token_name(&name)?;
+        let name = app::tokens::checked_name(&name)?;
         let now = state.clock().now();
-        let expires_at = expiry(expires_at, now)?;
+        let expires_at = app::tokens::checked_expiry(expires_at, now)?;
         let (record, issued) =
             app::tokens::issue_personal(state.store(), now, &access.acting(), name, expires_at)
                 .await?;
@@ -460,9 +421,9 @@ impl ScimTokensApi {
             expires_at,
             allow_owner_changes,
         } = body.0;
-        let name = token_name(&name)?;
+        let name = app::tokens::checked_name(&name)?;
         let now = state.clock().now();
-        let expires_at = expiry(expires_at, now)?;
+        let expires_at = app::tokens::checked_expiry(expires_at, now)?;
         let (record, issued) = app::tokens::issue_scim(
             state.store(),
             now,

@@ -26,6 +26,48 @@ pub fn snapshot(record: &TokenRecord) -> Value {
     })
 }
 
+/// The longest token name, in characters.
+pub const MAX_TOKEN_NAME_CHARS: usize = 100;
+
+/// A token's name as given, trimmed: 1 to 100 characters, no control
+/// characters.
+pub fn checked_name(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(AppError::invalid(
+            "name",
+            "the token name must not be empty",
+        ));
+    }
+    if name.chars().count() > MAX_TOKEN_NAME_CHARS {
+        return Err(AppError::invalid(
+            "name",
+            format!("the token name must be at most {MAX_TOKEN_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "name",
+            "the token name must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// An expiry must lie in the future; none means the token does not expire.
+pub fn checked_expiry(
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    match expires_at {
+        Some(at) if at <= now => Err(AppError::invalid(
+            "expires_at",
+            "`expires_at` must be in the future; omit it for a token that does not expire",
+        )),
+        other => Ok(other.map(crate::domain::clock::stored_precision)),
+    }
+}
+
 pub fn collided() -> AppError {
     AppError::internal("a fresh token collided with a stored one")
 }
