@@ -82,6 +82,9 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     if let Some(limits) = &limiter {
         spawn_limiter_housekeeping(Arc::downgrade(limits));
     }
+    let security_headers = Arc::new(crate::security_headers::SecurityHeaders::new(
+        settings.public_url(),
+    ));
     Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
@@ -104,6 +107,9 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
             async move { rate_limit(limiter.as_deref(), endpoint.as_ref(), request).await }
         })
         .around(trace_request)
+        .around(move |endpoint, request| {
+            crate::security_headers::around(security_headers.clone(), endpoint, request)
+        })
         .into_endpoint()
 }
 

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod mail;
 pub mod protocol;
 pub mod scim;
+pub mod security_headers;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 //! fail on the code that let them through.
 
 mod edge;
+mod headers;
 mod members;
 mod projects;
 mod scope;
