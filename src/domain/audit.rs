@@ -145,6 +145,19 @@ impl ActionFilter {
             raw.chars().take(100).collect(),
         ))
     }
+    /// The catalogue's actions the filter asks for: a prefix is read as
+    /// the list of its actions, which the `{org_id, action, _id}` index
+    /// serves in `_id` order without sorting.
+    pub fn actions(&self) -> Vec<&'static str> {
+        match self {
+            ActionFilter::Exact(action) => vec![action],
+            ActionFilter::Prefix(prefix) => ACTIONS
+                .iter()
+                .copied()
+                .filter(|action| action.starts_with(prefix.as_str()))
+                .collect(),
+        }
+    }
 }
 
 /// `since` and `until`, either open.
@@ -287,6 +300,18 @@ mod tests {
         assert_eq!(
             ActionFilter::parse("member."),
             Ok(ActionFilter::Prefix("member.".into()))
+        );
+        assert_eq!(
+            ActionFilter::parse("project.").map(|f| f.actions()),
+            Ok(vec![
+                "project.created",
+                "project.updated",
+                "project.deleted"
+            ])
+        );
+        assert_eq!(
+            ActionFilter::parse("member.left").map(|f| f.actions()),
+            Ok(vec!["member.left"])
         );
         for wrong in ["member", "membr.", "member.updatd", "", "."] {
             assert!(ActionFilter::parse(wrong).is_err(), "{wrong}");

@@ -283,16 +283,12 @@ fn log_filter(query: &LogQuery) -> bson::Document {
             ],
         );
     }
-    match &query.action {
-        Some(ActionFilter::Exact(action)) => {
+    match query.action.as_ref().map(ActionFilter::actions).as_deref() {
+        Some([action]) => {
             filter.insert("action", *action);
         }
-        Some(ActionFilter::Prefix(prefix)) => {
-            // Anchored and escaped: a prefix range on the `action` index.
-            filter.insert(
-                "action",
-                doc! { "$regex": format!("^{}", regex_escape(prefix)) },
-            );
+        Some(actions) => {
+            filter.insert("action", doc! { "$in": actions });
         }
         None => {}
     }
@@ -313,15 +309,6 @@ fn log_filter(query: &LogQuery) -> bson::Document {
         filter.insert("_id", doc! { "$lt": before.as_str() });
     }
     filter
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escape = !(c.is_ascii_alphanumeric() || c == '_');
-            escape.then_some('\\').into_iter().chain(std::iter::once(c))
-        })
-        .collect()
 }
 
 /// One page of the log, newest first, and whether more follow. Pages go
