@@ -458,6 +458,17 @@ impl From<AuthError> for AppError {
     }
 }
 
+impl From<crate::domain::audit::AuditFilterError> for AppError {
+    fn from(err: crate::domain::audit::AuditFilterError) -> Self {
+        use crate::domain::audit::AuditFilterError;
+        let field = match err {
+            AuditFilterError::UnknownAction(_) => "action",
+            AuditFilterError::ReversedRange => "since",
+        };
+        AppError::invalid(field, err)
+    }
+}
+
 impl From<LastOwner> for AppError {
     fn from(err: LastOwner) -> Self {
         AppError::Conflict {

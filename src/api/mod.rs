@@ -2,6 +2,7 @@
 //! generated spec, which `muster openapi` prints and `openapi/` commits.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod examples;
 pub mod groups;
@@ -46,6 +47,8 @@ pub enum ApiTags {
     ScimTokens,
     /// Invitations: invite, resend, revoke, accept.
     Invitations,
+    /// The audit log: who did what, when, from where.
+    Audit,
 }
 
 /// A bearer token: a session (`mst_ses_…`, from `POST /auth/login`) or a
@@ -137,6 +140,7 @@ pub type Apis = (
     projects::ProjectsApi,
     tokens::TokensApi,
     tokens::ScimTokensApi,
+    audit::AuditApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
@@ -152,6 +156,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             projects::ProjectsApi,
             tokens::TokensApi,
             tokens::ScimTokensApi,
+            audit::AuditApi,
         ),
         "Muster management API",
         env!("CARGO_PKG_VERSION"),
@@ -322,7 +327,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(account_level.len(), 5, "{account_level:?}");
+        assert_eq!(account_level.len(), 6, "{account_level:?}");
     }
 
     #[test]

@@ -92,6 +92,10 @@ id_type!(
     /// An invitation to join an organization.
     InvitationId
 );
+id_type!(
+    /// An audit event; its UUIDv7 order is the log's order.
+    AuditEventId
+);
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,9 @@ pub mod role;
 pub use account::{Account, Email, InvalidEmail, InvalidPersonName, PersonName};
 pub use audit::{Actor, AuditEvent, RequestOrigin, Target};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use ids::{AccountId, GroupId, InvalidId, InvitationId, MemberId, OrgId, ProjectId, TokenId};
+pub use ids::{
+    AccountId, AuditEventId, GroupId, InvalidId, InvitationId, MemberId, OrgId, ProjectId, TokenId,
+};
 pub use member::{Member, MemberStatus, StatusTransitionError};
 pub use org::{InvalidOrgName, OrgSettings, Organization, Project, org_name_and_slug};
 pub use policy::{LastOwner, OwnerGrantError, Standing};

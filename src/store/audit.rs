@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::docs::bson_time;
 use super::{Store, index};
-use crate::domain::{Actor, AuditEvent};
+use crate::domain::audit::ActionFilter;
+use crate::domain::{AccountId, Actor, AuditEvent, AuditEventId, OrgId};
 
 const COLLECTION: &str = "audit_events";
 
@@ -56,6 +57,19 @@ pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
     events
         .create_index(index(doc! { "account_id": 1, "at": -1 }, false))
         .await?;
+    // The log is read newest first in `_id` order (UUIDv7: stable while
+    // events arrive), one index per filter so that a page reads only its
+    // own events; `at` bounds are checked on the events those reach.
+    for keys in [
+        doc! { "org_id": 1, "_id": -1 },
+        doc! { "org_id": 1, "action": 1, "_id": -1 },
+        doc! { "org_id": 1, "target.id": 1, "_id": -1 },
+        doc! { "org_id": 1, "actor.account_id": 1, "_id": -1 },
+        doc! { "org_id": 1, "actor.token_id": 1, "_id": -1 },
+        doc! { "account_id": 1, "_id": -1 },
+    ] {
+        events.create_index(index(keys, false)).await?;
+    }
     Ok(())
 }
 
@@ -178,4 +192,194 @@ pub async fn purge_before(
         )
         .await?;
     Ok(result.deleted_count)
+}
+
+/// Whose log a read covers.
+#[derive(Debug, Clone)]
+pub enum LogScope {
+    /// An organization's events.
+    Org(OrgId),
+    /// An account's own events, outside any organization.
+    Account(AccountId),
+}
+
+/// A read of the log: its scope, filters and page.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    pub scope: LogScope,
+    /// An account id (its events through sessions and personal tokens) or
+    /// a token id (a personal or SCIM token's events).
+    pub actor: Option<String>,
+    pub action: Option<ActionFilter>,
+    pub target: Option<String>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last event of the previous page: this page starts below it.
+    pub before: Option<AuditEventId>,
+    pub limit: u32,
+}
+
+/// An event as read back.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: AuditEventId,
+    pub org_id: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `account`, `api_token`, `scim_token` or `system`.
+    pub actor_kind: String,
+    pub actor_account_id: Option<String>,
+    pub actor_token_id: Option<String>,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+fn bson_to_json(value: Option<Bson>) -> Option<serde_json::Value> {
+    match value {
+        None | Some(Bson::Null) => None,
+        Some(value) => Some(value.into_relaxed_extjson()),
+    }
+}
+
+impl From<AuditDoc> for StoredEvent {
+    fn from(doc: AuditDoc) -> Self {
+        StoredEvent {
+            id: AuditEventId::from_stored(doc.id),
+            org_id: doc.org_id,
+            at: doc.at.to_chrono(),
+            actor_kind: doc.actor.kind,
+            actor_account_id: doc.actor.account_id,
+            actor_token_id: doc.actor.token_id,
+            action: doc.action,
+            target_kind: doc.target.kind,
+            target_id: doc.target.id,
+            before: bson_to_json(doc.before),
+            after: bson_to_json(doc.after),
+            ip: doc.ip,
+            user_agent: doc.user_agent,
+            request_id: doc.request_id,
+        }
+    }
+}
+
+/// The queries of a page, without their sort: one, or with an actor, one
+/// per field that may name it (`actor.account_id`, `actor.token_id`), each
+/// on its own index. Two queries merged rather than one `$or`, which not
+/// every planner serves from indexes in `_id` order.
+pub fn log_filters(query: &LogQuery) -> Vec<bson::Document> {
+    let mut filter = match &query.scope {
+        LogScope::Org(org_id) => doc! { "org_id": org_id.as_str() },
+        // `account_id` is stored only on events without an organization
+        // (`audit_doc`), so it alone selects them, from its index.
+        LogScope::Account(account_id) => doc! { "account_id": account_id.as_str() },
+    };
+    match query.action.as_ref().map(ActionFilter::actions).as_deref() {
+        Some([action]) => {
+            filter.insert("action", *action);
+        }
+        Some(actions) => {
+            filter.insert("action", doc! { "$in": actions });
+        }
+        None => {}
+    }
+    if let Some(target) = &query.target {
+        filter.insert("target.id", target);
+    }
+    let mut at = bson::Document::new();
+    if let Some(since) = query.since {
+        at.insert("$gte", bson_time(since));
+    }
+    if let Some(until) = query.until {
+        at.insert("$lte", bson_time(until));
+    }
+    if !at.is_empty() {
+        filter.insert("at", at);
+    }
+    if let Some(before) = &query.before {
+        filter.insert("_id", doc! { "$lt": before.as_str() });
+    }
+    match &query.actor {
+        Some(actor) => ["actor.account_id", "actor.token_id"]
+            .into_iter()
+            .map(|field| {
+                let mut branch = filter.clone();
+                branch.insert(field, actor);
+                branch
+            })
+            .collect(),
+        None => vec![filter],
+    }
+}
+
+/// One page of the log, newest first, and whether more follow. Pages go
+/// by `_id` (UUIDv7), so events written while a reader pages land before
+/// its first page and never shift the pages after it.
+pub async fn page(store: &Store, query: &LogQuery) -> Result<(Vec<StoredEvent>, bool), MongoError> {
+    use futures::TryStreamExt;
+    let mut docs: Vec<AuditDoc> = Vec::new();
+    for filter in log_filters(query) {
+        let found: Vec<AuditDoc> = collection(store)
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .limit(i64::from(query.limit) + 1)
+            .await?
+            .try_collect()
+            .await?;
+        docs.extend(found);
+    }
+    docs.sort_by(|a, b| b.id.cmp(&a.id));
+    docs.dedup_by(|a, b| a.id == b.id);
+    let more = docs.len() > query.limit as usize;
+    docs.truncate(query.limit as usize);
+    Ok((docs.into_iter().map(StoredEvent::from).collect(), more))
+}
+
+/// What an event's actor or target of `kind` is called, for each of `ids`
+/// that still exists: one query per kind. `None` for a kind without names.
+pub async fn labels(
+    store: &Store,
+    kind: &str,
+    ids: &[&str],
+) -> Result<Option<std::collections::HashMap<String, String>>, MongoError> {
+    use futures::TryStreamExt;
+    // The collection and the field that names its documents, by kind.
+    let (name, fields): (&str, &[&str]) = match kind {
+        "account" => ("accounts", &["email", "display_name"]),
+        "organization" => ("organizations", &["name"]),
+        "member" => ("members", &["user_name"]),
+        "group" => ("groups", &["display_name"]),
+        "project" => ("projects", &["name"]),
+        "invitation" => ("invitations", &["email"]),
+        "personal_token" => ("api_tokens", &["name"]),
+        "scim_token" => ("scim_tokens", &["name"]),
+        _ => return Ok(None),
+    };
+    let mut found = std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(Some(found));
+    }
+    let mut projection = doc! {};
+    for field in fields {
+        projection.insert(*field, 1);
+    }
+    let mut cursor = store
+        .database()
+        .collection::<bson::Document>(name)
+        .find(doc! { "_id": { "$in": ids } })
+        .projection(projection)
+        .await?;
+    while let Some(doc) = cursor.try_next().await? {
+        let label = fields
+            .iter()
+            .find_map(|field| doc.get_str(field).ok().filter(|s| !s.is_empty()));
+        if let (Ok(id), Some(label)) = (doc.get_str("_id"), label) {
+            found.insert(id.to_owned(), label.to_owned());
+        }
+    }
+    Ok(Some(found))
 }
