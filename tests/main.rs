@@ -6,6 +6,7 @@
 mod common;
 
 mod api;
+mod audit_seal;
 mod auth;
 mod browser;
 mod cli;

@@ -2,6 +2,7 @@
 //! generated spec, which `muster openapi` prints and `openapi/` commits.
 
 pub mod access;
+pub mod audit_verify;
 pub mod auth;
 pub mod examples;
 pub mod groups;
@@ -137,6 +138,7 @@ pub type Apis = (
     projects::ProjectsApi,
     tokens::TokensApi,
     tokens::ScimTokensApi,
+    audit_verify::AuditVerifyApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
@@ -152,6 +154,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             projects::ProjectsApi,
             tokens::TokensApi,
             tokens::ScimTokensApi,
+            audit_verify::AuditVerifyApi,
         ),
         "Muster management API",
         env!("CARGO_PKG_VERSION"),

@@ -6,6 +6,7 @@
 //! so a rule enforced for one face is enforced for all.
 
 pub mod accounts;
+pub mod audit_seals;
 pub mod groups;
 pub mod invitations;
 pub mod jobs;
