@@ -336,3 +336,61 @@ async fn retention_purges_whole_sealed_batches_and_the_chain_still_verifies() {
     let body = verify(&app, &org).await;
     assert_difference(&body, "event", &first_batch[0], "inserted");
 }
+
+#[tokio::test]
+async fn the_hourly_purge_keeps_the_purged_seals_a_prefix_of_the_chain() {
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    assert_eq!(seal(&app, &org, settled()).await.seals, 1);
+    // Back-dated events sealed after recent ones: their batch is past
+    // retention, the one before it is not.
+    let old = Utc::now() - chrono::Duration::days(400);
+    for action in ["test.old", "test.older"] {
+        let event = AuditEvent {
+            org_id: Some(org.org_id.clone()),
+            at: old,
+            actor: Actor::System,
+            action,
+            target: Target {
+                kind: "organization",
+                id: org.org_id.to_string(),
+            },
+            before: None,
+            after: None,
+            origin: RequestOrigin::default(),
+        };
+        let store = &app.store;
+        muster::in_transaction!(store, |session| -> Result<(), mongodb::error::Error> {
+            muster::store::audit::record(store, session, &event).await
+        })
+        .expect("an old event");
+    }
+    assert_eq!(seal(&app, &org, settled()).await.seals, 1);
+    let written = event_count(&app, &org).await;
+
+    let purged = muster::jobs::purge_audit(&app.state).await.expect("purge");
+    assert_eq!(purged, 0, "a batch waits for the batches before it");
+    assert_eq!(event_count(&app, &org).await, written);
+    let body = verify(&app, &org).await;
+    assert_eq!(body["intact"], true, "{body}");
+    assert_eq!(body["sealed_events"], written);
+}
+
+#[tokio::test]
+async fn the_minutely_run_seals_every_organization() {
+    let app = TestApp::spawn().await;
+    let first = app.with_org_owner().await;
+    let second = app.with_org_owner().await;
+    record(&app, &second, "test.one").await;
+    let sealed = audit_seals::seal_all(&app.store, settled())
+        .await
+        .expect("seal");
+    assert_eq!(sealed.seals, 2);
+    for org in [&first, &second] {
+        let body = verify(&app, org).await;
+        assert_eq!(body["intact"], true, "{body}");
+        assert_eq!(body["seals"], 1);
+        assert_eq!(body["unsealed_events"], 0);
+        assert_eq!(body["sealed_events"], event_count(&app, org).await);
+    }
+}

@@ -121,12 +121,24 @@ fn next_seal(
 }
 
 /// Seals every organization's settled events; `now` is the sealer's clock.
+/// One organization's failure does not hold back the others' seals: it is
+/// logged, and the first one is returned once all were tried.
 pub async fn seal_all(store: &Store, now: DateTime<Utc>) -> Result<Sealed, AppError> {
     let mut sealed = Sealed::default();
+    let mut first_error = None;
     for (org_id, _) in store::orgs::audit_retentions(store).await? {
-        sealed += seal_org(store, &org_id, now).await?;
+        match seal_org(store, &org_id, now).await {
+            Ok(done) => sealed += done,
+            Err(err) => {
+                tracing::warn!(org_id = %org_id, error = %err, "sealing audit events failed");
+                first_error.get_or_insert(err);
+            }
+        }
     }
-    Ok(sealed)
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(sealed),
+    }
 }
 
 /// Seals the organization's events whose ids are older than
@@ -386,7 +398,8 @@ pub async fn verify(store: &Store, org_id: &OrgId) -> Result<Verification, AppEr
 
 /// Retention without breaking the chain: deletes the events of the
 /// organization's oldest seals whose events are all older than `before`,
-/// whole batches only, and marks those seals purged (they stay, so the
+/// whole batches only, oldest first up to the first batch still within
+/// retention, and marks those seals purged (they stay, so the
 /// chain still links past them). An event too recent to be sealed whose
 /// time is nonetheless past retention (written with a back-dated clock,
 /// or imported) is in no seal and is deleted alone; the sealer will not
@@ -407,9 +420,14 @@ pub async fn purge(
     );
     let mut purged = store::audit::purge_before_above_id(store, org_id, before, &above).await?;
     loop {
-        let seals = store::audit_seals::purgeable(store, org_id, before, SEALS_PER_READ).await?;
+        let seals = store::audit_seals::oldest_unpurged(store, org_id, SEALS_PER_READ).await?;
         let last_page = (seals.len() as i64) < SEALS_PER_READ;
         for seal in &seals {
+            // Purged seals stay a prefix of the chain (verify insists): a
+            // batch past retention behind one that is not waits for it.
+            if seal.newest_at >= before {
+                return Ok(purged);
+            }
             let ids: Vec<&str> = seal.events.iter().map(|e| e.id.as_str()).collect();
             purged += in_transaction!(store, |session| -> Result<u64, AppError> {
                 let deleted = store::audit::delete_ids(store, session, org_id, &ids).await?;

@@ -227,20 +227,14 @@ pub async fn insert(store: &Store, seal: &Seal) -> Result<Inserted, MongoError> 
     inserted(collection(store).insert_one(SealDoc::from(seal)).await)
 }
 
-/// Seals whose events are all older than `before` and not purged yet,
-/// oldest first, at most `limit`.
-pub async fn purgeable(
+/// The oldest seals not purged yet, oldest first, at most `limit`.
+pub async fn oldest_unpurged(
     store: &Store,
     org_id: &OrgId,
-    before: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Seal>, MongoError> {
     let docs: Vec<SealDoc> = collection(store)
-        .find(doc! {
-            "org_id": org_id.as_str(),
-            "purged_at": null,
-            "newest_at": { "$lt": bson_time(before) },
-        })
+        .find(doc! { "org_id": org_id.as_str(), "purged_at": null })
         .sort(doc! { "seq": 1 })
         .limit(limit)
         .await?
