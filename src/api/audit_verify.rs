@@ -6,11 +6,11 @@ use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 
 use super::access::OrgAccess;
 use super::{ApiTags, BearerAuth};
-use crate::app::audit_seals::{self, Difference, Verification};
+use crate::app::audit_seals::{self, Difference, DifferenceKind, Verification};
 use crate::domain::Permission;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -39,10 +39,17 @@ pub struct AuditVerification {
     pub head_digest: Option<String>,
 }
 
+/// What differs: an event, or a seal of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum AuditDifferenceKind {
+    Event,
+    Seal,
+}
+
 #[derive(Debug, Object)]
 pub struct AuditDifference {
-    /// `event` or `seal`.
-    pub kind: String,
+    pub kind: AuditDifferenceKind,
     /// The event's id or the seal's.
     pub id: String,
     pub reason: String,
@@ -51,7 +58,10 @@ pub struct AuditDifference {
 impl From<Difference> for AuditDifference {
     fn from(difference: Difference) -> Self {
         AuditDifference {
-            kind: difference.kind.as_str().to_owned(),
+            kind: match difference.kind {
+                DifferenceKind::Event => AuditDifferenceKind::Event,
+                DifferenceKind::Seal => AuditDifferenceKind::Seal,
+            },
             id: difference.id,
             reason: difference.reason,
         }
@@ -79,7 +89,7 @@ impl Example for AuditVerification {
             sealed_events: 1530,
             unsealed_events: 3,
             first_difference: Some(AuditDifference {
-                kind: "event".to_owned(),
+                kind: AuditDifferenceKind::Event,
                 id: "0192f0c4-6a1b-7660-b54f-47527a37e5d3".to_owned(),
                 reason: "altered after it was sealed: its stored fields no longer match the \
                          sealed hash"

@@ -184,15 +184,6 @@ pub enum DifferenceKind {
     Seal,
 }
 
-impl DifferenceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DifferenceKind::Event => "event",
-            DifferenceKind::Seal => "seal",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Difference {
     pub kind: DifferenceKind,
