@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_verify;
 pub mod auth;
 pub mod examples;
 pub mod groups;
@@ -141,6 +142,7 @@ pub type Apis = (
     tokens::TokensApi,
     tokens::ScimTokensApi,
     audit::AuditApi,
+    audit_verify::AuditVerifyApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
@@ -157,6 +159,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             tokens::TokensApi,
             tokens::ScimTokensApi,
             audit::AuditApi,
+            audit_verify::AuditVerifyApi,
         ),
         "Muster management API",
         env!("CARGO_PKG_VERSION"),

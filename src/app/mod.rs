@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_seals;
 pub mod groups;
 pub mod invitations;
 pub mod jobs;

@@ -1,6 +1,7 @@
 //! Background jobs, on apalis with `muster-worker`'s MongoDB backend:
 //! sending invitation mails; and on apalis-cron, the minutely expiry of
-//! invitations and the hourly purge of audit events past retention.
+//! invitations, the minutely sealing of audit events and the hourly purge
+//! of audit events past retention.
 //! `muster serve` runs them in the server process; `muster worker` runs
 //! them alone; any number of processes may run them together (jobs are
 //! claimed with leases, the sweep updates conditionally).
@@ -86,15 +87,20 @@ pub async fn run_with(
         .backend(CronScheduler::new(sweep::schedule(sweep::PURGE_SCHEDULE)?))
         .data(context.clone())
         .build(sweep::purge_tick);
+    let seal = WorkerBuilder::new("muster-seal-audit")
+        .backend(CronScheduler::new(sweep::schedule(sweep::SEAL_SCHEDULE)?))
+        .data(context.clone())
+        .build(sweep::seal_tick);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let until = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stop| *stop).await;
         Ok::<(), std::io::Error>(())
     };
     let scheduled = tokio::spawn(async move {
-        futures::future::join(
+        futures::future::join3(
             expiry.run_until(until(stop_rx.clone())),
-            purge.run_until(until(stop_rx)),
+            purge.run_until(until(stop_rx.clone())),
+            seal.run_until(until(stop_rx)),
         )
         .await
     });
@@ -105,8 +111,8 @@ pub async fn run_with(
         })
         .await;
     let _ = stop_tx.send(true);
-    if let Ok((expiry, purge)) = scheduled.await {
-        for outcome in [expiry, purge] {
+    if let Ok((expiry, purge, seal)) = scheduled.await {
+        for outcome in [expiry, purge, seal] {
             if let Err(err) = outcome {
                 tracing::warn!(error = %err, "a scheduled job stopped with an error");
             }

@@ -1,8 +1,11 @@
 //! Scheduled jobs on apalis-cron: every minute, pending invitations past
 //! their expiry become `expired` (`app::invitations::expire`, one
-//! transaction each, as the system); every hour, audit events older than their
-//! organization's retention are purged. Conditional writes make it
-//! harmless for several workers to run them at once.
+//! transaction each, as the system); every minute, each organization's
+//! settled audit events are sealed (`app::audit_seals`); every hour, audit
+//! events older than their organization's retention are purged, whole
+//! sealed batches at a time. Conditional writes (and, for seals, a unique
+//! sequence number) make it harmless for several workers to run them at
+//! once.
 
 use std::str::FromStr;
 
@@ -12,7 +15,7 @@ use apalis_cron::Tick;
 use chrono::Duration;
 
 use super::JobContext;
-use crate::app::{Acting, invitations};
+use crate::app::{Acting, audit_seals, invitations};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
@@ -21,6 +24,8 @@ use crate::store;
 pub const EXPIRY_SCHEDULE: &str = "0 * * * * *";
 /// At minute 17 of every hour (off the hour, when others run theirs).
 pub const PURGE_SCHEDULE: &str = "0 17 * * * *";
+/// At second 30 of every minute, away from the expiry sweep.
+pub const SEAL_SCHEDULE: &str = "30 * * * * *";
 
 const BATCH: i64 = 500;
 
@@ -40,6 +45,19 @@ pub async fn purge_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), Bo
     let purged = purge_audit(&context.state).await?;
     if purged > 0 {
         tracing::info!(purged, "audit events past retention purged");
+    }
+    Ok(())
+}
+
+pub async fn seal_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), BoxDynError> {
+    let state = &context.state;
+    let sealed = audit_seals::seal_all(state.store(), state.clock().now()).await?;
+    if sealed.seals > 0 {
+        tracing::info!(
+            seals = sealed.seals,
+            events = sealed.events,
+            "audit events sealed"
+        );
     }
     Ok(())
 }
@@ -65,14 +83,15 @@ pub async fn expire_due(state: &AppState) -> Result<usize, AppError> {
 }
 
 /// Deletes each organization's audit events older than its
-/// `audit_retention_days`; returns how many.
+/// `audit_retention_days`, whole sealed batches at a time so that the seal
+/// chain stays verifiable (`app::audit_seals::purge`); returns how many.
 pub async fn purge_audit(state: &AppState) -> Result<u64, AppError> {
     let store = state.store();
     let now = state.clock().now();
     let mut purged = 0;
     for (org_id, retention_days) in store::orgs::audit_retentions(store).await? {
         let before = now - Duration::days(i64::from(retention_days));
-        purged += store::audit::purge_before(store, Some(&org_id), before).await?;
+        purged += audit_seals::purge(store, &org_id, before, now).await?;
     }
     // Accounts' own events (sign-ins, profile changes) belong to no
     // organization: they keep the default retention.

@@ -383,3 +383,85 @@ pub async fn labels(
     }
     Ok(Some(found))
 }
+
+// Reads and deletes for tamper evidence (`store::audit_seals`): events as
+// stored, every field, in id order, so that a seal hashes what is really
+// in the database rather than what this version of Muster would decode.
+
+/// An organization's events as raw documents, in `_id` order: after the id
+/// `after` (from the first when `None`), up to the id `through` included,
+/// at most `limit`.
+pub async fn raw_in_id_order(
+    store: &Store,
+    org_id: &crate::domain::OrgId,
+    after: Option<&str>,
+    through: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Vec<bson::Document>, MongoError> {
+    use futures::TryStreamExt;
+    let mut range = bson::Document::new();
+    if let Some(after) = after {
+        range.insert("$gt", after);
+    }
+    if let Some(through) = through {
+        range.insert("$lte", through);
+    }
+    let mut filter = doc! { "org_id": org_id.as_str() };
+    if !range.is_empty() {
+        filter.insert("_id", range);
+    }
+    let events = store.database().collection::<bson::Document>(COLLECTION);
+    let find = events.find(filter).sort(doc! { "_id": 1 });
+    let find = match limit {
+        Some(limit) => find.limit(limit),
+        None => find,
+    };
+    find.await?.try_collect().await
+}
+
+/// How many of an organization's events have an id after `after` (all of
+/// them when `None`).
+pub async fn count_after(
+    store: &Store,
+    org_id: &crate::domain::OrgId,
+    after: Option<&str>,
+) -> Result<u64, MongoError> {
+    let mut filter = doc! { "org_id": org_id.as_str() };
+    if let Some(after) = after {
+        filter.insert("_id", doc! { "$gt": after });
+    }
+    collection(store).count_documents(filter).await
+}
+
+/// Deletes the organization's events with these ids, in the caller's
+/// transaction; returns how many.
+pub async fn delete_ids(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &crate::domain::OrgId,
+    ids: &[&str],
+) -> Result<u64, MongoError> {
+    let result = collection(store)
+        .delete_many(doc! { "org_id": org_id.as_str(), "_id": { "$in": ids } })
+        .session(session)
+        .await?;
+    Ok(result.deleted_count)
+}
+
+/// Deletes the organization's events from before `before` whose ids are
+/// above `above`; returns how many.
+pub async fn purge_before_above_id(
+    store: &Store,
+    org_id: &crate::domain::OrgId,
+    before: chrono::DateTime<chrono::Utc>,
+    above: &str,
+) -> Result<u64, MongoError> {
+    let result = collection(store)
+        .delete_many(doc! {
+            "org_id": org_id.as_str(),
+            "_id": { "$gt": above },
+            "at": { "$lt": bson_time(before) },
+        })
+        .await?;
+    Ok(result.deleted_count)
+}

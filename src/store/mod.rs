@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_seals;
 mod docs;
 pub mod groups;
 pub mod invitations;
@@ -106,6 +107,7 @@ impl Store {
                 other => MongoError::custom(other),
             })?;
         audit::create_indexes(self).await?;
+        audit_seals::create_indexes(self).await?;
         Ok(())
     }
 
