@@ -6,6 +6,7 @@
 mod common;
 
 mod api;
+mod audit_coverage;
 mod auth;
 mod browser;
 mod cli;

@@ -1,7 +1,8 @@
 //! Scheduled jobs on apalis-cron: every minute, pending invitations past
 //! their expiry become `expired` (`app::invitations::expire`, one
 //! transaction each, as the system); every hour, audit events older than their
-//! organization's retention are purged. Conditional writes make it
+//! organization's retention are purged (`app::retention`, audited as
+//! `audit.purged`). Conditional writes make it
 //! harmless for several workers to run them at once.
 
 use std::str::FromStr;
@@ -12,7 +13,7 @@ use apalis_cron::Tick;
 use chrono::Duration;
 
 use super::JobContext;
-use crate::app::{Acting, invitations};
+use crate::app::{Acting, invitations, retention};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
@@ -72,12 +73,14 @@ pub async fn purge_audit(state: &AppState) -> Result<u64, AppError> {
     let mut purged = 0;
     for (org_id, retention_days) in store::orgs::audit_retentions(store).await? {
         let before = now - Duration::days(i64::from(retention_days));
-        purged += store::audit::purge_before(store, Some(&org_id), before).await?;
+        purged += retention::purge_org(store, now, &Acting::system(org_id), before).await?;
     }
     // Accounts' own events (sign-ins, profile changes) belong to no
-    // organization: they keep the default retention.
+    // organization: they keep the default retention. Their purge is not
+    // audited: an event about no organization and no account would be
+    // shown to nobody.
     let default_days = crate::domain::OrgSettings::default().audit_retention_days;
     let before = now - Duration::days(i64::from(default_days));
-    purged += store::audit::purge_before(store, None, before).await?;
+    purged += store::audit::purge_before(store, None, None, before).await?;
     Ok(purged)
 }
