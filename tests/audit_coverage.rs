@@ -1,7 +1,8 @@
 //! Every mutation writes exactly one audit event: one row per mutating
 //! management route and SCIM operation, performed once against the real
-//! server, then the worker's rows (mail sent, mail refused, events purged)
-//! and authentication's (sign-in, failed sign-in, sign-out).
+//! server, then the worker's rows (mail sent, mail refused, invitation
+//! expired, events purged), accepting the mailed invitation, and
+//! authentication's (sign-in, its failure, a password change, sign-out).
 //!
 //! Each row reads the events that appeared since the previous row, so an
 //! operation that writes none, or two, fails its own row.
@@ -12,7 +13,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::smtp::SmtpServer;
+use common::smtp::{SmtpServer, invitation_token, parse_message};
 use common::{TestApp, eventually};
 use muster::auth::token::{TokenHash, TokenKind};
 use muster::bootstrap::{BootstrapInput, bootstrap};
@@ -980,6 +981,41 @@ async fn the_worker_records_a_mailed_invitation() {
         },
     );
     assert_eq!(event["after"]["send"], 1, "{event:#}");
+
+    // The invitee accepts through the API with the mailed link's secret.
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(outbox.path())
+        .expect("the outbox")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let token = invitation_token(&parse_message(&files[0]));
+    let mut log = Log::new(&app).await;
+    let accepted = app
+        .post("/api/v1/invitations/accept")
+        .json(&json!({ "token": token, "name": "Grace Hopper", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let accepted: Value = accepted.json().await.expect("json");
+    let account = accepted["account_id"]
+        .as_str()
+        .expect("the new account")
+        .to_owned();
+    let event = log
+        .one(
+            "POST /invitations/accept",
+            Expect {
+                action: "invitation.accepted",
+                actor: &Who::Account(account),
+                target: ("invitation", &id),
+                before: true,
+                after: true,
+            },
+        )
+        .await;
+    assert_eq!(event["actor"]["label"], "grace@example.com", "{event:#}");
 }
 
 #[tokio::test]
@@ -1004,6 +1040,56 @@ async fn the_worker_records_a_refused_mail() {
     assert_eq!(event["after"]["send"], 1, "{event:#}");
     assert_eq!(event["after"]["retrying"], false, "{event:#}");
     assert!(event["after"]["error"].is_string(), "{event:#}");
+}
+
+#[tokio::test]
+async fn the_sweep_records_an_expired_invitation() {
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    let invited = call(
+        &app,
+        Method::POST,
+        &format!("/orgs/{}/invitations", org.org_id),
+        &org.owner.token,
+        Some(json!({ "emails": "lin@example.com", "role": "viewer" })),
+        StatusCode::OK,
+    )
+    .await;
+    let id = invited["results"][0]["invitation_id"]
+        .as_str()
+        .expect("an invitation")
+        .to_owned();
+    // Time is an input: move the expiry instead of waiting for it.
+    app.store
+        .database()
+        .collection::<bson::Document>("invitations")
+        .update_one(
+            bson::doc! { "_id": &id },
+            bson::doc! { "$set": { "expires_at": bson::DateTime::from_chrono(Utc::now() - chrono::Duration::minutes(1)) } },
+        )
+        .await
+        .expect("move the expiry");
+    let mut log = Log::new(&app).await;
+    assert_eq!(
+        muster::jobs::expire_due(&app.state).await.expect("sweep"),
+        1
+    );
+    log.one(
+        "the expiry sweep",
+        Expect {
+            action: "invitation.expired",
+            actor: &Who::System,
+            target: ("invitation", &id),
+            before: true,
+            after: true,
+        },
+    )
+    .await;
+    assert_eq!(
+        muster::jobs::expire_due(&app.state).await.expect("sweep"),
+        0
+    );
+    log.none("a sweep with nothing due").await;
 }
 
 #[tokio::test]
