@@ -1019,6 +1019,61 @@ async fn the_worker_records_a_mailed_invitation() {
 }
 
 #[tokio::test]
+async fn a_wrong_password_when_accepting_is_a_failed_sign_in() {
+    let outbox = tempfile::tempdir().expect("tempdir");
+    let (app, id, stop) = mail_one(None, outbox.path()).await;
+    let _ = worker_event(&app, "invitation.mailed", &id).await;
+    let _ = stop.send(());
+    // The invitee has an account of their own by now, with a password.
+    let output = bootstrap(
+        &app.store,
+        Utc::now(),
+        BootstrapInput {
+            org_name: "Elsewhere".into(),
+            owner_email: "grace@example.com".into(),
+            owner_password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .expect("bootstrap");
+    let account = output.owner_account_id.clone();
+    let path = std::fs::read_dir(outbox.path())
+        .expect("the outbox")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .next()
+        .expect("the mail");
+    let token = invitation_token(&parse_message(&path));
+    let mut log = Log::new(&app).await;
+    // Accepting is a sign-in by another door: a wrong password there is a
+    // failed sign-in of that account.
+    let refused = app
+        .post("/api/v1/invitations/accept")
+        .header("user-agent", "audit-test/1.0")
+        .json(&json!({ "token": token, "password": "not the password" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let event = log
+        .one(
+            "a wrong password on accepting",
+            Expect {
+                action: "account.sign_in_failed",
+                actor: &Who::Account(account.clone()),
+                target: ("account", &account),
+                before: false,
+                after: true,
+            },
+        )
+        .await;
+    assert_eq!(event["org_id"], Value::Null, "{event:#}");
+    assert_eq!(event["account_id"], account.as_str(), "{event:#}");
+    assert_eq!(event["after"]["invitation_id"], id.as_str(), "{event:#}");
+    assert_eq!(event["user_agent"], "audit-test/1.0", "{event:#}");
+}
+
+#[tokio::test]
 async fn the_worker_records_a_refused_mail() {
     // A 200-byte size limit: the server refuses the mail for good (552).
     let server = SmtpServer::start(&["-s", "200"]);

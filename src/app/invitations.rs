@@ -612,6 +612,17 @@ pub async fn accept(
                     .verify(&invitation.email, &origin, hash, password)
                     .await?
                 {
+                    // The answer names the account already, so unlike
+                    // `/auth/login` the write can be awaited.
+                    let after = json!({ "invitation_id": invitation.id.as_str() });
+                    super::sessions::sign_in_failed(
+                        store,
+                        now,
+                        &existing.account,
+                        Some(after),
+                        origin.clone(),
+                    )
+                    .await?;
                     return Err(AppError::Forbidden(format!(
                         "{} already has an account: enter that account's password",
                         invitation.email

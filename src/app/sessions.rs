@@ -9,7 +9,7 @@ use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
 use crate::domain::{Account, AccountId, Actor, AuditEvent, Email, RequestOrigin, TokenId};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{self, Inserted};
+use crate::store::{self, Inserted, Store};
 
 const BAD_CREDENTIALS: &str = "invalid email or password";
 
@@ -67,30 +67,41 @@ pub async fn sign_in(
 
 /// Writes `account.sign_in_failed` off the request: awaiting the write
 /// would make a wrong password for an existing account answer later than
-/// one for an unknown email, telling which emails have accounts. Nothing
-/// changed, so there is no transaction for the event to share; a failed
+/// one for an unknown email, telling which emails have accounts. A failed
 /// write is logged, and the caller gets its 401 all the same.
 fn record_failure(state: &AppState, account: Account, origin: RequestOrigin) {
     let state = state.clone();
     tokio::spawn(async move {
-        let event = AuditEvent::of_account(
-            Actor::Account(account.id.clone()),
-            &account.id,
-            state.clock().now(),
-            "account.sign_in_failed",
-            None,
-            origin,
-        )
-        .labelled(account.email.to_string());
-        let store = state.store();
-        let written = crate::in_transaction!(store, |session| -> Result<(), AppError> {
-            store::audit::record(store, session, &event).await?;
-            Ok(())
-        });
-        if let Err(err) = written {
+        let now = state.clock().now();
+        if let Err(err) = sign_in_failed(state.store(), now, &account, None, origin).await {
             tracing::warn!(account_id = %account.id, error = %err, "a failed sign-in was not audited");
         }
     });
+}
+
+/// The account's own `account.sign_in_failed`: someone offered a wrong
+/// password for it (at `/auth/login`, or accepting an invitation, `after`
+/// then naming it). Nothing changed, so it is a transaction of its own.
+pub(crate) async fn sign_in_failed(
+    store: &Store,
+    now: DateTime<Utc>,
+    account: &Account,
+    after: Option<serde_json::Value>,
+    origin: RequestOrigin,
+) -> Result<(), AppError> {
+    let event = AuditEvent::of_account(
+        Actor::Account(account.id.clone()),
+        &account.id,
+        now,
+        "account.sign_in_failed",
+        after,
+        origin,
+    )
+    .labelled(account.email.to_string());
+    crate::in_transaction!(store, |session| -> Result<(), AppError> {
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })
 }
 
 /// Starts a session for an account that proved who it is: the session's
