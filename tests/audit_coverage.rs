@@ -148,6 +148,15 @@ fn check(row: &str, event: &Value, expect: &Expect<'_>) {
             assert_eq!(field("kind").as_deref(), Some("system"), "{row}: {event:#}");
         }
     }
+    // A request's event says where it came from; Muster's own say nothing.
+    let from_request = !matches!(expect.actor, Who::System);
+    for origin in ["ip", "request_id"] {
+        assert_eq!(
+            event[origin].is_string(),
+            from_request,
+            "{row}: {origin}: {event:#}"
+        );
+    }
     let (kind, id) = expect.target;
     assert_eq!(event["target"]["kind"], kind, "{row}: {event:#}");
     assert_eq!(event["target"]["id"], id, "{row}: {event:#}");
@@ -364,17 +373,23 @@ async fn every_mutating_management_route_writes_exactly_one_event() {
     )
     .await;
     let s = id_of(&scim_token);
-    log.one(
-        "POST /orgs/{org}/scim-tokens",
-        event(
-            "scim_token.created",
-            &by_owner,
-            ("scim_token", &s),
-            false,
-            true,
-        ),
-    )
-    .await;
+    let written = log
+        .one(
+            "POST /orgs/{org}/scim-tokens",
+            event(
+                "scim_token.created",
+                &by_owner,
+                ("scim_token", &s),
+                false,
+                true,
+            ),
+        )
+        .await;
+    let secret = scim_token["token"].as_str().expect("the secret");
+    assert!(
+        !written.to_string().contains(secret),
+        "the secret stays out of the log: {written:#}"
+    );
     call(
         &app,
         Method::DELETE,
@@ -406,17 +421,23 @@ async fn every_mutating_management_route_writes_exactly_one_event() {
     )
     .await;
     let pt = id_of(&personal);
-    log.one(
-        "POST /me/tokens",
-        event(
-            "personal_token.created",
-            &by_session,
-            ("personal_token", &pt),
-            false,
-            true,
-        ),
-    )
-    .await;
+    let written = log
+        .one(
+            "POST /me/tokens",
+            event(
+                "personal_token.created",
+                &by_session,
+                ("personal_token", &pt),
+                false,
+                true,
+            ),
+        )
+        .await;
+    let secret = personal["token"].as_str().expect("the secret");
+    assert!(
+        !written.to_string().contains(secret),
+        "the secret stays out of the log: {written:#}"
+    );
     call(
         &app,
         Method::DELETE,
