@@ -22,6 +22,7 @@ async fn record(app: &TestApp, org: &OrgFixture, action: &'static str) {
         org_id: Some(org.org_id.clone()),
         at: Utc::now(),
         actor: Actor::System,
+        actor_label: None,
         action,
         target: Target {
             kind: "organization",
@@ -350,6 +351,7 @@ async fn the_hourly_purge_keeps_the_purged_seals_a_prefix_of_the_chain() {
             org_id: Some(org.org_id.clone()),
             at: old,
             actor: Actor::System,
+            actor_label: None,
             action,
             target: Target {
                 kind: "organization",

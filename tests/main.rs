@@ -7,6 +7,7 @@ mod common;
 
 mod api;
 mod audit;
+mod audit_coverage;
 mod audit_seal;
 mod auth;
 mod browser;

@@ -101,6 +101,7 @@ impl OrgAccess {
         Acting {
             org_id: self.org.id.clone(),
             actor: self.principal.actor(),
+            actor_label: None,
             role: self.role,
             origin: self.origin.clone(),
         }

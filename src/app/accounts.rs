@@ -41,6 +41,7 @@ impl AccountActing {
             org_id: Some(org_id.clone()),
             at,
             actor: self.actor.clone(),
+            actor_label: None,
             action,
             target: Target {
                 kind,
@@ -149,9 +150,11 @@ pub async fn update(
                     .into(),
             });
         }
-        if update.password.is_some() {
-            store::tokens::delete_sessions_except(store, session, account_id, Some(keep)).await?;
-        }
+        let sessions_ended = if update.password.is_some() {
+            store::tokens::delete_sessions_except(store, session, account_id, Some(keep)).await?
+        } else {
+            0
+        };
         // Names of what changed, never the password or its hash.
         let event = AuditEvent::of_account(
             caller.actor.clone(),
@@ -161,6 +164,9 @@ pub async fn update(
             Some(json!({
                 "display_name": update.display_name,
                 "password_changed": update.password.is_some(),
+                // The sessions the change signed out are part of it, so
+                // the same event says how many.
+                "sessions_ended": sessions_ended,
             })),
             caller.origin.clone(),
         );

@@ -378,6 +378,48 @@ pub async fn expire(
     })
 }
 
+/// How a send of an invitation's mail went, as the worker reports it.
+#[derive(Debug, Clone)]
+pub enum MailOutcome {
+    Mailed,
+    Failed { error: String, retrying: bool },
+}
+
+/// Records how send `send` of an invitation's mail went, with its event
+/// (`invitation.mailed` or `invitation.delivery_failed`, by the system);
+/// `false` when a resend superseded it, and nothing is written.
+pub async fn record_delivery(
+    store: &Store,
+    now: DateTime<Utc>,
+    acting: &Acting,
+    id: &InvitationId,
+    send: u32,
+    outcome: MailOutcome,
+) -> Result<bool, AppError> {
+    let (action, after, recorded) = match outcome {
+        MailOutcome::Mailed => ("invitation.mailed", json!({ "send": send }), Ok(now)),
+        MailOutcome::Failed { error, retrying } => (
+            "invitation.delivery_failed",
+            json!({ "send": send, "error": error, "retrying": retrying }),
+            Err(error),
+        ),
+    };
+    in_transaction!(store, |session| -> Result<bool, AppError> {
+        if !store::invitations::record_delivery(store, session, id, send, recorded.clone()).await? {
+            return Ok(false);
+        }
+        let event = acting.event(
+            now,
+            action,
+            ("invitation", id.as_str()),
+            None,
+            Some(after.clone()),
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(true)
+    })
+}
+
 /// Password work for accepting: argon2 takes tens of milliseconds, so it
 /// runs off the async threads, and before the transaction. A face says
 /// where it runs it (and may count failures, as sign-in does).
@@ -570,6 +612,17 @@ pub async fn accept(
                     .verify(&invitation.email, &origin, hash, password)
                     .await?
                 {
+                    // The answer names the account already, so unlike
+                    // `/auth/login` the write can be awaited.
+                    let after = json!({ "invitation_id": invitation.id.as_str() });
+                    super::sessions::sign_in_failed(
+                        store,
+                        now,
+                        &existing.account,
+                        Some(after),
+                        origin.clone(),
+                    )
+                    .await?;
                     return Err(AppError::Forbidden(format!(
                         "{} already has an account: enter that account's password",
                         invitation.email
@@ -650,6 +703,7 @@ pub async fn accept(
             org_id: Some(current.org_id.clone()),
             at: now,
             actor: Actor::Account(account_id.clone()),
+            actor_label: Some(current.email.to_string()),
             action: "invitation.accepted",
             target: Target {
                 kind: "invitation",

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod members;
 pub mod orgs;
 pub mod projects;
+pub mod retention;
 pub mod sessions;
 pub mod tokens;
 
@@ -54,6 +55,8 @@ pub struct Acting {
     pub org_id: OrgId,
     /// Who, for the audit log.
     pub actor: Actor,
+    /// The actor's name when the face knows it (a SCIM token's).
+    pub actor_label: Option<String>,
     /// The powers the policy weighs: a member's effective role; for a SCIM
     /// token, admin, or owner when an owner gave it authority over owners.
     pub role: Role,
@@ -69,6 +72,7 @@ impl Acting {
         Acting {
             org_id,
             actor: Actor::System,
+            actor_label: None,
             role: Role::Owner,
             origin: RequestOrigin::default(),
         }
@@ -87,6 +91,7 @@ impl Acting {
             org_id: Some(self.org_id.clone()),
             at,
             actor: self.actor.clone(),
+            actor_label: self.actor_label.clone(),
             action,
             target: Target {
                 kind,

@@ -239,6 +239,7 @@ pub async fn bootstrap(
                 org_id: Some(org.id.clone()),
                 at: now,
                 actor: Actor::System,
+                actor_label: None,
                 action: "organization.bootstrapped",
                 target: Target {
                     kind: "organization",

@@ -6,10 +6,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::password::verify_password;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
-use crate::domain::{AccountId, Actor, AuditEvent, Email, RequestOrigin, TokenId};
+use crate::domain::{Account, AccountId, Actor, AuditEvent, Email, RequestOrigin, TokenId};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{self, Inserted};
+use crate::store::{self, Inserted, Store};
 
 const BAD_CREDENTIALS: &str = "invalid email or password";
 
@@ -24,6 +24,10 @@ pub struct NewSession {
 /// email has an account, in the same time: an unknown email is checked
 /// against a dummy hash. The first sign-in activates memberships an
 /// identity provider created for this login.
+///
+/// A wrong password for an existing account is the account's own event,
+/// `account.sign_in_failed`, so its owner can spot attempts that were not
+/// theirs. An unknown email has nobody to tell, and is written nowhere.
 pub async fn sign_in(
     state: &AppState,
     email: &str,
@@ -44,13 +48,60 @@ pub async fn sign_in(
         .hashing()
         .run(move || verify_password(hash.as_ref(), &password))
         .await?;
-    let Some(credentials) = credentials.filter(|_| verified) else {
-        throttle.failed(email, ip, state.clock().now());
-        return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
+    let credentials = match credentials {
+        Some(credentials) if verified => credentials,
+        known => {
+            throttle.failed(email, ip, state.clock().now());
+            if let Some(known) = known {
+                record_failure(state, known.account, origin);
+            }
+            return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
+        }
     };
     throttle.succeeded(email);
-    let (token, expires_at) = start_session(state, &credentials.account.id, origin).await?;
+    let label = credentials.account.email.to_string();
+    let (token, expires_at) =
+        open_session(state, &credentials.account.id, Some(label), origin).await?;
     Ok(NewSession { token, expires_at })
+}
+
+/// Writes `account.sign_in_failed` off the request: awaiting the write
+/// would make a wrong password for an existing account answer later than
+/// one for an unknown email, telling which emails have accounts. A failed
+/// write is logged, and the caller gets its 401 all the same.
+fn record_failure(state: &AppState, account: Account, origin: RequestOrigin) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let now = state.clock().now();
+        if let Err(err) = sign_in_failed(state.store(), now, &account, None, origin).await {
+            tracing::warn!(account_id = %account.id, error = %err, "a failed sign-in was not audited");
+        }
+    });
+}
+
+/// The account's own `account.sign_in_failed`: someone offered a wrong
+/// password for it (at `/auth/login`, or accepting an invitation, `after`
+/// then naming it). Nothing changed, so it is a transaction of its own.
+pub(crate) async fn sign_in_failed(
+    store: &Store,
+    now: DateTime<Utc>,
+    account: &Account,
+    after: Option<serde_json::Value>,
+    origin: RequestOrigin,
+) -> Result<(), AppError> {
+    let event = AuditEvent::of_account(
+        Actor::Account(account.id.clone()),
+        &account.id,
+        now,
+        "account.sign_in_failed",
+        after,
+        origin,
+    )
+    .labelled(account.email.to_string());
+    crate::in_transaction!(store, |session| -> Result<(), AppError> {
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })
 }
 
 /// Starts a session for an account that proved who it is: the session's
@@ -59,6 +110,17 @@ pub async fn sign_in(
 pub(crate) async fn start_session(
     state: &AppState,
     account_id: &AccountId,
+    origin: RequestOrigin,
+) -> Result<(String, DateTime<Utc>), AppError> {
+    open_session(state, account_id, None, origin).await
+}
+
+/// [`start_session`], with the account's email for the event when the
+/// caller knows it.
+async fn open_session(
+    state: &AppState,
+    account_id: &AccountId,
+    label: Option<String>,
     origin: RequestOrigin,
 ) -> Result<(String, DateTime<Utc>), AppError> {
     let store = state.store();
@@ -73,7 +135,7 @@ pub(crate) async fn start_session(
         now,
         Some(expires_at),
     );
-    let signed_in = AuditEvent::of_account(
+    let mut signed_in = AuditEvent::of_account(
         Actor::Account(account_id.clone()),
         account_id,
         now,
@@ -81,6 +143,7 @@ pub(crate) async fn start_session(
         Some(serde_json::json!({ "session_id": record.id.as_str(), "expires_at": expires_at })),
         origin,
     );
+    signed_in.actor_label = label;
     crate::in_transaction!(store, |session| -> Result<(), AppError> {
         if store::tokens::insert(store, Some(&mut *session), &record).await?
             == Inserted::AlreadyExists

@@ -32,6 +32,8 @@ pub enum Principal {
     Scim {
         org_id: OrgId,
         token_id: TokenId,
+        /// The token's name, so the audit log names the provider.
+        name: Option<String>,
         /// Given by an owner: the provider may add and remove owners.
         allow_owner_changes: bool,
     },
@@ -144,6 +146,7 @@ fn principal_of(record: &TokenRecord) -> Option<Principal> {
         TokenKind::Scim => Principal::Scim {
             org_id: record.org_id.clone()?,
             token_id: id,
+            name: record.name.clone(),
             allow_owner_changes: record.allow_owner_changes,
         },
     })

@@ -43,6 +43,10 @@ pub struct AuditEvent {
     pub org_id: Option<OrgId>,
     pub at: DateTime<Utc>,
     pub actor: Actor,
+    /// How the actor was known when it acted (a SCIM token's name, an
+    /// account's email), where the writer knew it: the log stays readable
+    /// after the token is deleted or the email changes.
+    pub actor_label: Option<String>,
     /// `subject.verb`, e.g. `member.role_changed`.
     pub action: &'static str,
     pub target: Target,
@@ -65,6 +69,7 @@ impl AuditEvent {
             org_id: None,
             at,
             actor,
+            actor_label: None,
             action,
             target: Target {
                 kind: "account",
@@ -74,6 +79,12 @@ impl AuditEvent {
             after,
             origin,
         }
+    }
+
+    /// This event, with the name its actor went by.
+    pub fn labelled(mut self, label: impl Into<String>) -> AuditEvent {
+        self.actor_label = Some(label.into());
+        self
     }
 }
 
@@ -102,6 +113,8 @@ pub const ACTIONS: &[&str] = &[
     "invitation.revoked",
     "invitation.accepted",
     "invitation.expired",
+    "invitation.mailed",
+    "invitation.delivery_failed",
     "scim_token.created",
     "scim_token.deleted",
     "personal_token.created",
@@ -109,6 +122,8 @@ pub const ACTIONS: &[&str] = &[
     "account.signed_in",
     "account.signed_out",
     "account.updated",
+    "account.sign_in_failed",
+    "audit.purged",
 ];
 
 /// Why a filter of the audit log is refused.

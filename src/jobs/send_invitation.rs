@@ -6,6 +6,8 @@
 //! The one window left is a crash between the mail server's acceptance
 //! and the record: the retry then mails again, with a new link that
 //! replaces the first.
+//! Each recorded attempt is audited by the system with the record
+//! (`invitation.mailed`, `invitation.delivery_failed`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -16,6 +18,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use mongodb::error::Error as MongoError;
 
 use super::JobContext;
+use crate::app::Acting;
+use crate::app::invitations::{self, MailOutcome};
 use crate::app::jobs::SendInvitation;
 use crate::auth::token::generate_invitation_secret;
 use crate::domain::invitation::Invitation;
@@ -59,20 +63,27 @@ pub async fn handle(job: SendInvitation, context: Data<JobContext>) -> Result<()
         recipient_email: invitation.email.to_string(),
     };
     let rendered = render_invitation(&mail)?;
-    match context
+    let sent = context
         .mailer
         .send(invitation.email.as_str(), &rendered)
-        .await
-    {
+        .await;
+    let acting = Acting::system(invitation.org_id.clone());
+    let now = state.clock().now();
+    match sent {
         Ok(_) => {
-            store::invitations::record_delivery(store, &id, job.send, Ok(state.clock().now()))
+            invitations::record_delivery(store, now, &acting, &id, job.send, MailOutcome::Mailed)
                 .await?;
             tracing::info!(invitation_id = %id, send = job.send, "invitation mail sent");
             Ok(())
         }
         Err(err) => {
-            store::invitations::record_delivery(store, &id, job.send, Err(err.to_string())).await?;
-            if err.is_transient() {
+            let retrying = err.is_transient();
+            let failed = MailOutcome::Failed {
+                error: err.to_string(),
+                retrying,
+            };
+            invitations::record_delivery(store, now, &acting, &id, job.send, failed).await?;
+            if retrying {
                 tracing::warn!(invitation_id = %id, error = %err, "invitation mail failed; retrying");
                 Err(Box::new(Transient(err.to_string())))
             } else {

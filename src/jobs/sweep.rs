@@ -3,9 +3,9 @@
 //! transaction each, as the system); every minute, each organization's
 //! settled audit events are sealed (`app::audit_seals`); every hour, audit
 //! events older than their organization's retention are purged, whole
-//! sealed batches at a time. Conditional writes (and, for seals, a unique
-//! sequence number) make it harmless for several workers to run them at
-//! once.
+//! sealed batches at a time (`app::retention`, audited as `audit.purged`).
+//! Conditional writes (and, for seals, a unique sequence number) make it
+//! harmless for several workers to run them at once.
 
 use std::str::FromStr;
 
@@ -15,7 +15,7 @@ use apalis_cron::Tick;
 use chrono::Duration;
 
 use super::JobContext;
-use crate::app::{Acting, audit_seals, invitations};
+use crate::app::{Acting, audit_seals, invitations, retention};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
@@ -91,12 +91,14 @@ pub async fn purge_audit(state: &AppState) -> Result<u64, AppError> {
     let mut purged = 0;
     for (org_id, retention_days) in store::orgs::audit_retentions(store).await? {
         let before = now - Duration::days(i64::from(retention_days));
-        purged += audit_seals::purge(store, &org_id, before, now).await?;
+        purged += retention::purge_org(store, now, &Acting::system(org_id), before).await?;
     }
     // Accounts' own events (sign-ins, profile changes) belong to no
-    // organization: they keep the default retention.
+    // organization: they keep the default retention. Their purge is not
+    // audited: an event about no organization and no account would be
+    // shown to nobody.
     let default_days = crate::domain::OrgSettings::default().audit_retention_days;
     let before = now - Duration::days(i64::from(default_days));
-    purged += store::audit::purge_before(store, None, before).await?;
+    purged += store::audit::purge_before(store, None, None, before).await?;
     Ok(purged)
 }

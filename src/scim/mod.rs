@@ -50,6 +50,7 @@ impl<'a> FromRequest<'a> for ScimContext {
         let Principal::Scim {
             org_id,
             token_id,
+            name,
             allow_owner_changes,
         } = principal
         else {
@@ -62,6 +63,7 @@ impl<'a> FromRequest<'a> for ScimContext {
             acting: Acting {
                 org_id,
                 actor: Actor::ScimToken(token_id),
+                actor_label: name,
                 // An identity provider manages members as an admin would;
                 // over owners only when an owner gave its token that power.
                 role: if allow_owner_changes {

@@ -36,6 +36,10 @@ struct ActorDoc {
     kind: String,
     account_id: Option<String>,
     token_id: Option<String>,
+    /// The actor's name when it acted (a SCIM token's name, an account's
+    /// email), where the writer knew it; absent in older events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,7 +77,7 @@ pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
     Ok(())
 }
 
-fn actor_doc(actor: &Actor) -> ActorDoc {
+fn actor_doc(actor: &Actor, label: Option<&str>) -> ActorDoc {
     let (kind, account_id, token_id) = match actor {
         Actor::Account(account) => ("account", Some(account.to_string()), None),
         Actor::ApiToken {
@@ -91,6 +95,7 @@ fn actor_doc(actor: &Actor) -> ActorDoc {
         kind: kind.to_owned(),
         account_id,
         token_id,
+        label: label.map(str::to_owned),
     }
 }
 
@@ -138,7 +143,7 @@ fn audit_doc(event: &AuditEvent) -> Result<AuditDoc, MongoError> {
             _ => None,
         },
         at: bson_time(event.at),
-        actor: actor_doc(&event.actor),
+        actor: actor_doc(&event.actor, event.actor_label.as_deref()),
         action: event.action.to_owned(),
         target: TargetDoc {
             kind: event.target.kind.to_owned(),
@@ -183,14 +188,16 @@ pub async fn count_action_since(
 /// from before `before`; returns how many.
 pub async fn purge_before(
     store: &Store,
+    session: Option<&mut ClientSession>,
     org_id: Option<&crate::domain::OrgId>,
     before: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, MongoError> {
-    let result = collection(store)
-        .delete_many(
+    let result = super::with_session!(
+        collection(store).delete_many(
             doc! { "org_id": org_id.map(|id| id.as_str()), "at": { "$lt": bson_time(before) } },
-        )
-        .await?;
+        ),
+        session
+    )?;
     Ok(result.deleted_count)
 }
 

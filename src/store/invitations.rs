@@ -487,10 +487,11 @@ pub async fn due_for_expiry(
 /// send's record is not overwritten by an earlier one's.
 pub async fn record_delivery(
     store: &Store,
+    session: &mut ClientSession,
     id: &InvitationId,
     send: u32,
     outcome: Result<DateTime<Utc>, String>,
-) -> Result<(), MongoError> {
+) -> Result<bool, MongoError> {
     let mut set = Document::new();
     match outcome {
         Ok(sent_at) => {
@@ -502,11 +503,12 @@ pub async fn record_delivery(
             set.insert("delivery.last_error", error);
         }
     }
-    collection(store)
+    let result = collection(store)
         .update_one(
             doc! { "_id": id.as_str(), "delivery.sends": send },
             doc! { "$set": set, "$inc": { "delivery.attempts": 1 } },
         )
+        .session(session)
         .await?;
-    Ok(())
+    Ok(result.matched_count > 0)
 }
