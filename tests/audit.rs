@@ -575,3 +575,60 @@ async fn every_filter_of_the_log_reads_an_index_in_page_order() {
         }
     }
 }
+
+/// Issue 11: a person spots a sign-in attempt that was not theirs. The
+/// attempt comes from another address (127.0.0.2, a second loopback
+/// address, as the TCP peer Muster sees), and their own view shows it with
+/// that address and its user agent.
+#[tokio::test]
+async fn a_person_sees_a_failed_sign_in_from_another_address() {
+    let app = TestApp::spawn().await;
+    person(&app, "ada@example.com").await;
+    let mine = session(&app, "ada@example.com", "Laptop/1.0").await;
+    let stranger = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .user_agent("Intruder/6.6")
+        .build()
+        .expect("a client on 127.0.0.2");
+    let guess = stranger
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({ "email": "ada@example.com", "password": "not her password" }))
+        .send()
+        .await
+        .expect("a guess");
+    assert_eq!(guess.status(), StatusCode::UNAUTHORIZED);
+    // The failure is recorded off the request (so that a known email is
+    // not told apart by time); wait for it.
+    let failed = crate::common::eventually(
+        std::time::Duration::from_secs(10),
+        "the failed sign-in in the person's log",
+        || async {
+            let (_, body) = read(
+                &app,
+                &mine,
+                "/me/audit-events",
+                &[("action", "account.sign_in_failed")],
+            )
+            .await;
+            body["items"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(failed["ip"], "127.0.0.2", "{failed}");
+    assert_eq!(failed["user_agent"], "Intruder/6.6", "{failed}");
+    let (_, all) = read(&app, &mine, "/me/audit-events", &[]).await;
+    let seen: Vec<(&str, &str)> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| Some((i["action"].as_str()?, i["ip"].as_str()?)))
+        .collect();
+    assert!(
+        seen.contains(&("account.signed_in", "127.0.0.1")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("account.sign_in_failed", "127.0.0.2")),
+        "{seen:?}"
+    );
+}
