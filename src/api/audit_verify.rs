@@ -33,9 +33,11 @@ pub struct AuditVerification {
     pub unsealed_events: u64,
     /// The first event or seal, in chain order, that differs; null when
     /// intact.
+    #[oai(nullable)]
     pub first_difference: Option<AuditDifference>,
     /// The last seal's digest when intact: keep it outside Muster to prove
     /// later that the chain up to it was not rewritten as a whole.
+    #[oai(nullable)]
     pub head_digest: Option<String>,
 }
 
