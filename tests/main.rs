@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod audit;
 mod audit_coverage;
+mod audit_export;
 mod audit_seal;
 mod auth;
 mod browser;

@@ -5,15 +5,16 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use poem::Request;
+use futures::{StreamExt, TryStreamExt};
 use poem::web::Data;
+use poem::{Body, Request};
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Binary, Json};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{
     Example, ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
 };
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, ResponseContent};
 use serde_json::Value;
 
 use super::access::OrgAccess;
@@ -284,6 +285,189 @@ fn list_view(page: LogPage) -> AuditEventList {
     }
 }
 
+/// How the organization's log answers: a page of JSON, or the whole
+/// filtered range as a download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// A page of events (the default).
+    Json,
+    /// Every matching event, one CSV row each after a header row.
+    Csv,
+    /// Every matching event, one JSON object per line, shaped as a list item.
+    Jsonl,
+}
+
+impl ExportFormat {
+    /// The format the `Accept` header asks for: its first media type Muster
+    /// serves, JSON when none is.
+    fn from_accept(accept: Option<&str>) -> ExportFormat {
+        accept
+            .into_iter()
+            .flat_map(|accept| accept.split(','))
+            .filter_map(|range| range.split(';').next())
+            .find_map(|media| match media.trim().to_ascii_lowercase().as_str() {
+                "text/csv" => Some(ExportFormat::Csv),
+                "application/x-ndjson" | "application/jsonl" => Some(ExportFormat::Jsonl),
+                "application/json" => Some(ExportFormat::Json),
+                _ => None,
+            })
+            .unwrap_or(ExportFormat::Json)
+    }
+}
+
+#[derive(ResponseContent)]
+pub enum AuditEventsBody {
+    Json(Json<AuditEventList>),
+    /// Columns: see [`CSV_HEADER`].
+    #[oai(content_type = "text/csv")]
+    Csv(Binary<Body>),
+    #[oai(content_type = "application/x-ndjson")]
+    Jsonl(Binary<Body>),
+}
+
+#[derive(ApiResponse)]
+pub enum AuditEventsResponse {
+    /// A page of events, or, with `format` (or `Accept`) `csv` or `jsonl`,
+    /// every matching event as a file.
+    #[oai(status = 200)]
+    Ok(
+        AuditEventsBody,
+        /// For an export: `attachment; filename="audit-{org}-{date}.csv"`.
+        #[oai(header = "Content-Disposition")]
+        Option<String>,
+    ),
+}
+
+/// The columns of a CSV export, in order.
+pub const CSV_HEADER: [&str; 15] = [
+    "id",
+    "at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_kind",
+    "target_id",
+    "target_label",
+    "changes",
+    "before",
+    "after",
+    "ip",
+    "user_agent",
+    "request_id",
+];
+
+/// Appends one CSV record (RFC 4180, CRLF-terminated) to `out`. A field
+/// that a spreadsheet would read as a formula (starting with `=`, `+`,
+/// `-`, `@`, tab or CR, per OWASP) gets a leading `'`, so that opening an
+/// export never runs what a user typed as a name; a field holding a comma,
+/// quote, CR or LF is quoted, its quotes doubled.
+pub fn write_csv_record<S: AsRef<str>>(out: &mut String, fields: &[S]) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let field = field.as_ref();
+        let formula = field.starts_with(['=', '+', '-', '@', '\t', '\r']);
+        if field.contains([',', '"', '\r', '\n']) {
+            out.push('"');
+            if formula {
+                out.push('\'');
+            }
+            out.push_str(&field.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            if formula {
+                out.push('\'');
+            }
+            out.push_str(field);
+        }
+    }
+    out.push_str("\r\n");
+}
+
+/// An event's changes as one line a person reads:
+/// `role: "viewer" -> "admin"; status: (none) -> "active"`.
+fn changes_text(changes: &[Change]) -> String {
+    let side = |value: &Option<Value>| {
+        value
+            .as_ref()
+            .map_or_else(|| "(none)".to_owned(), Value::to_string)
+    };
+    changes
+        .iter()
+        .map(|c| format!("{}: {} -> {}", c.field, side(&c.before), side(&c.after)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn csv_row(item: &LogItem, out: &mut String) {
+    let json = |value: &Option<Value>| value.as_ref().map(Value::to_string).unwrap_or_default();
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    write_csv_record(
+        out,
+        &[
+            item.id.as_str().to_owned(),
+            item.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            item.actor.kind.clone(),
+            text(&item.actor.id),
+            item.actor.label.clone(),
+            item.action.clone(),
+            item.target.kind.clone(),
+            text(&item.target.id),
+            item.target.label.clone(),
+            changes_text(&item.changes),
+            json(&item.before),
+            json(&item.after),
+            text(&item.ip),
+            text(&item.user_agent),
+            text(&item.request_id),
+        ],
+    );
+}
+
+fn jsonl_row(item: LogItem, out: &mut String) {
+    let line = event_view(item).to_json().unwrap_or(Value::Null);
+    out.push_str(&line.to_string());
+    out.push('\n');
+}
+
+/// The export as a body streamed as the items arrive: the rows of each
+/// batch of ready items go out as one chunk. An error after the first
+/// byte can only cut the body short (the status is sent), so it is logged
+/// and ends the stream.
+fn export_body(
+    format: ExportFormat,
+    items: impl futures::Stream<Item = Result<LogItem, AppError>> + Send + 'static,
+) -> Body {
+    let header = match format {
+        ExportFormat::Csv => {
+            let mut out = String::new();
+            write_csv_record(&mut out, &CSV_HEADER);
+            Some(out)
+        }
+        _ => None,
+    };
+    let rows = items
+        .map_err(|error| {
+            tracing::error!(%error, "the audit export stopped");
+            std::io::Error::other(error.to_string())
+        })
+        .ready_chunks(app::audit::EXPORT_CHUNK)
+        .map(move |batch| {
+            let mut out = String::new();
+            for item in batch {
+                match format {
+                    ExportFormat::Csv => csv_row(&item?, &mut out),
+                    _ => jsonl_row(item?, &mut out),
+                }
+            }
+            Ok::<_, std::io::Error>(out)
+        });
+    Body::from_bytes_stream(futures::stream::iter(header.map(Ok)).chain(rows))
+}
+
 /// The filters and page every log read takes.
 struct Filters {
     actor: Option<String>,
@@ -324,6 +508,12 @@ impl AuditApi {
     /// in pages: pass the previous page's `next_cursor` as `cursor` until
     /// it is null; events written meanwhile never shift the pages that
     /// follow. Filters combine (all must hold).
+    ///
+    /// Export: `format=csv` or `format=jsonl` (or an `Accept` of `text/csv`,
+    /// `application/x-ndjson` or `application/jsonl`; `format` wins) answers
+    /// every matching event, newest first, as a file streamed while it is
+    /// read (`cursor` and `limit` do not apply). CSV cells that a
+    /// spreadsheet would run as a formula start with `'`.
     #[oai(path = "/orgs/:org/audit-events", method = "get")]
     #[allow(clippy::too_many_arguments)]
     async fn org_events(
@@ -355,9 +545,19 @@ impl AuditApi {
             validator(minimum(value = "1"), maximum(value = "200"))
         )]
         limit: Query<u32>,
-    ) -> Result<Json<AuditEventList>, AppError> {
+        /// `json` (a page), or `csv` or `jsonl` (every matching event, as
+        /// a download). Without it, the `Accept` header decides.
+        format: Query<Option<ExportFormat>>,
+    ) -> Result<AuditEventsResponse, AppError> {
         // The use case checks `view_audit_log`.
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        let format = format.0.unwrap_or_else(|| {
+            ExportFormat::from_accept(
+                req.headers()
+                    .get(poem::http::header::ACCEPT)
+                    .and_then(|accept| accept.to_str().ok()),
+            )
+        });
         let query = Filters {
             actor: actor.0,
             action: action.0,
@@ -368,8 +568,34 @@ impl AuditApi {
             limit: limit.0,
         }
         .query(LogScope::Org(access.org_id().clone()))?;
-        let page = app::audit::org_log(state.store(), access.role, access.org_id(), query).await?;
-        Ok(Json(list_view(page)))
+        if format == ExportFormat::Json {
+            let page =
+                app::audit::org_log(state.store(), access.role, access.org_id(), query).await?;
+            return Ok(AuditEventsResponse::Ok(
+                AuditEventsBody::Json(Json(list_view(page))),
+                None,
+            ));
+        }
+        let items =
+            app::audit::org_export(state.store(), access.role, access.org_id(), query).await?;
+        let (extension, body) = (
+            if format == ExportFormat::Csv {
+                "csv"
+            } else {
+                "jsonl"
+            },
+            Binary(export_body(format, items)),
+        );
+        let disposition = format!(
+            "attachment; filename=\"audit-{}-{}.{extension}\"",
+            access.org_id().as_str(),
+            Utc::now().format("%Y-%m-%d"),
+        );
+        let body = match format {
+            ExportFormat::Csv => AuditEventsBody::Csv(body),
+            _ => AuditEventsBody::Jsonl(body),
+        };
+        Ok(AuditEventsResponse::Ok(body, Some(disposition)))
     }
 
     /// Read your own account's activity
@@ -422,7 +648,54 @@ impl AuditApi {
 
 #[cfg(test)]
 mod tests {
+    use super::{ExportFormat, write_csv_record};
     use crate::domain::audit::ACTIONS;
+
+    fn record(fields: &[&str]) -> String {
+        let mut out = String::new();
+        write_csv_record(&mut out, fields);
+        out
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(record(&["a", "", "b c"]), "a,,b c\r\n");
+        assert_eq!(record(&["a,b"]), "\"a,b\"\r\n");
+        assert_eq!(record(&["say \"hi\""]), "\"say \"\"hi\"\"\"\r\n");
+        assert_eq!(
+            record(&["two\nlines", "cr\rhere"]),
+            "\"two\nlines\",\"cr\rhere\"\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_fields_that_a_spreadsheet_would_run_start_with_a_quote() {
+        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx"] {
+            assert_eq!(record(&[formula]), format!("'{formula}\r\n"), "{formula:?}");
+        }
+        assert_eq!(
+            record(&["=HYPERLINK(\"x\")"]),
+            "\"'=HYPERLINK(\"\"x\"\")\"\r\n"
+        );
+        assert_eq!(record(&["\rx"]), "\"'\rx\"\r\n");
+        // Only the first character counts.
+        assert_eq!(record(&["a=b", "1-2"]), "a=b,1-2\r\n");
+    }
+
+    #[test]
+    fn accept_picks_the_first_media_type_served_and_defaults_to_json() {
+        let pick = |accept: Option<&str>| ExportFormat::from_accept(accept);
+        assert_eq!(pick(None), ExportFormat::Json);
+        assert_eq!(pick(Some("*/*")), ExportFormat::Json);
+        assert_eq!(pick(Some("text/csv")), ExportFormat::Csv);
+        assert_eq!(pick(Some("Text/CSV; charset=utf-8")), ExportFormat::Csv);
+        assert_eq!(pick(Some("application/jsonl")), ExportFormat::Jsonl);
+        assert_eq!(
+            pick(Some("text/html, application/x-ndjson;q=0.9, text/csv")),
+            ExportFormat::Jsonl
+        );
+        assert_eq!(pick(Some("application/json, text/csv")), ExportFormat::Json);
+    }
 
     #[test]
     fn the_spec_publishes_the_action_catalogue_as_an_enum() {

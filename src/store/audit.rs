@@ -346,6 +346,32 @@ pub async fn page(store: &Store, query: &LogQuery) -> Result<(Vec<StoredEvent>, 
     Ok((docs.into_iter().map(StoredEvent::from).collect(), more))
 }
 
+/// Every event `query` selects, newest first, decoded as the cursor
+/// reads them (its `before` and `limit` are ignored: an export takes the
+/// whole range). One query: an actor's two fields go in an `$or`, since a
+/// full range read gains nothing from merging two cursors.
+pub async fn stream(
+    store: &Store,
+    query: &LogQuery,
+) -> Result<impl futures::Stream<Item = Result<StoredEvent, MongoError>> + Send + use<>, MongoError>
+{
+    use futures::TryStreamExt;
+    let mut filters = log_filters(&LogQuery {
+        before: None,
+        ..query.clone()
+    });
+    let filter = match filters.len() {
+        1 => filters.remove(0),
+        _ => doc! { "$or": filters },
+    };
+    let cursor = collection(store)
+        .find(filter)
+        .sort(doc! { "_id": -1 })
+        .batch_size(1_000)
+        .await?;
+    Ok(cursor.map_ok(StoredEvent::from))
+}
+
 /// What an event's actor or target of `kind` is called, for each of `ids`
 /// that still exists: one query per kind. `None` for a kind without names.
 pub async fn labels(
