@@ -15,22 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bson::{DateTime as BsonDateTime, Document, doc};
-use common::{arg, cpu_seconds, free_port};
+use common::{arg, cpu_seconds, free_port, status_kib};
 use futures::StreamExt;
-use serde_json::Value;
-
-/// A `/proc/<pid>/status` figure in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
 
 /// One event as `store::audit` writes it: a member's role changed by the
 /// owner, through the API, with every optional field present.
@@ -80,29 +66,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("MUSTER_RATE_LIMIT__ENABLED", "false".into()),
         ("MUSTER_LOG__LEVEL", "warn".into()),
     ];
-    let output = Command::new(&bin)
-        .args([
-            "bootstrap",
-            "--org-name",
-            "Bench",
-            "--owner-email",
-            "bench@example.com",
-            "--json",
-        ])
-        .envs(env.iter().cloned())
-        .output()?;
-    let boot: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
-        format!(
-            "bootstrap: {e}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })?;
-    let org = boot["org_id"].as_str().ok_or("no org_id")?.to_owned();
-    let token = boot["owner_token"]
-        .as_str()
-        .ok_or("no owner_token")?
-        .to_owned();
-    let owner = boot["owner_account_id"].as_str().unwrap_or("").to_owned();
+    let boot = common::bootstrap(&bin, &env)?;
+    let org = boot.org_id;
+    let token = boot.owner_token;
+    let owner = boot.owner_account_id;
 
     println!("dev/bench audit: {events} events, inserted {batch} at a time");
     let mongo = mongodb::Client::with_uri_str(&uri).await?;

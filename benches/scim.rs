@@ -46,12 +46,7 @@ fn args() -> Args {
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    common::status_kib(pid, "VmHWM").map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 struct Server {

@@ -93,28 +93,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("MUSTER_INVITATIONS__MAX_PER_ORG_PER_HOUR", "1000000".into()),
         ("MUSTER_LOG__LEVEL", "warn".into()),
     ];
-    let output = Command::new(&bin)
-        .args([
-            "bootstrap",
-            "--org-name",
-            "Bench",
-            "--owner-email",
-            "bench@example.com",
-            "--json",
-        ])
-        .envs(env.iter().cloned())
-        .output()?;
-    let boot: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
-        format!(
-            "bootstrap: {e}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })?;
-    let org = boot["org_id"].as_str().ok_or("no org_id")?.to_owned();
-    let token = boot["owner_token"]
-        .as_str()
-        .ok_or("no owner_token")?
-        .to_owned();
+    let boot = common::bootstrap(&bin, &env)?;
+    let org = boot.org_id;
+    let token = boot.owner_token;
     let mut child = Command::new(&bin)
         .args(["serve", "--no-migrate"])
         .envs(env.iter().cloned())

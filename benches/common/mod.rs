@@ -1,5 +1,8 @@
 //! What the benchmarks that drive a `muster` process share.
 
+// Each benchmark is its own crate and uses a part of this module.
+#![allow(dead_code)]
+
 /// The value after `name` on the command line.
 pub fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -26,4 +29,60 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     // `rest` starts at field 3.
     let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
     Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS`, `VmHWM`).
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// What `muster bootstrap --json` printed for the benchmark's organization.
+pub struct Bootstrapped {
+    pub org_id: String,
+    pub owner_token: String,
+    pub owner_account_id: String,
+}
+
+/// Runs `muster bootstrap --json` for an organization named "Bench" with
+/// the benchmark's environment.
+pub fn bootstrap(
+    bin: impl AsRef<std::ffi::OsStr>,
+    env: &[(&str, String)],
+) -> Result<Bootstrapped, Box<dyn std::error::Error>> {
+    let output = std::process::Command::new(bin)
+        .args([
+            "bootstrap",
+            "--org-name",
+            "Bench",
+            "--owner-email",
+            "bench@example.com",
+            "--json",
+        ])
+        .envs(env.iter().cloned())
+        .output()?;
+    let boot: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "bootstrap: {e}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let field = |name: &str| -> Result<String, String> {
+        boot[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("bootstrap printed no {name}"))
+    };
+    Ok(Bootstrapped {
+        org_id: field("org_id")?,
+        owner_token: field("owner_token")?,
+        owner_account_id: field("owner_account_id")?,
+    })
 }
