@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// Sends a management API request; returns the status and the JSON body
-/// (Null when empty).
+/// A management API call as this file's tests write it: the answer's
+/// status and JSON body (`crate::api::call` underneath).
 async fn call(
     app: &TestApp,
     method: Method,
@@ -20,23 +20,8 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .request(method, app.url(&format!("/api/v1{path}")))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the server answers");
-    let status = response.status();
-    let bytes = response.bytes().await.expect("a body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes)))
-    };
-    (status, body)
+    let answer = crate::api::call(app, method, path, Some(token), body.as_ref()).await;
+    (answer.status, answer.body)
 }
 
 async fn get(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {
