@@ -11,8 +11,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bson::{DateTime as BsonDateTime, Document, doc};
 use common::{arg, cpu_seconds, free_port, status_kib};
@@ -95,21 +94,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let seeded = seeding.elapsed();
 
-    let mut child = Command::new(&bin)
-        .args(["serve", "--no-migrate"])
-        .envs(env.iter().cloned())
-        .stdout(Stdio::null())
-        .spawn()?;
+    let mut child = common::serve(&bin, &env, port).await?;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let up = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        if up.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            return Err("muster did not start".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let pid = child.id();
     let rss_before = status_kib(pid, "VmRSS");
     let hwm_before = status_kib(pid, "VmHWM");

@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -96,21 +95,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let boot = common::bootstrap(&bin, &env)?;
     let org = boot.org_id;
     let token = boot.owner_token;
-    let mut child = Command::new(&bin)
-        .args(["serve", "--no-migrate"])
-        .envs(env.iter().cloned())
-        .stdout(Stdio::null())
-        .spawn()?;
+    let mut child = common::serve(&bin, &env, port).await?;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let up = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        if up.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            return Err("muster did not start".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     println!("dev/bench worker: {count} invitations, 1,000 addresses per request");
     let cpu = |pid: Option<u32>| pid.and_then(cpu_seconds);

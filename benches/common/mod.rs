@@ -86,3 +86,32 @@ pub fn bootstrap(
         owner_account_id: field("owner_account_id")?,
     })
 }
+
+/// Starts `muster serve --no-migrate` with the benchmark's environment and
+/// waits until it answers `/healthz` on `port` (30 s at most).
+pub async fn serve(
+    bin: impl AsRef<std::ffi::OsStr>,
+    env: &[(&str, String)],
+    port: u16,
+) -> Result<std::process::Child, Box<dyn std::error::Error>> {
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--no-migrate"])
+        .envs(env.iter().cloned())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let client = reqwest::Client::new();
+    let up = std::time::Instant::now();
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        if up.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            return Err("muster did not start".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(child)
+}
