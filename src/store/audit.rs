@@ -348,28 +348,102 @@ pub async fn page(store: &Store, query: &LogQuery) -> Result<(Vec<StoredEvent>, 
 
 /// Every event `query` selects, newest first, decoded as the cursor
 /// reads them (its `before` and `limit` are ignored: an export takes the
-/// whole range). One query: an actor's two fields go in an `$or`, since a
-/// full range read gains nothing from merging two cursors.
+/// whole range). With an actor, the two queries of [`log_filters`] run as
+/// two cursors merged as they are read, each served from its own index.
 pub async fn stream(
     store: &Store,
     query: &LogQuery,
 ) -> Result<impl futures::Stream<Item = Result<StoredEvent, MongoError>> + Send + use<>, MongoError>
 {
-    use futures::TryStreamExt;
-    let mut filters = log_filters(&LogQuery {
+    use futures::{StreamExt, TryStreamExt};
+    let filters = log_filters(&LogQuery {
         before: None,
         ..query.clone()
     });
-    let filter = match filters.len() {
-        1 => filters.remove(0),
-        _ => doc! { "$or": filters },
-    };
-    let cursor = collection(store)
-        .find(filter)
-        .sort(doc! { "_id": -1 })
-        .batch_size(1_000)
-        .await?;
-    Ok(cursor.map_ok(StoredEvent::from))
+    let mut cursors = Vec::with_capacity(filters.len());
+    for filter in filters {
+        let cursor = collection(store)
+            .find(filter)
+            .sort(doc! { "_id": -1 })
+            .batch_size(1_000)
+            .await?;
+        cursors.push(cursor);
+    }
+    let merged = cursors
+        .into_iter()
+        .map(|cursor| cursor.boxed())
+        .reduce(|a, b| merge_newest_first(a, b, |doc| doc.id.clone()).boxed());
+    let merged = merged.unwrap_or_else(|| futures::stream::empty().boxed());
+    Ok(merged.map_ok(StoredEvent::from))
+}
+
+/// Two streams, each newest first by `key`, as one newest-first stream
+/// read as it is consumed; an item both hold (the same key) comes once.
+/// An error is passed on; the consumer decides whether to go on.
+fn merge_newest_first<T, E, K, S>(
+    a: S,
+    b: S,
+    key: impl Fn(&T) -> K + Send + 'static,
+) -> impl futures::Stream<Item = Result<T, E>> + Send
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    K: Ord,
+    S: futures::Stream<Item = Result<T, E>> + Unpin + Send + 'static,
+{
+    futures::stream::unfold(
+        (Side::new(a), Side::new(b), key),
+        |(mut a, mut b, key)| async move {
+            if let Err(err) = a.fill().await {
+                return Some((Err(err), (a, b, key)));
+            }
+            if let Err(err) = b.fill().await {
+                return Some((Err(err), (a, b, key)));
+            }
+            let take_a = match (&a.head, &b.head) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(x), Some(y)) => {
+                    let (kx, ky) = (key(x), key(y));
+                    if kx == ky {
+                        b.head = None;
+                    }
+                    kx >= ky
+                }
+            };
+            let item = if take_a { a.head.take() } else { b.head.take() };
+            item.map(|item| (Ok(item), (a, b, key)))
+        },
+    )
+}
+
+/// One input of [`merge_newest_first`] and the item it has read ahead.
+struct Side<S, T> {
+    stream: futures::stream::Fuse<S>,
+    head: Option<T>,
+}
+
+impl<S, T, E> Side<S, T>
+where
+    S: futures::Stream<Item = Result<T, E>> + Unpin,
+{
+    fn new(stream: S) -> Self {
+        use futures::StreamExt;
+        Side {
+            stream: stream.fuse(),
+            head: None,
+        }
+    }
+
+    /// Reads the next item ahead unless one is waiting.
+    async fn fill(&mut self) -> Result<(), E> {
+        use futures::StreamExt;
+        if self.head.is_none() {
+            self.head = self.stream.next().await.transpose()?;
+        }
+        Ok(())
+    }
 }
 
 /// What an event's actor or target of `kind` is called, for each of `ids`
@@ -497,4 +571,37 @@ pub async fn purge_before_above_id(
         })
         .await?;
     Ok(result.deleted_count)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::{StreamExt, TryStreamExt, stream};
+
+    use super::merge_newest_first;
+
+    fn merged(a: &[u32], b: &[u32]) -> Vec<u32> {
+        let side =
+            |items: &[u32]| stream::iter(items.to_vec().into_iter().map(Ok::<_, ()>)).boxed();
+        futures::executor::block_on(
+            merge_newest_first(side(a), side(b), |item: &u32| *item).try_collect(),
+        )
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn two_newest_first_streams_merge_newest_first_without_doubles() {
+        assert_eq!(merged(&[9, 7, 4, 1], &[8, 7, 2]), vec![9, 8, 7, 4, 2, 1]);
+        assert_eq!(merged(&[], &[3, 2]), vec![3, 2]);
+        assert_eq!(merged(&[5], &[]), vec![5]);
+        assert_eq!(merged(&[], &[]), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn an_error_is_passed_on_in_its_place() {
+        let a = stream::iter(vec![Ok(5), Err("broken"), Ok(1)]).boxed();
+        let b = stream::iter(vec![Ok::<u32, &str>(3)]).boxed();
+        let items: Vec<_> =
+            futures::executor::block_on(merge_newest_first(a, b, |item: &u32| *item).collect());
+        assert_eq!(items, vec![Ok(5), Err("broken"), Ok(3), Ok(1)]);
+    }
 }
