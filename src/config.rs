@@ -173,7 +173,7 @@ impl Default for RateLimitSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     pub session_ttl_hours: u32,
@@ -183,6 +183,31 @@ pub struct AuthSettings {
     /// How long a request waits for a free permit before it is answered
     /// 503 with `Retry-After`.
     pub password_hash_wait_ms: u64,
+    /// The key TOTP secrets are sealed with: 32 bytes in base64. Without
+    /// it nobody can turn two-factor authentication on, and the server
+    /// refuses to start once any account has. A secret, so `Debug`
+    /// redacts it (and `MUSTER_AUTH__MFA_KEY_FILE` reads it from a file).
+    pub mfa_key: Option<String>,
+}
+
+impl AuthSettings {
+    /// The parsed `mfa_key`, if one is set (checked at load).
+    pub fn mfa_key(&self) -> Option<crate::auth::mfa_key::MfaKey> {
+        self.mfa_key
+            .as_deref()
+            .and_then(|key| crate::auth::mfa_key::MfaKey::parse(key).ok())
+    }
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("session_ttl_hours", &self.session_ttl_hours)
+            .field("password_hash_permits", &self.password_hash_permits)
+            .field("password_hash_wait_ms", &self.password_hash_wait_ms)
+            .field("mfa_key", &self.mfa_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for AuthSettings {
@@ -191,6 +216,7 @@ impl Default for AuthSettings {
             session_ttl_hours: 12,
             password_hash_permits: 0,
             password_hash_wait_ms: 1_000,
+            mfa_key: None,
         }
     }
 }
@@ -396,6 +422,11 @@ impl Settings {
                 "mongodb.database",
                 "must be 1 to 63 characters without / \\ . space \" $",
             ));
+        }
+        if let Some(key) = &self.auth.mfa_key
+            && let Err(err) = crate::auth::mfa_key::MfaKey::parse(key)
+        {
+            return Err(invalid("auth.mfa_key", &err.to_string()));
         }
         if self.mongodb.heartbeat_ms < 500 {
             return Err(invalid(

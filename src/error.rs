@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::app::orgs::FoundingError;
 use crate::auth::AuthError;
 use crate::domain::invitation::AcceptError;
+use crate::domain::mfa::MfaError;
 use crate::domain::policy::{MayNotLeave, MemberChangeError};
 use crate::domain::role::MissingProjectRight;
 use crate::domain::{LastOwner, OwnerGrantError, StatusTransitionError};
@@ -38,6 +39,13 @@ pub enum AppError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A refusal with a name clients can match on and act upon (a
+    /// second factor the organization requires, say).
+    #[error("{detail}")]
+    Denied {
+        problem: &'static str,
+        detail: String,
+    },
     /// `what` names the kind of thing, e.g. "organization".
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -114,7 +122,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::Denied { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } | AppError::Taken { .. } => StatusCode::CONFLICT,
@@ -141,6 +149,7 @@ impl AppError {
             AppError::NotFound(_) => "not-found",
             AppError::MethodNotAllowed(_) => "method-not-allowed",
             AppError::Conflict { problem, .. } | AppError::Taken { problem, .. } => problem,
+            AppError::Denied { problem, .. } => problem,
             AppError::Gone { problem, .. } => problem,
             AppError::PayloadTooLarge => "payload-too-large",
             AppError::UnsupportedMediaType(_) => "unsupported-media-type",
@@ -303,6 +312,34 @@ impl ScimTypeAtTheEdge for ScimType {
             ScimType::InvalidValue => "scim-invalid-value",
             ScimType::InvalidVers => "scim-invalid-vers",
             ScimType::Sensitive => "scim-sensitive",
+        }
+    }
+}
+
+impl From<MfaError> for AppError {
+    fn from(err: MfaError) -> Self {
+        let detail = err.to_string();
+        let conflict = |problem| AppError::Conflict {
+            problem,
+            detail: detail.clone(),
+        };
+        match err {
+            MfaError::NotConfigured => AppError::NotImplemented(detail),
+            MfaError::AlreadyEnabled => conflict("mfa-already-enabled"),
+            MfaError::NoEnrolment => conflict("mfa-no-enrolment"),
+            MfaError::NotEnabled => conflict("mfa-not-enabled"),
+            MfaError::EnableItYourselfFirst => conflict("mfa-enable-yours-first"),
+            MfaError::WrongCode => AppError::Denied {
+                problem: "mfa-code-wrong",
+                detail,
+            },
+            MfaError::RequiredByOrganization => AppError::Denied {
+                problem: "mfa-required",
+                detail,
+            },
+            MfaError::CodeRequired => AppError::invalid("code", detail),
+            MfaError::TwoProofs => AppError::invalid("recovery_code", detail),
+            MfaError::Locked { retry_after_secs } => AppError::TooManyRequests { retry_after_secs },
         }
     }
 }

@@ -404,7 +404,9 @@ fn spawn_limiter_housekeeping(limits: std::sync::Weak<RateLimits>) {
 fn is_sign_in(req: &Request) -> bool {
     let path = req.uri().path();
     req.method() == poem::http::Method::POST
-        && (path == "/api/v1/auth/login" || path.starts_with("/invite/"))
+        && (path == "/api/v1/auth/login"
+            || path == "/api/v1/auth/login/mfa"
+            || path.starts_with("/invite/"))
 }
 
 /// The TCP peer. Proxies' forwarding headers are not trusted (yet).

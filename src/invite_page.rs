@@ -19,6 +19,7 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use crate::app::invitations::{AcceptInput, Accepted, accept, open};
+use crate::app::mfa::MfaProof;
 use crate::app::sessions::{end_session, start_session};
 use crate::auth::{Principal, authenticate};
 use crate::domain::invitation::InvitationKind;
@@ -157,6 +158,7 @@ async fn form(
             signed_in_here => signed_in.is_some_and(|s| s.email == invitation.email.as_str()),
             token,
             has_password => account.as_ref().is_some_and(|a| a.password_hash.is_some()),
+            has_mfa => account.as_ref().is_some_and(|a| a.enabled_mfa().is_some()),
             // A new person invited by an admin gives the names identity
             // providers require; an IdP's own user has them already.
             ask_names => invitation.kind == InvitationKind::Invite,
@@ -285,6 +287,10 @@ pub struct AcceptForm {
     family_name: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    recovery_code: Option<String>,
 }
 
 #[handler]
@@ -300,6 +306,8 @@ pub async fn submit(
         given_name,
         family_name,
         password,
+        code,
+        recovery_code,
     })) = form_data
     else {
         return form(
@@ -325,6 +333,21 @@ pub async fn submit(
         family_name: typed.family_name.clone(),
         names_required: true,
         password: password.filter(|p| !p.is_empty()),
+        mfa_proof: match MfaProof::from_fields(code, recovery_code) {
+            Ok(proof) => proof,
+            Err(err) => {
+                let err = AppError::from(err);
+                return form(
+                    &state,
+                    &token,
+                    err.status(),
+                    Some(err.problem().detail),
+                    typed,
+                    signed_in.as_ref(),
+                )
+                .await;
+            }
+        },
         signed_in: signed_in.as_ref().map(|s| s.account_id.clone()),
     };
     let accepted = accept(
@@ -338,7 +361,10 @@ pub async fn submit(
     match accepted {
         Ok(accepted) => welcome(&state, req, &accepted, signed_in.as_ref()).await,
         Err(
-            err @ (AppError::Invalid { .. } | AppError::Forbidden(_) | AppError::Conflict { .. }),
+            err @ (AppError::Invalid { .. }
+            | AppError::Forbidden(_)
+            | AppError::Denied { .. }
+            | AppError::Conflict { .. }),
         ) => {
             let status = err.status();
             form(

@@ -172,6 +172,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 store.migrate().await?;
                 tracing::info!("indexes are up to date");
             }
+            // Without the key, every account with a second factor would
+            // be locked out at its next sign-in: refuse to start instead.
+            if settings.auth.mfa_key.is_none()
+                && muster::store::accounts::any_with_mfa(&store).await?
+            {
+                anyhow::bail!(
+                    "auth.mfa_key is not set, and accounts have two-factor authentication on: \
+                     set MUSTER_AUTH__MFA_KEY (or MUSTER_AUTH__MFA_KEY_FILE) to the key they \
+                     enrolled under"
+                );
+            }
             let addr = settings.http.addr;
             let acceptor =
                 poem::listener::Listener::into_acceptor(poem::listener::TcpListener::bind(addr))

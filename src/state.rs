@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::mfa_key::MfaKey;
 use crate::auth::password::HashingPermits;
 use crate::auth::throttle::SignInThrottle;
 use crate::config::Settings;
@@ -19,6 +20,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     hashing: HashingPermits,
     sign_in: SignInThrottle,
+    mfa_key: Option<MfaKey>,
 }
 
 impl AppState {
@@ -32,6 +34,7 @@ impl AppState {
             std::time::Duration::from_millis(settings.auth.password_hash_wait_ms),
         );
         let sign_in = SignInThrottle::new(&settings.rate_limit);
+        let mfa_key = settings.auth.mfa_key();
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -39,6 +42,7 @@ impl AppState {
                 clock,
                 hashing,
                 sign_in,
+                mfa_key,
             }),
         }
     }
@@ -63,5 +67,10 @@ impl AppState {
     /// Failed sign-ins per account and per client IP.
     pub fn sign_in_throttle(&self) -> &SignInThrottle {
         &self.inner.sign_in
+    }
+
+    /// The key TOTP secrets are sealed with, if the server has one.
+    pub fn mfa_key(&self) -> Option<&MfaKey> {
+        self.inner.mfa_key.as_ref()
     }
 }

@@ -19,6 +19,7 @@ mod invitations;
 mod layers;
 mod lifecycle;
 mod mail;
+mod mfa;
 mod scim;
 mod security;
 mod store;

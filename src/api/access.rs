@@ -12,6 +12,7 @@ use super::BearerAuth;
 use crate::app::Acting;
 use crate::auth::Principal;
 use crate::domain::member::may_authenticate;
+use crate::domain::mfa::ensure_meets_org_requirement;
 use crate::domain::role::effective_role;
 use crate::domain::{AccountId, Member, OrgId, Organization, Permission, RequestOrigin, Role};
 use crate::error::AppError;
@@ -48,7 +49,9 @@ impl OrgAccess {
     /// Resolves `{org}` for the authenticated caller. A caller who is not a
     /// member, a personal token of another organization and a malformed id
     /// all get the same 404. A member who may not act (inactive, or
-    /// suspended) gets 403: they know the organization already.
+    /// suspended) gets 403: they know the organization already. So does a
+    /// member without two-factor authentication in an organization that
+    /// requires it, with a problem (`mfa-required`) that says how to fix it.
     pub async fn load(
         state: &AppState,
         auth: &BearerAuth,
@@ -77,6 +80,12 @@ impl OrgAccess {
         let org = store::orgs::get(store, None, &org_id)
             .await?
             .ok_or_else(org_not_found)?;
+        // Sessions and personal tokens alike: a token must not outlast
+        // the second factor its organization requires of its person.
+        if org.settings.mfa_required {
+            let has_mfa = store::accounts::has_mfa(store, None, &account_id).await?;
+            ensure_meets_org_requirement(true, has_mfa)?;
+        }
         let role = role_of(state, &member).await?;
         Ok(OrgAccess {
             principal: auth.0.clone(),

@@ -16,6 +16,7 @@ use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
 use crate::app::invitations::{self, AcceptInput, InviteInput};
+use crate::app::mfa::MfaProof;
 use crate::domain::invitation::{self, Delivery, Invitation, InvitationKind, InvitationStatus};
 use crate::domain::{InvitationId, Permission, Role};
 use crate::error::AppError;
@@ -203,6 +204,14 @@ pub struct AcceptRequest {
     /// account's own password.
     #[oai(nullable)]
     pub password: Option<Text>,
+    /// For an existing account with two-factor authentication: a code
+    /// from its authenticator app (or send `recovery_code`).
+    #[oai(nullable, validator(max_length = 32))]
+    pub code: Option<Text>,
+    /// For an existing account with two-factor authentication: one of its
+    /// recovery codes, instead of `code`.
+    #[oai(nullable, validator(max_length = 64))]
+    pub recovery_code: Option<Text>,
 }
 
 impl Example for AcceptRequest {
@@ -213,6 +222,8 @@ impl Example for AcceptRequest {
             given_name: Some("Ada".into()),
             family_name: Some("Lovelace".into()),
             password: Some("correct horse battery staple".into()),
+            code: None,
+            recovery_code: None,
         }
     }
 }
@@ -478,7 +489,13 @@ impl InvitationsApi {
             given_name,
             family_name,
             password,
+            code,
+            recovery_code,
         } = body.0;
+        let mfa_proof = MfaProof::from_fields(
+            code.map(Text::into_string),
+            recovery_code.map(Text::into_string),
+        )?;
         let accepted = invitations::accept(
             state.store(),
             state.clock().now(),
@@ -491,6 +508,7 @@ impl InvitationsApi {
                 family_name: family_name.map(Text::into_string),
                 names_required: false,
                 password: password.map(Text::into_string),
+                mfa_proof,
                 signed_in: None,
             },
         )

@@ -35,6 +35,11 @@ pub struct AccountView {
     pub email: String,
     pub display_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Whether signing in asks for a code from an authenticator app.
+    pub mfa_enabled: bool,
+    /// With two-factor authentication on: how many recovery codes are
+    /// left unused.
+    pub recovery_codes_left: Option<u32>,
 }
 
 #[derive(Debug, Object)]
@@ -58,6 +63,8 @@ impl Example for MeResponse {
                 email: "grace@example.com".to_owned(),
                 display_name: Some("Grace Hopper".to_owned()),
                 created_at: example_time("2024-11-03T06:40:00Z"),
+                mfa_enabled: true,
+                recovery_codes_left: Some(9),
             },
             memberships: vec![MembershipView {
                 org_id: ORG_ID.to_owned(),
@@ -216,9 +223,14 @@ impl MeApi {
 async fn me_response(state: &AppState, principal: &Principal) -> Result<MeResponse, AppError> {
     let account_id = caller_account(principal)?;
     let store = state.store();
-    let account = store::accounts::get(store, account_id)
+    let credentials = store::accounts::get_credentials(store, None, account_id)
         .await?
         .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
+    let mfa = credentials.enabled_mfa();
+    let mfa_enabled = mfa.is_some();
+    let recovery_codes_left =
+        mfa.map(|mfa| u32::try_from(mfa.recovery_codes.len()).unwrap_or(u32::MAX));
+    let account = credentials.account;
     let mut members = store::members::list_for_account(store, account_id).await?;
     if let Principal::PersonalToken { org_id, .. } = principal {
         members.retain(|member| &member.org_id == org_id);
@@ -253,6 +265,8 @@ async fn me_response(state: &AppState, principal: &Principal) -> Result<MeRespon
             email: account.email.to_string(),
             display_name: account.display_name,
             created_at: account.created_at,
+            mfa_enabled,
+            recovery_codes_left,
         },
         memberships,
     })

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod invitations;
 pub mod me;
 pub mod members;
+pub mod mfa;
 pub mod orgs;
 pub mod paging;
 pub mod projects;
@@ -133,6 +134,7 @@ async fn check_session(req: &Request, bearer: Bearer) -> poem::Result<SignedIn> 
 pub type Apis = (
     auth::AuthApi,
     me::MeApi,
+    mfa::MfaApi,
     orgs::OrgsApi,
     members::MembersApi,
     groups::GroupsApi,
@@ -150,6 +152,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
         (
             auth::AuthApi,
             me::MeApi,
+            mfa::MfaApi,
             orgs::OrgsApi,
             members::MembersApi,
             groups::GroupsApi,
@@ -330,7 +333,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(account_level.len(), 6, "{account_level:?}");
+        assert_eq!(account_level.len(), 9, "{account_level:?}");
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl Example for OrgView {
                 audit_retention_days: 365,
                 allowed_email_domains: vec!["example.com".to_owned()],
                 scim_activation_emails: true,
+                require_mfa: false,
             },
             your_role: "owner".to_owned(),
             warnings: vec![SINGLE_OWNER_WARNING.to_owned()],
@@ -69,6 +70,9 @@ pub struct OrgSettingsView {
     /// Whether members an identity provider creates get an activation
     /// email.
     pub scim_activation_emails: bool,
+    /// Whether members must have two-factor authentication on to act in
+    /// the organization (identity providers' SCIM calls are not affected).
+    pub require_mfa: bool,
 }
 
 #[derive(Debug, Object)]
@@ -105,6 +109,7 @@ impl Example for UpdateOrgRequest {
                 audit_retention_days: None,
                 allowed_email_domains: Some(vec!["acme.example".into()]),
                 scim_activation_emails: Some(false),
+                require_mfa: Some(true),
             }),
         }
     }
@@ -121,6 +126,12 @@ pub struct UpdateOrgSettings {
     pub allowed_email_domains: Option<Vec<Text>>,
     #[oai(nullable)]
     pub scim_activation_emails: Option<bool>,
+    /// Require two-factor authentication of every member: one without it
+    /// gets 403 (`mfa-required`) on this organization's routes, with
+    /// sessions and personal tokens alike, until they turn it on. Only an
+    /// owner who has it on may turn this on.
+    #[oai(nullable)]
+    pub require_mfa: Option<bool>,
 }
 
 #[derive(ApiResponse)]
@@ -152,6 +163,7 @@ fn org_view(org: &Organization, your_role: Role, active_owners: u64) -> OrgView 
             audit_retention_days: s.audit_retention_days,
             allowed_email_domains: s.allowed_email_domains.clone(),
             scim_activation_emails: s.scim_activation_emails,
+            require_mfa: s.mfa_required,
         },
         your_role: your_role.to_string(),
         warnings: if active_owners <= 1 {
@@ -235,6 +247,7 @@ impl OrgsApi {
                 .allowed_email_domains
                 .map(|domains| domains.into_iter().map(Text::into_string).collect());
             update.scim_activation_emails = settings.scim_activation_emails;
+            update.require_mfa = settings.require_mfa;
         }
         let changed =
             app::orgs::update(state.store(), state.clock().now(), &access.acting(), update).await?;

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use super::Acting;
 use super::jobs::{enqueue_send_invitation, enqueue_send_invitation_at, enqueue_send_invitations};
 use super::members::ensure_projects_exist;
+use super::mfa::{MfaProof, Proven};
+use crate::auth::mfa_key::MfaKey;
 use crate::auth::password::{PasswordError, PasswordHashString, hash_password, verify_password};
 use crate::auth::token::{TokenHash, generate_invitation_secret, is_well_formed_invitation};
 use crate::domain::account::display_name;
@@ -22,6 +24,7 @@ use crate::domain::invitation::{
     self, AcceptError, Delivery, Invitation, InvitationKind, InvitationStatus, InviteOutcome,
 };
 use crate::domain::member::ProjectGrant;
+use crate::domain::mfa::MfaError;
 use crate::domain::{
     Account, AccountId, Actor, AuditEvent, Email, InvitationId, Member, MemberId, MemberStatus,
     OrgId, Organization, Permission, PersonName, RequestOrigin, Role, Target,
@@ -439,6 +442,9 @@ pub trait Passwords: Sync {
         &self,
         password: String,
     ) -> impl Future<Output = Result<Result<PasswordHashString, PasswordError>, AppError>> + Send;
+
+    /// The key second factors are checked with, if the server has one.
+    fn mfa_key(&self) -> Option<&MfaKey>;
 }
 
 /// Accepting is a sign-in by another door: the same argon2 permits and
@@ -472,6 +478,10 @@ impl Passwords for AppState {
     ) -> Result<Result<PasswordHashString, PasswordError>, AppError> {
         Ok(self.hashing().run(move || hash_password(&password)).await?)
     }
+
+    fn mfa_key(&self) -> Option<&MfaKey> {
+        AppState::mfa_key(self)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -486,6 +496,8 @@ pub struct AcceptInput {
     /// asks for them; the API keeps them optional for older clients).
     pub names_required: bool,
     pub password: Option<String>,
+    /// An existing account's second factor, when it has one on.
+    pub mfa_proof: Option<MfaProof>,
     /// The account the accept page knows to be signed in (its session
     /// cookie): that account needs no password to accept an invitation
     /// for its own address.
@@ -534,9 +546,10 @@ enum Login {
         hash: PasswordHashString,
         name: Option<String>,
     },
-    /// An account that exists and proved it: its password was given, or
-    /// it is signed in on the page.
-    Existing(AccountId),
+    /// An account that exists and proved it: its password was given
+    /// (and its second factor, to spend in the transaction), or it is
+    /// signed in on the page.
+    Existing(AccountId, Option<Proven>),
     /// An account that exists without a password: the emailed link proves
     /// the email, and this becomes its password.
     ExistingSetsPassword(AccountId, PasswordHashString),
@@ -603,9 +616,9 @@ pub async fn accept(
     // Password work before the transaction.
     let login = match store::accounts::find_by_email(store, None, &invitation.email).await? {
         Some(existing) if input.signed_in.as_ref() == Some(&existing.account.id) => {
-            Login::Existing(existing.account.id)
+            Login::Existing(existing.account.id, None)
         }
-        Some(existing) => match existing.password_hash {
+        Some(existing) => match existing.password_hash.clone() {
             Some(hash) => {
                 let password = input.password.unwrap_or_default();
                 if !passwords
@@ -628,7 +641,24 @@ pub async fn accept(
                         invitation.email
                     )));
                 }
-                Login::Existing(existing.account.id)
+                // Asked only once the password is right, as at sign-in.
+                let proven = match existing.enabled_mfa() {
+                    Some(mfa) => Some(
+                        super::mfa::check(
+                            store,
+                            passwords.mfa_key(),
+                            now,
+                            &existing.account,
+                            mfa,
+                            input.mfa_proof.clone(),
+                            &origin,
+                        )
+                        .await?
+                        .ok_or(MfaError::WrongCode)?,
+                    ),
+                    None => None,
+                };
+                Login::Existing(existing.account.id, proven)
             }
             None => Login::ExistingSetsPassword(
                 existing.account.id,
@@ -680,7 +710,14 @@ pub async fn accept(
                 }
                 (account.id, true)
             }
-            Login::Existing(id) => (id.clone(), false),
+            Login::Existing(id, proven) => {
+                if let Some(proven) = proven
+                    && !super::mfa::spend(store, session, id, proven).await?
+                {
+                    return Err(MfaError::WrongCode.into());
+                }
+                (id.clone(), false)
+            }
             Login::ExistingSetsPassword(id, hash) => {
                 if !store::accounts::set_password_hash(store, session, id, hash, now).await? {
                     return Err(AppError::Conflict {

@@ -12,6 +12,7 @@ pub mod groups;
 pub mod invitations;
 pub mod jobs;
 pub mod members;
+pub mod mfa;
 pub mod orgs;
 pub mod projects;
 pub mod retention;

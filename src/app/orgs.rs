@@ -11,6 +11,7 @@ use super::Acting;
 use super::accounts::{AccountActing, gone};
 use crate::auth::password::PasswordHashString;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
+use crate::domain::mfa::MfaError;
 use crate::domain::org::allowed_email_domains;
 use crate::domain::{
     Account, AccountId, Actor, AuditEvent, Email, Member, MemberId, MemberStatus, OrgId,
@@ -37,6 +38,7 @@ pub fn snapshot(org: &Organization) -> Value {
             "audit_retention_days": s.audit_retention_days,
             "allowed_email_domains": s.allowed_email_domains,
             "scim_activation_emails": s.scim_activation_emails,
+            "require_mfa": s.mfa_required,
         },
     })
 }
@@ -274,6 +276,7 @@ pub struct OrgUpdate {
     pub audit_retention_days: Option<u32>,
     pub allowed_email_domains: Option<Vec<String>>,
     pub scim_activation_emails: Option<bool>,
+    pub require_mfa: Option<bool>,
 }
 
 /// An organization as a change left it, with its count of active owners
@@ -307,6 +310,7 @@ pub async fn update(
             })
             .transpose()?,
         scim_activation_emails: update.scim_activation_emails,
+        require_mfa: update.require_mfa,
     };
     let org_id = &acting.org_id;
     in_transaction!(store, |session| -> Result<OrgNow, AppError> {
@@ -315,6 +319,9 @@ pub async fn update(
         let before = store::orgs::get(store, Some(&mut *session), org_id)
             .await?
             .ok_or_else(not_found)?;
+        if change.require_mfa == Some(true) && !before.settings.mfa_required {
+            ensure_actor_has_mfa(store, session, acting).await?;
+        }
         match store::orgs::update(store, session, org_id, &change, now).await? {
             Updated::Yes => {}
             Updated::NameTaken => {
@@ -344,6 +351,29 @@ pub async fn update(
             active_owners,
         })
     })
+}
+
+/// An owner who requires two-factor authentication of everyone has it
+/// on: otherwise the setting would lock them out of the organization they
+/// just changed.
+async fn ensure_actor_has_mfa(
+    store: &Store,
+    session: &mut mongodb::ClientSession,
+    acting: &Acting,
+) -> Result<(), AppError> {
+    let account = match &acting.actor {
+        Actor::Account(account)
+        | Actor::ApiToken {
+            account_id: account,
+            ..
+        } => account,
+        // Muster itself or an identity provider: nobody to lock out.
+        Actor::ScimToken(_) | Actor::System => return Ok(()),
+    };
+    if !store::accounts::has_mfa(store, Some(session), account).await? {
+        return Err(MfaError::EnableItYourselfFirst.into());
+    }
+    Ok(())
 }
 
 /// An owner deletes the organization with its members, groups, projects

@@ -4,8 +4,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::mfa::{self, MfaProof, Proven};
 use crate::auth::password::verify_password;
-use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
+use crate::auth::token::{
+    IssuedToken, TokenHash, TokenKind, TokenRecord, generate_mfa_challenge,
+    is_well_formed_mfa_challenge,
+};
+use crate::domain::mfa::CHALLENGE_TTL;
 use crate::domain::{Account, AccountId, Actor, AuditEvent, Email, RequestOrigin, TokenId};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -19,6 +24,25 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a right password gets: a session, or, for an account with
+/// two-factor authentication, a challenge its code completes.
+pub enum SignIn {
+    Session(NewSession),
+    SecondFactorNeeded(MfaChallenge),
+}
+
+/// The password step of a sign-in with two-factor authentication: its
+/// secret (shown once) completes the sign-in with a code, until
+/// `expires_at`. Never a bearer token.
+pub struct MfaChallenge {
+    pub challenge: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+const BAD_CHALLENGE: &str =
+    "the sign-in challenge is unknown, used or expired; sign in with your password again";
+const BAD_CODE: &str = "the code is wrong or was already used";
+
 /// Signs in with email and password. Refused alike (401, or 429 while the
 /// failure limits lock the email or the client IP) whether or not the
 /// email has an account, in the same time: an unknown email is checked
@@ -28,12 +52,15 @@ pub struct NewSession {
 /// A wrong password for an existing account is the account's own event,
 /// `account.sign_in_failed`, so its owner can spot attempts that were not
 /// theirs. An unknown email has nobody to tell, and is written nowhere.
+///
+/// With two-factor authentication on, the right password starts no
+/// session: it answers a challenge for [`complete_sign_in`].
 pub async fn sign_in(
     state: &AppState,
     email: &str,
     password: String,
     origin: RequestOrigin,
-) -> Result<NewSession, AppError> {
+) -> Result<SignIn, AppError> {
     let store = state.store();
     let throttle = state.sign_in_throttle();
     let ip = origin.ip.as_deref().and_then(|ip| ip.parse().ok());
@@ -59,10 +86,76 @@ pub async fn sign_in(
         }
     };
     throttle.succeeded(email);
+    if credentials.enabled_mfa().is_some() {
+        let now = state.clock().now();
+        let expires_at = now + CHALLENGE_TTL;
+        let (secret, hash) = generate_mfa_challenge();
+        store::mfa_challenges::insert(store, &hash, &credentials.account.id, now, expires_at)
+            .await?;
+        return Ok(SignIn::SecondFactorNeeded(MfaChallenge {
+            challenge: secret.into_exposed(),
+            expires_at,
+        }));
+    }
     let label = credentials.account.email.to_string();
     let (token, expires_at) =
-        open_session(state, &credentials.account.id, Some(label), origin).await?;
+        open_session(state, &credentials.account.id, Some(label), None, origin).await?;
+    Ok(SignIn::Session(NewSession { token, expires_at }))
+}
+
+/// Completes a sign-in with two-factor authentication: the challenge the
+/// password answered, and a code or recovery code. Both are spent in the
+/// session's transaction, so neither works twice. A wrong code counts
+/// against the account (five in a row lock it for a while) and leaves the
+/// challenge usable until it expires.
+pub async fn complete_sign_in(
+    state: &AppState,
+    challenge: &str,
+    proof: Option<MfaProof>,
+    origin: RequestOrigin,
+) -> Result<NewSession, AppError> {
+    let store = state.store();
+    let now = state.clock().now();
+    if !is_well_formed_mfa_challenge(challenge) {
+        return Err(AppError::Unauthorized(BAD_CHALLENGE.into()));
+    }
+    let hash = TokenHash::of(challenge);
+    let account_id = store::mfa_challenges::account_of(store, &hash, now)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized(BAD_CHALLENGE.into()))?;
+    let credentials = store::accounts::get_credentials(store, None, &account_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized(BAD_CHALLENGE.into()))?;
+    // Turned off since the password step: that step asked for a code the
+    // account no longer has, so it starts again.
+    let mfa = credentials
+        .enabled_mfa()
+        .ok_or_else(|| AppError::Unauthorized(BAD_CHALLENGE.into()))?;
+    let proven = mfa::check(
+        store,
+        state.mfa_key(),
+        now,
+        &credentials.account,
+        mfa,
+        proof,
+        &origin,
+    )
+    .await?
+    .ok_or_else(|| AppError::Unauthorized(BAD_CODE.into()))?;
+    let label = credentials.account.email.to_string();
+    let factor = SecondFactor {
+        challenge: hash,
+        proven,
+    };
+    let (token, expires_at) =
+        open_session(state, &account_id, Some(label), Some(factor), origin).await?;
     Ok(NewSession { token, expires_at })
+}
+
+/// The second factor a session is opened with, spent in its transaction.
+struct SecondFactor {
+    challenge: TokenHash,
+    proven: Proven,
 }
 
 /// Writes `account.sign_in_failed` off the request: awaiting the write
@@ -112,7 +205,7 @@ pub(crate) async fn start_session(
     account_id: &AccountId,
     origin: RequestOrigin,
 ) -> Result<(String, DateTime<Utc>), AppError> {
-    open_session(state, account_id, None, origin).await
+    open_session(state, account_id, None, None, origin).await
 }
 
 /// [`start_session`], with the account's email for the event when the
@@ -121,6 +214,7 @@ async fn open_session(
     state: &AppState,
     account_id: &AccountId,
     label: Option<String>,
+    second_factor: Option<SecondFactor>,
     origin: RequestOrigin,
 ) -> Result<(String, DateTime<Utc>), AppError> {
     let store = state.store();
@@ -140,11 +234,22 @@ async fn open_session(
         account_id,
         now,
         "account.signed_in",
-        Some(serde_json::json!({ "session_id": record.id.as_str(), "expires_at": expires_at })),
+        Some(serde_json::json!({
+            "session_id": record.id.as_str(),
+            "expires_at": expires_at,
+            "second_factor": second_factor.as_ref().map(|factor| factor.proven.via()),
+        })),
         origin,
     );
     signed_in.actor_label = label;
     crate::in_transaction!(store, |session| -> Result<(), AppError> {
+        if let Some(factor) = &second_factor
+            && !(store::mfa_challenges::spend(store, session, &factor.challenge).await?
+                && mfa::spend(store, session, account_id, &factor.proven).await?)
+        {
+            // Another request spent the challenge or the code meanwhile.
+            return Err(AppError::Unauthorized(BAD_CODE.into()));
+        }
         if store::tokens::insert(store, Some(&mut *session), &record).await?
             == Inserted::AlreadyExists
         {

@@ -1,9 +1,11 @@
 //! Authentication: passwords, bearer secrets, and the principal a request
 //! acts as.
 
+pub mod mfa_key;
 pub mod password;
 pub mod throttle;
 pub mod token;
+pub mod totp;
 
 use chrono::{DateTime, Utc};
 use mongodb::error::Error as MongoError;

@@ -138,11 +138,27 @@ pub fn generate_invitation_secret() -> (Secret, TokenHash) {
 
 /// Whether a presented string can be an invitation secret.
 pub fn is_well_formed_invitation(secret: &str) -> bool {
-    secret
-        .strip_prefix(INVITATION_PREFIX)
-        .is_some_and(|random| {
-            random.len() == SECRET_BYTES * 2 && random.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+    has_random_part(secret, INVITATION_PREFIX)
+}
+
+/// The password step of a sign-in with two-factor authentication answers
+/// these: good for one code, never a bearer token.
+pub const MFA_CHALLENGE_PREFIX: &str = "mst_mfa_";
+
+/// A fresh sign-in challenge and its hash (only the hash is stored).
+pub fn generate_mfa_challenge() -> (Secret, TokenHash) {
+    random_secret(MFA_CHALLENGE_PREFIX)
+}
+
+/// Whether a presented string can be a sign-in challenge.
+pub fn is_well_formed_mfa_challenge(secret: &str) -> bool {
+    has_random_part(secret, MFA_CHALLENGE_PREFIX)
+}
+
+fn has_random_part(secret: &str, prefix: &str) -> bool {
+    secret.strip_prefix(prefix).is_some_and(|random| {
+        random.len() == SECRET_BYTES * 2 && random.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// Whether a presented string can be a token at all: the right prefix and

@@ -123,6 +123,10 @@ pub const ACTIONS: &[&str] = &[
     "account.signed_out",
     "account.updated",
     "account.sign_in_failed",
+    "account.mfa_enrolment_started",
+    "account.mfa_enabled",
+    "account.mfa_disabled",
+    "account.mfa_failed",
     "audit.purged",
 ];
 

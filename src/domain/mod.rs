@@ -8,6 +8,7 @@ pub mod clock;
 pub mod ids;
 pub mod invitation;
 pub mod member;
+pub mod mfa;
 pub mod org;
 pub mod policy;
 pub mod role;

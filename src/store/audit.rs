@@ -579,9 +579,8 @@ mod tests {
 
     use super::merge_newest_first;
 
-    fn merged(a: &[u32], b: &[u32]) -> Vec<u32> {
-        let side =
-            |items: &[u32]| stream::iter(items.to_vec().into_iter().map(Ok::<_, ()>)).boxed();
+    fn merged(a: Vec<u32>, b: Vec<u32>) -> Vec<u32> {
+        let side = |items: Vec<u32>| stream::iter(items.into_iter().map(Ok::<_, ()>)).boxed();
         futures::executor::block_on(
             merge_newest_first(side(a), side(b), |item: &u32| *item).try_collect(),
         )
@@ -590,10 +589,13 @@ mod tests {
 
     #[test]
     fn two_newest_first_streams_merge_newest_first_without_doubles() {
-        assert_eq!(merged(&[9, 7, 4, 1], &[8, 7, 2]), vec![9, 8, 7, 4, 2, 1]);
-        assert_eq!(merged(&[], &[3, 2]), vec![3, 2]);
-        assert_eq!(merged(&[5], &[]), vec![5]);
-        assert_eq!(merged(&[], &[]), Vec::<u32>::new());
+        assert_eq!(
+            merged(vec![9, 7, 4, 1], vec![8, 7, 2]),
+            vec![9, 8, 7, 4, 2, 1]
+        );
+        assert_eq!(merged(vec![], vec![3, 2]), vec![3, 2]);
+        assert_eq!(merged(vec![5], vec![]), vec![5]);
+        assert_eq!(merged(vec![], vec![]), Vec::<u32>::new());
     }
 
     #[test]

@@ -94,6 +94,38 @@ pub struct AccountDoc {
     /// emailed invitation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_verified_at: Option<BsonDateTime>,
+    /// The second factor, from the start of its enrolment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<MfaDoc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaDoc {
+    /// Sealed with `auth.mfa_key` (`auth::mfa_key`), never in the clear.
+    pub secret: String,
+    pub started_at: BsonDateTime,
+    pub enabled_at: Option<BsonDateTime>,
+    /// An i64 because BSON has no unsigned integers.
+    pub last_step: Option<i64>,
+    #[serde(default)]
+    pub recovery_codes: Vec<String>,
+    #[serde(default)]
+    pub failures: u32,
+    pub locked_until: Option<BsonDateTime>,
+}
+
+impl MfaDoc {
+    pub fn to_state(&self) -> crate::domain::mfa::MfaState {
+        crate::domain::mfa::MfaState {
+            sealed_secret: self.secret.clone(),
+            started_at: self.started_at.to_chrono(),
+            enabled_at: self.enabled_at.map(BsonDateTime::to_chrono),
+            last_step: self.last_step.and_then(|step| u64::try_from(step).ok()),
+            recovery_codes: self.recovery_codes.clone(),
+            failures: self.failures,
+            locked_until: self.locked_until.map(BsonDateTime::to_chrono),
+        }
+    }
 }
 
 impl AccountDoc {
@@ -106,6 +138,7 @@ impl AccountDoc {
             created_at: bson_time(account.created_at),
             updated_at: bson_time(account.updated_at),
             email_verified_at: None,
+            mfa: None,
         }
     }
 

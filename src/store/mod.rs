@@ -8,6 +8,7 @@ mod docs;
 pub mod groups;
 pub mod invitations;
 pub mod members;
+pub mod mfa_challenges;
 pub mod orgs;
 pub mod projects;
 pub mod scim_query;
@@ -98,6 +99,7 @@ impl Store {
         members::create_indexes(self).await?;
         groups::create_indexes(self).await?;
         tokens::create_indexes(self).await?;
+        mfa_challenges::create_indexes(self).await?;
         projects::create_indexes(self).await?;
         invitations::create_indexes(self).await?;
         muster_worker::create_indexes(&self.db, &muster_worker::JobsConfig::default())

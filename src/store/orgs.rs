@@ -92,6 +92,7 @@ pub struct OrgChange {
     pub audit_retention_days: Option<u32>,
     pub allowed_email_domains: Option<Vec<String>>,
     pub scim_activation_emails: Option<bool>,
+    pub require_mfa: Option<bool>,
 }
 
 /// Sets only the fields `change` names (and `updated_at`): two concurrent
@@ -120,6 +121,9 @@ pub async fn update(
     }
     if let Some(emails) = change.scim_activation_emails {
         set.insert("settings.scim_activation_emails", emails);
+    }
+    if let Some(required) = change.require_mfa {
+        set.insert("settings.mfa_required", required);
     }
     let result = collection(store)
         .update_one(doc! { "_id": org_id.as_str() }, doc! { "$set": set })

@@ -265,6 +265,7 @@ async fn organizations_and_personal_tokens_keep_their_audit_actions_and_snapshot
                 "audit_retention_days": 365,
                 "allowed_email_domains": [],
                 "scim_activation_emails": true,
+                "require_mfa": false,
             },
         })
     };

@@ -25,6 +25,9 @@ pub const MONGODB_URI_VAR: &str = "TEST_MONGODB_URI";
 /// The `secantusd-py` binary, for tests that start and stop their own server.
 pub const SECANTUSD_VAR: &str = "TEST_SECANTUSD_BIN";
 
+/// The `auth.mfa_key` test servers seal TOTP secrets with.
+pub const TEST_MFA_KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+
 pub fn mongodb_uri() -> String {
     std::env::var(MONGODB_URI_VAR).unwrap_or_else(|_| {
         panic!(
@@ -45,6 +48,7 @@ pub fn test_settings(uri: &str, database: &str) -> Settings {
     settings.mongodb.server_selection_timeout_ms = 2_000;
     settings.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.http.shutdown_grace_seconds = 5;
+    settings.auth.mfa_key = Some(TEST_MFA_KEY.to_owned());
     settings
 }
 
