@@ -21,5 +21,6 @@ mod lifecycle;
 mod mail;
 mod scim;
 mod security;
+mod sessions;
 mod store;
 mod worker_processes;
