@@ -5,13 +5,14 @@
 //! mounted. An unknown or invalid key stops start-up with its name.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
-use serde::{Deserialize, Serialize};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub const ENV_PREFIX: &str = "MUSTER_";
 /// Names the configuration file; not a key of its own.
@@ -86,6 +87,9 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_seconds: u64,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers say
+    /// who the client is. Empty: every client is its TCP peer.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpSettings {
@@ -95,7 +99,100 @@ impl Default for HttpSettings {
             public_url: "http://127.0.0.1:8080".into(),
             max_body_bytes: 1024 * 1024,
             shutdown_grace_seconds: 30,
+            trusted_proxies: TrustedProxies::default(),
         }
+    }
+}
+
+/// Address ranges of the reverse proxies in front of Muster (CIDRs such as
+/// `10.0.0.0/8`, or single addresses). A request whose TCP peer is in one
+/// of them may name its client in a forwarding header; anyone else could
+/// write any address there, so nobody else's headers are read.
+///
+/// Written as a list (`["10.0.0.0/8", "::1/128"]` in the file) or as one
+/// comma-separated string, which is how the environment gives it:
+/// `MUSTER_HTTP__TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1/32`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Ranges from their written forms; the error names the first entry
+    /// that is not a range or an address. Blank entries are skipped, so a
+    /// trailing comma or an empty variable means none.
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for entry in entries.into_iter().map(str::trim) {
+            if entry.is_empty() {
+                continue;
+            }
+            let range = match entry.parse::<IpNet>() {
+                Ok(range) => range.trunc(),
+                Err(_) => match entry.parse::<IpAddr>() {
+                    Ok(address) => IpNet::from(address),
+                    Err(_) => {
+                        return Err(format!(
+                            "`{entry}` is neither an address range such as 10.0.0.0/8 or \
+                             fd00::/8 nor an address such as 127.0.0.1"
+                        ));
+                    }
+                },
+            };
+            ranges.push(canonical_range(range));
+        }
+        Ok(TrustedProxies(ranges))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `ip` is one of the proxies. An IPv4 address written as
+    /// IPv6 (`::ffff:10.0.0.1`, what a dual-stack socket reports) is the
+    /// same host as `10.0.0.1` and matches either way it is written.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|range| range.contains(&ip))
+    }
+}
+
+/// An IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) as the IPv4 range it
+/// maps (`10.0.0.0/8`), since addresses are compared in their IPv4 form.
+fn canonical_range(range: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = range
+        && v6.prefix_len() >= 96
+        && let IpAddr::V4(network) = IpAddr::V6(v6.network()).to_canonical()
+        && let Ok(v4) = ipnet::Ipv4Net::new(network, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(v4);
+    }
+    range
+}
+
+impl Serialize for TrustedProxies {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(ToString::to_string))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            List(Vec<String>),
+            Joined(String),
+        }
+        let written = Written::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(
+                "must be a list of address ranges such as [\"10.0.0.0/8\", \"::1/128\"] \
+                 or one comma-separated string such as 10.0.0.0/8,::1/128",
+            )
+        })?;
+        match &written {
+            Written::List(entries) => TrustedProxies::parse(entries.iter().map(String::as_str)),
+            Written::Joined(joined) => TrustedProxies::parse(joined.split(',')),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 
@@ -995,6 +1092,84 @@ mod tests {
     fn an_invalid_from_is_named() {
         let err = load(&[("MUSTER_SMTP__FROM", "Muster muster.example.com")]).expect_err("invalid");
         assert!(err.to_string().contains("smtp.from"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment_as_a_list_or_joined() {
+        for value in [
+            "10.0.0.0/8,127.0.0.1/32, ::1/128",
+            "[10.0.0.0/8, 127.0.0.1/32, \"::1/128\"]",
+        ] {
+            let settings = load(&[("MUSTER_HTTP__TRUSTED_PROXIES", value)]).expect(value);
+            let proxies = &settings.http.trusted_proxies;
+            assert_eq!(
+                serde_json::to_value(proxies).expect("json"),
+                serde_json::json!(["10.0.0.0/8", "127.0.0.1/32", "::1/128"]),
+                "{value}"
+            );
+        }
+        let none = load(&[("MUSTER_HTTP__TRUSTED_PROXIES", "")]).expect("empty");
+        assert!(none.http.trusted_proxies.is_empty());
+        assert!(load(&[]).expect("defaults").http.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("muster.toml");
+        std::fs::write(
+            &path,
+            "[http]\ntrusted_proxies = [\"10.1.2.3/8\", \"192.0.2.1\", \"fd00::/8\"]\n",
+        )
+        .expect("write");
+        let settings = Settings::load_from(Some(&path), env(&[])).expect("valid");
+        assert_eq!(
+            serde_json::to_value(&settings.http.trusted_proxies).expect("json"),
+            // Host bits are dropped; a lone address is a range of one.
+            serde_json::json!(["10.0.0.0/8", "192.0.2.1/32", "fd00::/8"])
+        );
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_is_named() {
+        for value in [
+            "10.0.0.0/33",
+            "10.0.0.0/8,proxy.internal",
+            "::1/129",
+            "10.0.0/8",
+        ] {
+            let err = load(&[("MUSTER_HTTP__TRUSTED_PROXIES", value)]).expect_err(value);
+            let message = err.to_string();
+            assert!(
+                message.contains("http.trusted_proxies"),
+                "{value}: {message}"
+            );
+            assert!(
+                message.contains("MUSTER_HTTP__TRUSTED_PROXIES"),
+                "{value}: {message}"
+            );
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("muster.toml");
+        std::fs::write(&path, "[http]\ntrusted_proxies = [\"10.0.0.0/8\", 7]\n").expect("write");
+        let err = Settings::load_from(Some(&path), env(&[])).expect_err("not a string");
+        assert!(err.to_string().contains("http.trusted_proxies"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_match_v4_hosts_however_they_are_written() {
+        let proxies =
+            TrustedProxies::parse(["10.0.0.0/8", "::1", "::ffff:192.0.2.0/120"]).expect("valid");
+        let ip = |text: &str| text.parse::<IpAddr>().expect(text);
+        assert!(proxies.contains(ip("10.20.30.40")));
+        assert!(proxies.contains(ip("::ffff:10.20.30.40")));
+        assert!(proxies.contains(ip("::1")));
+        assert!(proxies.contains(ip("192.0.2.7")));
+        assert!(proxies.contains(ip("::ffff:192.0.2.7")));
+        assert!(!proxies.contains(ip("11.0.0.1")));
+        assert!(!proxies.contains(ip("::2")));
+        assert!(!proxies.contains(ip("127.0.0.1")));
+        assert!(!TrustedProxies::default().contains(ip("127.0.0.1")));
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let security_headers = Arc::new(crate::security_headers::SecurityHeaders::new(
         settings.public_url(),
     ));
+    let trusted_proxies = Arc::new(settings.http.trusted_proxies.clone());
     Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
@@ -105,6 +106,10 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .around(move |endpoint, request| {
             let limiter = limiter.clone();
             async move { rate_limit(limiter.as_deref(), endpoint.as_ref(), request).await }
+        })
+        // Before the rate limiter, which keys on the client's address.
+        .around(move |endpoint, request| {
+            crate::client_ip::around(trusted_proxies.clone(), endpoint, request)
         })
         .around(trace_request)
         .around(move |endpoint, request| {
@@ -409,9 +414,10 @@ fn is_sign_in(req: &Request) -> bool {
             || path.starts_with("/invite/"))
 }
 
-/// The TCP peer. Proxies' forwarding headers are not trusted (yet).
+/// The client's address (`crate::client_ip`: behind a trusted proxy, the
+/// address it forwards).
 fn client_ip_key(req: &Request) -> String {
-    let ip: Option<IpAddr> = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+    let ip: Option<IpAddr> = crate::client_ip::of(req);
     format!(
         "ip:{}",
         ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())

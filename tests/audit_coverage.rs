@@ -2,7 +2,8 @@
 //! management route and SCIM operation, performed once against the real
 //! server, then the worker's rows (mail sent, mail refused, invitation
 //! expired, events purged), accepting the mailed invitation, and
-//! authentication's (sign-in, its failure, a password change, sign-out).
+//! authentication's (sign-in, its failure, a password change, ending one
+//! session or all the others, sign-out).
 //!
 //! Each row reads the events that appeared since the previous row, so an
 //! operation that writes none, or two, fails its own row.
@@ -888,6 +889,100 @@ async fn sign_in_its_failure_and_sign_out_are_the_accounts_own_events() {
         !encoded.contains("horse"),
         "no password in the log: {encoded}"
     );
+
+    // Ending one session from the list is a sign-out of that session.
+    const NEW_PASSWORD: &str = "a new horse battery staple";
+    let second = login("kim@example.com", NEW_PASSWORD)
+        .await
+        .expect("request");
+    assert_eq!(second.status(), StatusCode::OK);
+    let second = second.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    let _ = log.fresh().await;
+    let listed = call(
+        &app,
+        Method::GET,
+        "/me/sessions",
+        &second,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let second_id = listed["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|item| item["current"] == true))
+        .and_then(|item| item["id"].as_str())
+        .expect("the current session")
+        .to_owned();
+    log.none("GET /me/sessions").await;
+    let path = format!("/me/sessions/{second_id}");
+    call(
+        &app,
+        Method::DELETE,
+        &path,
+        &session,
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let event = log
+        .one(
+            "DELETE /me/sessions/{id}",
+            Expect {
+                action: "account.signed_out",
+                actor: &kim,
+                target: ("account", &account),
+                before: false,
+                after: true,
+            },
+        )
+        .await;
+    assert_eq!(
+        event["after"]["session_id"],
+        second_id.as_str(),
+        "{event:#}"
+    );
+    call(
+        &app,
+        Method::DELETE,
+        &path,
+        &session,
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    log.none("DELETE /me/sessions/{id} of no session").await;
+
+    // Signing out everywhere else says how many sessions it ended.
+    let third = login("kim@example.com", NEW_PASSWORD)
+        .await
+        .expect("request");
+    assert_eq!(third.status(), StatusCode::OK);
+    let _ = log.fresh().await;
+    let ended = call(
+        &app,
+        Method::DELETE,
+        "/me/sessions",
+        &session,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let event = log
+        .one(
+            "DELETE /me/sessions",
+            Expect {
+                action: "account.signed_out_elsewhere",
+                actor: &kim,
+                target: ("account", &account),
+                before: false,
+                after: true,
+            },
+        )
+        .await;
+    assert_eq!(event["after"]["sessions_ended"], 1, "{event:#} {ended}");
 
     call(
         &app,

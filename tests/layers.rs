@@ -44,6 +44,7 @@ fn layer_of_path(first: &str, second: Option<&str>) -> Option<u8> {
         ("store", _) => STORE,
         ("app" | "mail" | "auth" | "error" | "state", _) => USE_CASES,
         ("api" | "scim" | "http" | "jobs" | "invite_page" | "bootstrap", _) => FACES,
+        ("client_ip" | "security_headers", _) => FACES,
         ("telemetry", _) => FACES,
         _ => return None,
     })

@@ -22,5 +22,6 @@ mod mail;
 mod mfa;
 mod scim;
 mod security;
+mod sessions;
 mod store;
 mod worker_processes;

@@ -15,6 +15,7 @@ pub mod orgs;
 pub mod paging;
 pub mod projects;
 pub mod roles;
+pub mod sessions;
 pub mod text;
 pub mod tokens;
 
@@ -78,8 +79,8 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
 // route states it in its signature (and the spec) and cannot forget it.
 /// A session token (`mst_ses_…`, from `POST /auth/login`) only: the
 /// scheme of account-level routes (creating organizations, changing the
-/// account, managing personal tokens). A personal API token acts only
-/// inside its organization and is refused here with 403.
+/// account, managing personal tokens and sessions). A personal API token
+/// acts only inside its organization and is refused here with 403.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "check_session")]
 pub struct SessionAuth(SignedIn);
@@ -133,6 +134,7 @@ async fn check_session(req: &Request, bearer: Bearer) -> poem::Result<SignedIn> 
 
 pub type Apis = (
     auth::AuthApi,
+    sessions::SessionsApi,
     me::MeApi,
     mfa::MfaApi,
     orgs::OrgsApi,
@@ -151,6 +153,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             auth::AuthApi,
+            sessions::SessionsApi,
             me::MeApi,
             mfa::MfaApi,
             orgs::OrgsApi,
@@ -171,7 +174,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
         "Administer organizations, projects, members, roles, groups, invitations and tokens. \
          Authenticate with a session token from `POST /auth/login` or a personal API token \
          (`Authorization: Bearer mst_pat_…`), which acts only inside its organization: \
-         account-level routes (`POST /orgs`, `PATCH /me`, `/me/tokens`) need a session. \
+         account-level routes (`POST /orgs`, `PATCH /me`, `/me/tokens`, `/me/sessions`) \
+         need a session. \
          Errors are RFC 9457 problem JSON.",
     )
     .server("/api/v1")
@@ -333,7 +337,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(account_level.len(), 9, "{account_level:?}");
+        assert_eq!(account_level.len(), 12, "{account_level:?}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Sessions: sign-in with email and password, and sign-out. The
 //! management API's `/auth/login` and `/auth/logout` and the invitation
-//! page call these.
+//! page call these; `/me/sessions` lists an account's sessions and ends
+//! them.
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::accounts::AccountActing;
 use super::mfa::{self, MfaProof, Proven};
 use crate::auth::password::verify_password;
 use crate::auth::token::{
@@ -221,14 +223,18 @@ async fn open_session(
     let now = state.clock().now();
     let expires_at = now + Duration::hours(i64::from(state.settings().auth.session_ttl_hours));
     let issued = IssuedToken::generate(TokenKind::Session);
-    let record = TokenRecord::new(
-        &issued,
-        None,
-        Some(account_id.clone()),
-        None,
-        now,
-        Some(expires_at),
-    );
+    let record = TokenRecord {
+        ip: origin.ip.clone(),
+        user_agent: origin.user_agent.clone(),
+        ..TokenRecord::new(
+            &issued,
+            None,
+            Some(account_id.clone()),
+            None,
+            now,
+            Some(expires_at),
+        )
+    };
     let mut signed_in = AuditEvent::of_account(
         Actor::Account(account_id.clone()),
         account_id,
@@ -263,13 +269,23 @@ async fn open_session(
     Ok((issued.secret.into_exposed(), expires_at))
 }
 
-/// Ends one of an account's sessions. Audited as `account.signed_out`.
+/// What [`end_session`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    Ended,
+    /// The account has no session with that id (another account's
+    /// session is never touched).
+    NotFound,
+}
+
+/// Ends one of an account's sessions. Audited as `account.signed_out`,
+/// only when there was such a session to end.
 pub(crate) async fn end_session(
     state: &AppState,
     account_id: &AccountId,
     session_id: &TokenId,
     origin: RequestOrigin,
-) -> Result<(), AppError> {
+) -> Result<SessionEnd, AppError> {
     let store = state.store();
     let event = AuditEvent::of_account(
         Actor::Account(account_id.clone()),
@@ -283,10 +299,86 @@ pub(crate) async fn end_session(
         account_id,
         org_id: None,
     };
-    crate::in_transaction!(store, |session| -> Result<(), AppError> {
-        store::tokens::delete_owned(store, session, TokenKind::Session, session_id, owner).await?;
+    crate::in_transaction!(store, |session| -> Result<SessionEnd, AppError> {
+        let deleted =
+            store::tokens::delete_owned(store, session, TokenKind::Session, session_id, owner)
+                .await?;
+        if deleted.is_none() {
+            return Ok(SessionEnd::NotFound);
+        }
         store::audit::record(store, session, &event).await?;
-        Ok(())
-    })?;
-    Ok(())
+        Ok(SessionEnd::Ended)
+    })
+}
+
+/// One of an account's sessions, as its owner sees it: enough to tell a
+/// laptop from a phone from a stranger, never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub id: TokenId,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session the request was made with.
+    pub current: bool,
+}
+
+/// The caller's sessions that still work, oldest first, `current` marking
+/// the one making the request. Expired sessions the database has not
+/// deleted yet are left out: they no longer sign anyone in.
+pub async fn list_sessions(
+    store: &Store,
+    now: DateTime<Utc>,
+    caller: &AccountActing,
+    current: &TokenId,
+) -> Result<Vec<SessionSummary>, AppError> {
+    let records =
+        store::tokens::list_for_account(store, TokenKind::Session, &caller.account_id, None)
+            .await?;
+    Ok(records
+        .into_iter()
+        .filter(|record| !record.is_expired(now))
+        .map(|record| SessionSummary {
+            current: &record.id == current,
+            id: record.id,
+            created_at: record.created_at,
+            last_used_at: record.last_used_at,
+            expires_at: record.expires_at,
+            ip: record.ip,
+            user_agent: record.user_agent,
+        })
+        .collect())
+}
+
+/// Ends every session of the caller's account but `keep`, the one making
+/// the request: "sign out everywhere else", for a person who sees a
+/// session they do not recognise. Audited as
+/// `account.signed_out_elsewhere`, saying how many ended (none is still a
+/// request the person made, and is recorded).
+pub async fn end_other_sessions(
+    store: &Store,
+    now: DateTime<Utc>,
+    caller: &AccountActing,
+    keep: &TokenId,
+) -> Result<u64, AppError> {
+    let account_id = &caller.account_id;
+    crate::in_transaction!(store, |session| -> Result<u64, AppError> {
+        let ended =
+            store::tokens::delete_sessions_except(store, session, account_id, Some(keep)).await?;
+        let event = AuditEvent::of_account(
+            caller.actor.clone(),
+            account_id,
+            now,
+            "account.signed_out_elsewhere",
+            Some(serde_json::json!({
+                "sessions_ended": ended,
+                "kept_session_id": keep.as_str(),
+            })),
+            caller.origin.clone(),
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(ended)
+    })
 }

@@ -190,6 +190,11 @@ pub struct TokenRecord {
     /// owners (members of groups mapped to owner, members who are owners).
     /// Only an owner can create such a token.
     pub allow_owner_changes: bool,
+    /// Sessions: the client address and user agent of the sign-in, so
+    /// that a person can tell their sessions apart. `None` on other kinds
+    /// and on sessions opened before they were recorded.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 impl TokenRecord {
@@ -213,6 +218,8 @@ impl TokenRecord {
             expires_at,
             last_used_at: None,
             allow_owner_changes: false,
+            ip: None,
+            user_agent: None,
         }
     }
 

@@ -121,6 +121,7 @@ pub const ACTIONS: &[&str] = &[
     "personal_token.deleted",
     "account.signed_in",
     "account.signed_out",
+    "account.signed_out_elsewhere",
     "account.updated",
     "account.sign_in_failed",
     "account.mfa_enrolment_started",

@@ -104,10 +104,7 @@ pub fn origin_of(req: &Request) -> RequestOrigin {
         return origin.clone();
     }
     RequestOrigin {
-        ip: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|addr| addr.ip().to_string()),
+        ip: crate::client_ip::of(req).map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(poem::http::header::USER_AGENT)

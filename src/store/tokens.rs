@@ -42,6 +42,11 @@ struct TokenDoc {
     /// over owners: they have none.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     allow_owner_changes: bool,
+    /// Sessions only, and absent on those opened before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
 }
 
 impl TokenDoc {
@@ -57,6 +62,8 @@ impl TokenDoc {
             expires_at: record.expires_at.map(bson_time),
             last_used_at: record.last_used_at.map(bson_time),
             allow_owner_changes: record.allow_owner_changes,
+            ip: record.ip.clone(),
+            user_agent: record.user_agent.clone(),
         }
     }
 
@@ -73,6 +80,8 @@ impl TokenDoc {
             expires_at: self.expires_at.map(BsonDateTime::to_chrono),
             last_used_at: self.last_used_at.map(BsonDateTime::to_chrono),
             allow_owner_changes: self.allow_owner_changes,
+            ip: self.ip,
+            user_agent: self.user_agent,
         }
     }
 }

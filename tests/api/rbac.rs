@@ -34,6 +34,9 @@
 //! | GET    /me/tokens                       | 403 | 403 | 403 | 403 | 200 | 403 | 401  |
 //! | POST   /me/tokens  (for {org})          | 403 | 403 | 403 | 403 | 403 | 403 | 401  |
 //! | DELETE /me/tokens/{t}  (the owner's)    | 403 | 403 | 403 | 403 | 404 | 403 | 401  |
+//! | GET    /me/sessions                     | 403 | 403 | 403 | 403 | 200 | 403 | 401  |
+//! | DELETE /me/sessions/{t}  (not a session of theirs) | 403 | 403 | 403 | 403 | 404 | 403 | 401 |
+//! | DELETE /me/sessions  (the others)       | 403 | 403 | 403 | 403 | 200 | 403 | 401  |
 //! | GET    /orgs/{org}/invitations          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/invitations          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/invitations/{i}/resend | 200 | 200 | 403 | 403 | 403 | 404 | 401 |
@@ -43,7 +46,8 @@
 //!
 //! Every caller but the suspended one holds a personal token, which acts
 //! only inside its organization: account-level routes (`POST /orgs`,
-//! `PATCH /me`, `/me/tokens`) refuse it with 403 and want a session.
+//! `PATCH /me`, `/me/tokens`, `/me/sessions`) refuse it with 403 and want
+//! a session.
 //!
 //! `{m}` is a fresh viewer, `{g}` a fresh group, `{p}` a fresh project
 //! (on which contributors and viewers hold no project rights: how rights
@@ -231,6 +235,24 @@ fn table() -> Vec<Row> {
             "/me/tokens/{t}",
             None,
             [403, 403, 403, 403, 404, 403, 401],
+        ),
+        row(
+            M::GET,
+            "/me/sessions",
+            None,
+            [403, 403, 403, 403, 200, 403, 401],
+        ),
+        row(
+            M::DELETE,
+            "/me/sessions/{t}",
+            None,
+            [403, 403, 403, 403, 404, 403, 401],
+        ),
+        row(
+            M::DELETE,
+            "/me/sessions",
+            None,
+            [403, 403, 403, 403, 200, 403, 401],
         ),
         row(
             M::GET,

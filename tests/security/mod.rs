@@ -5,4 +5,5 @@ mod edge;
 mod headers;
 mod members;
 mod projects;
+mod proxies;
 mod scope;
