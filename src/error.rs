@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::app::orgs::FoundingError;
 use crate::auth::AuthError;
+use crate::domain::account::AccountDeletionError;
 use crate::domain::invitation::AcceptError;
 use crate::domain::mfa::MfaError;
 use crate::domain::policy::{MayNotLeave, MemberChangeError};
@@ -508,6 +509,15 @@ impl From<crate::domain::audit::AuditFilterError> for AppError {
 
 impl From<LastOwner> for AppError {
     fn from(err: LastOwner) -> Self {
+        AppError::Conflict {
+            problem: "last-owner",
+            detail: err.to_string(),
+        }
+    }
+}
+
+impl From<AccountDeletionError> for AppError {
+    fn from(err: AccountDeletionError) -> Self {
         AppError::Conflict {
             problem: "last-owner",
             detail: err.to_string(),

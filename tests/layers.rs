@@ -25,6 +25,7 @@ fn layer_of_file(path: &str) -> u8 {
         // functions, used from the store up.
         p if p.starts_with("protocol/") => PROTOCOL,
         "config.rs" | "auth/token.rs" | "auth/password.rs" => PROTOCOL,
+        "auth/totp.rs" | "auth/mfa_key.rs" => PROTOCOL,
         p if p.starts_with("store/") => STORE,
         p if p.starts_with("app/") || p.starts_with("mail/") => USE_CASES,
         // AppState is the use cases' environment (store, settings, clock,
@@ -40,7 +41,7 @@ fn layer_of_path(first: &str, second: Option<&str>) -> Option<u8> {
     Some(match (first, second) {
         ("domain", _) => DOMAIN,
         ("protocol", _) | ("config", _) => PROTOCOL,
-        ("auth", Some("token" | "password")) => PROTOCOL,
+        ("auth", Some("token" | "password" | "totp" | "mfa_key")) => PROTOCOL,
         ("store", _) => STORE,
         ("app" | "mail" | "auth" | "error" | "state", _) => USE_CASES,
         ("api" | "scim" | "http" | "jobs" | "invite_page" | "bootstrap", _) => FACES,

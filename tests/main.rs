@@ -5,6 +5,7 @@
 
 mod common;
 
+mod account_deletion;
 mod api;
 mod audit;
 mod audit_coverage;

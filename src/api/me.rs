@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::access::{caller_account, role_with};
 use super::examples::{ACCOUNT_ID, ORG_ID, example_time};
@@ -10,6 +10,7 @@ use super::text::Text;
 use super::{ApiTags, BearerAuth, SessionAuth};
 use crate::app;
 use crate::app::accounts::{AccountActing, AccountChange};
+use crate::app::mfa::MfaProof;
 use crate::auth::Principal;
 use crate::domain::role::effective_project_rights;
 use crate::error::AppError;
@@ -145,6 +146,39 @@ pub fn checked_display_name(field: &str, raw: &str) -> Result<String, AppError> 
     Ok(name.to_owned())
 }
 
+/// Deleting the account: its password, and with two-factor
+/// authentication on, a code or a recovery code.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct DeleteMeRequest {
+    #[oai(validator(max_length = 1024))]
+    pub password: Text,
+    /// A code from the authenticator app (with two-factor authentication
+    /// on).
+    #[oai(validator(max_length = 32))]
+    pub code: Option<Text>,
+    /// Or one of the recovery codes.
+    #[oai(validator(max_length = 64))]
+    pub recovery_code: Option<Text>,
+}
+
+impl Example for DeleteMeRequest {
+    fn example() -> Self {
+        DeleteMeRequest {
+            password: "correct horse battery staple".into(),
+            code: Some("287082".into()),
+            recovery_code: None,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum AccountDeleted {
+    /// The account, its memberships, tokens and sessions are gone.
+    #[oai(status = 204)]
+    Deleted,
+}
+
 /// A signed-in account acting for itself, as the use cases take it.
 pub fn account_acting(auth: &SessionAuth, req: &poem::Request) -> AccountActing {
     AccountActing {
@@ -215,6 +249,47 @@ impl MeApi {
         )
         .await?;
         Ok(Json(me_response(&state, &auth.principal()).await?))
+    }
+
+    /// Delete your account
+    ///
+    /// Needs the password, and with two-factor authentication on a code
+    /// or a recovery code. Refused (409, `last-owner`, naming them) while
+    /// the account is the last active owner of an organization. Otherwise
+    /// its memberships (each organization's audit log records the
+    /// departure), personal tokens, sessions and personal data go at once.
+    /// Audit events keep the account's id and show it as "deleted
+    /// account". Session only: a personal token gets 403.
+    #[oai(path = "/me", method = "delete")]
+    async fn delete(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: SessionAuth,
+        req: &poem::Request,
+        body: Json<DeleteMeRequest>,
+    ) -> Result<AccountDeleted, AppError> {
+        let DeleteMeRequest {
+            password,
+            code,
+            recovery_code,
+        } = body.0;
+        let mfa = MfaProof::from_fields(
+            code.map(Text::into_string),
+            recovery_code.map(Text::into_string),
+        )?;
+        app::accounts::delete(
+            state.store(),
+            state.hashing(),
+            state.mfa_key(),
+            state.clock().now(),
+            &account_acting(&auth, req),
+            app::accounts::DeletionProof {
+                password: password.into_string(),
+                mfa,
+            },
+        )
+        .await?;
+        Ok(AccountDeleted::Deleted)
     }
 }
 

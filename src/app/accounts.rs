@@ -5,9 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::mfa::MfaProof;
+use crate::auth::mfa_key::MfaKey;
 use crate::auth::password::{
     HashingPermits, MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password,
 };
+use crate::domain::account::AccountDeletionError;
+use crate::domain::mfa::MfaError;
 use crate::domain::{AccountId, Actor, AuditEvent, OrgId, RequestOrigin, Target, TokenId};
 use crate::error::AppError;
 use crate::in_transaction;
@@ -167,6 +171,94 @@ pub async fn update(
                 // The sessions the change signed out are part of it, so
                 // the same event says how many.
                 "sessions_ended": sessions_ended,
+            })),
+            caller.origin.clone(),
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })
+}
+
+/// What deleting an account takes: its password, and its second factor
+/// when it has one on.
+pub struct DeletionProof {
+    pub password: String,
+    pub mfa: Option<MfaProof>,
+}
+
+/// Deletes the caller's account, refused while it is the last active
+/// owner of any organization (naming them). In one transaction: its
+/// memberships (each organization's log gets its `member.left`), personal
+/// tokens, sessions, pending sign-in challenges, second factor and the
+/// account itself. The audit trail keeps its events under the account's
+/// id alone: the email its own events were labelled with is dropped, and
+/// readers see "deleted account".
+pub async fn delete(
+    store: &Store,
+    hashing: &HashingPermits,
+    key: Option<&MfaKey>,
+    now: DateTime<Utc>,
+    caller: &AccountActing,
+    proof: DeletionProof,
+) -> Result<(), AppError> {
+    let account_id = &caller.account_id;
+    let credentials = store::accounts::get_credentials(store, None, account_id)
+        .await?
+        .ok_or_else(gone)?;
+    super::mfa::ensure_password(hashing, credentials.password_hash.clone(), proof.password).await?;
+    let proven = match credentials.enabled_mfa() {
+        Some(mfa) => Some(
+            super::mfa::check(
+                store,
+                key,
+                now,
+                &credentials.account,
+                mfa,
+                proof.mfa,
+                &caller.origin,
+            )
+            .await?
+            .ok_or(MfaError::WrongCode)?,
+        ),
+        None => None,
+    };
+    in_transaction!(store, |session| -> Result<(), AppError> {
+        if let Some(proven) = &proven
+            && !super::mfa::spend(store, session, account_id, proven).await?
+        {
+            return Err(MfaError::WrongCode.into());
+        }
+        let memberships_left = match super::members::leave_everywhere(store, session, caller, now)
+            .await?
+        {
+            Ok(left) => left,
+            Err(org_ids) => {
+                let mut names = Vec::with_capacity(org_ids.len());
+                for org_id in &org_ids {
+                    if let Some(org) = store::orgs::get(store, Some(&mut *session), org_id).await? {
+                        names.push(org.name);
+                    }
+                }
+                return Err(AccountDeletionError::LastOwnerOf(names).into());
+            }
+        };
+        let sessions_ended =
+            store::tokens::delete_sessions_except(store, session, account_id, None).await?;
+        store::mfa_challenges::delete_for_account(store, session, account_id).await?;
+        let events_pseudonymised =
+            store::audit::forget_account_labels(store, session, account_id).await?;
+        if !store::accounts::delete(store, session, account_id).await? {
+            return Err(gone());
+        }
+        let event = AuditEvent::of_account(
+            caller.actor.clone(),
+            account_id,
+            now,
+            "account.deleted",
+            Some(json!({
+                "memberships_left": memberships_left,
+                "sessions_ended": sessions_ended,
+                "events_pseudonymised": events_pseudonymised,
             })),
             caller.origin.clone(),
         );

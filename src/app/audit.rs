@@ -19,6 +19,9 @@ use crate::store::{self, Store};
 /// What a reader sees in place of a name when the actor or target no
 /// longer exists.
 pub const GONE: &str = "deleted";
+/// The same for a person's account: its id stays in the log, a
+/// pseudonym, and nothing else of them.
+pub const GONE_ACCOUNT: &str = "deleted account";
 
 /// Who or what, with its current name.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +175,13 @@ async fn names_for(store: &Store, events: &[StoredEvent]) -> Result<Names, AppEr
 
 fn label(names: &Names, kind: &str, id: &str) -> String {
     match names.get(kind) {
-        Some(Some(found)) => found.get(id).cloned().unwrap_or_else(|| GONE.to_owned()),
+        Some(Some(found)) => found.get(id).cloned().unwrap_or_else(|| {
+            if kind == "account" {
+                GONE_ACCOUNT.to_owned()
+            } else {
+                GONE.to_owned()
+            }
+        }),
         // A kind without names (a future one): its id is all there is.
         _ => id.to_owned(),
     }

@@ -736,11 +736,13 @@ pub async fn accept(
             return Err(AcceptError::InvitationUsed.into());
         }
         // The accepting account acts, in the organization it just joined.
+        // Named by its id alone: readers resolve the name, and an email
+        // stored here would outlive the account under the log's seal.
         let event = AuditEvent {
             org_id: Some(current.org_id.clone()),
             at: now,
             actor: Actor::Account(account_id.clone()),
-            actor_label: Some(current.email.to_string()),
+            actor_label: None,
             action: "invitation.accepted",
             target: Target {
                 kind: "invitation",

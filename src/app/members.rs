@@ -368,6 +368,47 @@ pub async fn leave(
     })
 }
 
+/// The memberships of an account being deleted (`accounts::delete`),
+/// inside its transaction: each organization gets its `member.left`, and
+/// the names of the organizations the account is the last owner of come
+/// back instead of any change.
+pub(crate) async fn leave_everywhere(
+    store: &Store,
+    session: &mut ClientSession,
+    caller: &super::accounts::AccountActing,
+    now: DateTime<Utc>,
+) -> Result<Result<usize, Vec<OrgId>>, AppError> {
+    let records = store::members::records_for_account(store, session, &caller.account_id).await?;
+    let mut last_owner_of = Vec::new();
+    for record in &records {
+        let kept = store::members::ensure_an_owner_remains(
+            store,
+            session,
+            &record.member.org_id,
+            standing(&record.member),
+            None,
+        )
+        .await?;
+        if kept.is_err() {
+            last_owner_of.push(record.member.org_id.clone());
+        }
+    }
+    if !last_owner_of.is_empty() {
+        return Ok(Err(last_owner_of));
+    }
+    for record in &records {
+        let acting = Acting {
+            org_id: record.member.org_id.clone(),
+            actor: caller.actor.clone(),
+            actor_label: None,
+            role: record.member.role,
+            origin: caller.origin.clone(),
+        };
+        delete_membership(store, session, &acting, record, now, "member.left").await?;
+    }
+    Ok(Ok(records.len()))
+}
+
 /// Deletes a membership under the last-owner rule, with everything that
 /// belongs to it: group memberships, the activation invitation waiting for
 /// it, and the personal tokens that acted for it.

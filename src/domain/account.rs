@@ -249,3 +249,15 @@ mod tests {
         );
     }
 }
+
+/// Why an account cannot be deleted now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountDeletionError {
+    /// Deleting it would leave these organizations (by name) without an
+    /// active owner.
+    #[error(
+        "this account is the last owner of {}: make another member an owner there, or delete the organization, first",
+        .0.join(", ")
+    )]
+    LastOwnerOf(Vec<String>),
+}

@@ -128,6 +128,7 @@ pub const ACTIONS: &[&str] = &[
     "account.mfa_enabled",
     "account.mfa_disabled",
     "account.mfa_failed",
+    "account.deleted",
     "audit.purged",
 ];
 

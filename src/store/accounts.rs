@@ -375,3 +375,16 @@ pub async fn any_with_mfa(store: &Store) -> Result<bool, MongoError> {
         .await?;
     Ok(found.is_some())
 }
+
+/// Deletes the account's document; false if it was gone already.
+pub async fn delete(
+    store: &Store,
+    session: &mut ClientSession,
+    id: &AccountId,
+) -> Result<bool, MongoError> {
+    let result = collection(store)
+        .delete_one(doc! { "_id": id.as_str() })
+        .session(session)
+        .await?;
+    Ok(result.deleted_count == 1)
+}

@@ -201,6 +201,27 @@ pub async fn purge_before(
     Ok(result.deleted_count)
 }
 
+/// Drops the name its writer gave the account as actor (its email) from
+/// the account's own events, which no seal covers: they keep the account's
+/// id, and readers name a deleted account as such. Returns how many.
+pub async fn forget_account_labels(
+    store: &Store,
+    session: &mut ClientSession,
+    account_id: &AccountId,
+) -> Result<u64, MongoError> {
+    let result = collection(store)
+        .update_many(
+            doc! {
+                "account_id": account_id.as_str(),
+                "actor.label": { "$exists": true },
+            },
+            doc! { "$unset": { "actor.label": "" } },
+        )
+        .session(session)
+        .await?;
+    Ok(result.modified_count)
+}
+
 /// Whose log a read covers.
 #[derive(Debug, Clone)]
 pub enum LogScope {

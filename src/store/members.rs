@@ -88,6 +88,25 @@ pub async fn find_by_account(
 }
 
 /// Every membership of an account, oldest first.
+/// Every membership of an account with its SCIM attributes, read in the
+/// transaction that is about to delete them (the account goes).
+pub async fn records_for_account(
+    store: &Store,
+    session: &mut ClientSession,
+    account_id: &AccountId,
+) -> Result<Vec<UserRecord>, MongoError> {
+    let mut records = Vec::new();
+    let mut cursor = collection(store)
+        .find(doc! { "account_id": account_id.as_str() })
+        .sort(doc! { "_id": 1 })
+        .session(&mut *session)
+        .await?;
+    while let Some(doc) = cursor.next(&mut *session).await.transpose()? {
+        records.push(doc.into_record());
+    }
+    Ok(records)
+}
+
 pub async fn list_for_account(
     store: &Store,
     account_id: &AccountId,

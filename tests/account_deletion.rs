@@ -1,0 +1,309 @@
+//! `DELETE /me`: refused while the account is the last owner of an
+//! organization; otherwise complete in one go, with the audit trail kept
+//! under the account's id alone.
+
+use crate::common;
+
+use chrono::Utc;
+use common::{MemberFixture, OrgFixture, TestApp};
+use muster::auth::totp::{TotpSecret, step_of};
+use muster::bootstrap::{BootstrapInput, bootstrap};
+use muster::domain::{AccountId, MemberId, OrgId, Role};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app
+        .client
+        .request(method, app.url(&format!("/api/v1{path}")))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    send(request).await
+}
+
+async fn login(app: &TestApp, email: &str) -> (StatusCode, Value) {
+    send(
+        app.post("/api/v1/auth/login")
+            .json(&json!({ "email": email, "password": PASSWORD })),
+    )
+    .await
+}
+
+/// A new organization whose owner has a password: the fixture (its
+/// `owner.token` a personal token) and a session of the owner.
+async fn org_with_owner(app: &TestApp, name: &str) -> (OrgFixture, String) {
+    let email = format!(
+        "{}-{}@example.com",
+        name.to_lowercase(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let output = bootstrap(
+        &app.store,
+        Utc::now(),
+        BootstrapInput {
+            org_name: format!("{name} {}", uuid::Uuid::new_v4().simple()),
+            owner_email: email.clone(),
+            owner_password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .expect("bootstrap");
+    let (status, session) = login(app, &email).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let fixture = OrgFixture {
+        org_id: OrgId::parse(&output.org_id).expect("org id"),
+        owner: MemberFixture {
+            account_id: AccountId::parse(&output.owner_account_id).expect("id"),
+            member_id: MemberId::new(),
+            email,
+            token: output.owner_token,
+        },
+        scim_token: output.scim_token,
+    };
+    (
+        fixture,
+        session["token"].as_str().expect("session").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_last_owner_of_an_organization_cannot_delete_their_account() {
+    let app = TestApp::spawn().await;
+    let (org, session) = org_with_owner(&app, "Solo").await;
+    let (status, body) = call(
+        &app,
+        Method::DELETE,
+        "/me",
+        &session,
+        Some(json!({ "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["type"], "urn:muster:problem:last-owner", "{body}");
+    let (_, view) = call(
+        &app,
+        Method::GET,
+        &format!("/orgs/{}", org.org_id),
+        &session,
+        None,
+    )
+    .await;
+    let name = view["name"].as_str().expect("name");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains(name)),
+        "names the organization: {body}"
+    );
+    // Nothing changed.
+    assert_eq!(
+        app.me(&session).await["memberships"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        app.me(&org.owner.token).await["account"]["email"],
+        org.owner.email
+    );
+
+    // A wrong password is refused before anything is weighed.
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        "/me",
+        &session,
+        Some(json!({ "password": "not the password" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A personal token cannot delete its account.
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        "/me",
+        &org.owner.token,
+        Some(json!({ "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn deleting_an_account_takes_everything_of_it_and_pseudonymises_its_trail() {
+    let app = TestApp::spawn().await;
+    // Ada owns Acme with Bo, and is a viewer in Globex.
+    let (acme, ada) = org_with_owner(&app, "Acme").await;
+    let bo = app.with_member(&acme, Role::Owner).await;
+    let (globex, globex_owner) = org_with_owner(&app, "Globex").await;
+    {
+        let now = Utc::now();
+        let member = muster::domain::Member {
+            id: MemberId::new(),
+            org_id: globex.org_id.clone(),
+            account_id: Some(acme.owner.account_id.clone()),
+            role: Role::Viewer,
+            status: muster::domain::MemberStatus::Active,
+            suspended_until: None,
+            project_rights: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let email = muster::domain::Email::parse(&acme.owner.email).expect("email");
+        let store = &app.store;
+        muster::in_transaction!(store, |session| -> Result<(), mongodb::error::Error> {
+            let _ = muster::store::members::insert(
+                store,
+                session,
+                &member,
+                &muster::protocol::user::UserProfile::for_email(&email),
+            )
+            .await?;
+            Ok(())
+        })
+        .expect("a membership");
+    }
+    assert_eq!(
+        app.me(&ada).await["memberships"].as_array().map(Vec::len),
+        Some(2)
+    );
+    // Something in Acme's log by Ada, to see how it reads afterwards.
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        &format!("/orgs/{}/projects", acme.org_id),
+        &ada,
+        Some(json!({ "name": "Apollo" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // With two-factor authentication on, the code is needed too.
+    let (_, enrolment) = call(&app, Method::POST, "/me/mfa/totp", &ada, None).await;
+    let secret =
+        TotpSecret::from_base32(enrolment["secret"].as_str().expect("secret")).expect("base32");
+    let step = step_of(Utc::now()) - 1;
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/me/mfa/totp/confirm",
+        &ada,
+        Some(json!({ "code": secret.code_at(step), "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        &app,
+        Method::DELETE,
+        "/me",
+        &ada,
+        Some(json!({ "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["field"], "code", "{body}");
+
+    let (status, body) = call(
+        &app,
+        Method::DELETE,
+        "/me",
+        &ada,
+        Some(json!({ "password": PASSWORD, "code": secret.code_at(step + 1) })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // Her session, her personal token and her password are all dead.
+    for token in [&ada, &acme.owner.token] {
+        let (status, _) = call(&app, Method::GET, "/me", token, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login(&app, &acme.owner.email).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let database = app.store.database();
+    let count = |collection: &'static str, filter: bson::Document| {
+        let database = database.clone();
+        async move {
+            database
+                .collection::<bson::Document>(collection)
+                .count_documents(filter)
+                .await
+                .expect("count")
+        }
+    };
+    let ada_id = acme.owner.account_id.to_string();
+    assert_eq!(count("accounts", bson::doc! { "_id": &ada_id }).await, 0);
+    assert_eq!(
+        count("members", bson::doc! { "account_id": &ada_id }).await,
+        0
+    );
+    assert_eq!(
+        count("sessions", bson::doc! { "account_id": &ada_id }).await,
+        0
+    );
+    assert_eq!(
+        count("api_tokens", bson::doc! { "account_id": &ada_id }).await,
+        0
+    );
+
+    // The trail stays, under her id, without her email.
+    let acme_log = call(
+        &app,
+        Method::GET,
+        &format!("/orgs/{}/audit-events?actor={ada_id}", acme.org_id),
+        &bo.token,
+        None,
+    )
+    .await
+    .1;
+    let items = acme_log["items"].as_array().expect("items");
+    let actions: Vec<&str> = items.iter().filter_map(|i| i["action"].as_str()).collect();
+    assert!(actions.contains(&"member.left"), "{actions:?}");
+    assert!(actions.contains(&"project.created"), "{actions:?}");
+    for item in items {
+        assert_eq!(item["actor"]["id"], ada_id.as_str(), "{item}");
+        assert_eq!(item["actor"]["label"], "deleted account", "{item}");
+    }
+    let (_, globex_log) = call(
+        &app,
+        Method::GET,
+        &format!("/orgs/{}/audit-events?action=member.left", globex.org_id),
+        &globex_owner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        globex_log["items"].as_array().map(Vec::len),
+        Some(1),
+        "{globex_log}"
+    );
+    let labelled = count(
+        "audit_events",
+        bson::doc! { "actor.account_id": &ada_id, "actor.label": &acme.owner.email },
+    )
+    .await;
+    assert_eq!(labelled, 0, "no event names her by email");
+    let deleted = count(
+        "audit_events",
+        bson::doc! { "action": "account.deleted", "account_id": &ada_id },
+    )
+    .await;
+    assert_eq!(deleted, 1);
+}
