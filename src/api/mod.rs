@@ -337,7 +337,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(account_level.len(), 12, "{account_level:?}");
+        assert_eq!(account_level.len(), 13, "{account_level:?}");
     }
 
     #[test]
