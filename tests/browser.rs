@@ -171,23 +171,7 @@ async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() 
         .await
         .expect("invite");
     assert_eq!(invited.status(), StatusCode::OK);
-    let messages = eventually(Duration::from_secs(30), "the mail arrives", || async {
-        let found = smtp.messages();
-        (!found.is_empty()).then_some(found)
-    })
-    .await;
-    let mail = parse_message(&messages[0]);
-    let text = mail["parts"]
-        .as_array()
-        .and_then(|parts| parts.iter().find(|p| p["content_type"] == "text/plain"))
-        .and_then(|p| p["content"].as_str())
-        .expect("a text part")
-        .to_owned();
-    let start = text.find("http://").expect("a link");
-    let link: String = text[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
+    let link = mailed_link(&smtp).await;
     assert!(link.contains("/invite/mst_inv_"), "{link}");
 
     let session = driver.session().await;
@@ -244,6 +228,163 @@ async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() 
         .await
         .expect("login");
     assert_eq!(login.status(), StatusCode::OK);
+    let _ = stop.send(());
+    let _ = worker.await;
+}
+
+/// The link of the first invitation mail the SMTP server received.
+async fn mailed_link(smtp: &SmtpServer) -> String {
+    let messages = eventually(Duration::from_secs(30), "the mail arrives", || async {
+        let found = smtp.messages();
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    let mail = parse_message(&messages[0]);
+    let text = mail["parts"]
+        .as_array()
+        .and_then(|parts| parts.iter().find(|p| p["content_type"] == "text/plain"))
+        .and_then(|p| p["content"].as_str())
+        .expect("a text part")
+        .to_owned();
+    let start = text.find("http://").expect("a link");
+    text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_account_with_two_factor_authentication_accepts_with_its_code_in_a_browser() {
+    use muster::auth::totp::{TotpSecret, step_of};
+    use muster::bootstrap::{BootstrapInput, bootstrap};
+
+    let driver = Driver::start().await;
+    let smtp = SmtpServer::start(&[]);
+    let port = free_port();
+    let url = smtp.url();
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.smtp.url = Some(url);
+            s.http.addr = ([127, 0, 0, 1], port).into();
+            s.http.public_url = format!("http://127.0.0.1:{port}");
+        })
+        .spawn()
+        .await;
+    let org = app.with_org_owner().await;
+    // Kai has an account (owning an organization of their own) with a
+    // second factor.
+    bootstrap(
+        &app.store,
+        chrono::Utc::now(),
+        BootstrapInput {
+            org_name: "Kai's".into(),
+            owner_email: "kai@example.com".into(),
+            owner_password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .expect("bootstrap");
+    let login: Value = app
+        .post("/api/v1/auth/login")
+        .json(&json!({ "email": "kai@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let session = login["token"].as_str().expect("a session");
+    let enrolment: Value = app
+        .post("/api/v1/me/mfa/totp")
+        .bearer_auth(session)
+        .send()
+        .await
+        .expect("enrol")
+        .json()
+        .await
+        .expect("json");
+    let secret =
+        TotpSecret::from_base32(enrolment["secret"].as_str().expect("secret")).expect("base32");
+    let step = step_of(chrono::Utc::now()) - 1;
+    let confirmed = app
+        .post("/api/v1/me/mfa/totp/confirm")
+        .bearer_auth(session)
+        .json(&json!({ "code": secret.code_at(step), "password": PASSWORD }))
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(confirmed.status(), StatusCode::OK);
+
+    let state = AppState::new(app.store.clone(), app.settings.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(muster::jobs::run(state, async {
+        let _ = stopped.await;
+    }));
+    let invited = app
+        .post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .json(&json!({ "emails": "kai@example.com", "role": "viewer" }))
+        .send()
+        .await
+        .expect("invite");
+    assert_eq!(invited.status(), StatusCode::OK);
+    let link = mailed_link(&smtp).await;
+
+    let browser = driver.session().await;
+    driver
+        .command(
+            reqwest::Method::POST,
+            &format!("/session/{browser}/url"),
+            json!({ "url": link }),
+        )
+        .await;
+    // The page asks for the password and the code; the app computes it.
+    let code = secret.code_at(step + 1);
+    for (css, value) in [("#password", PASSWORD), ("#code", code.as_str())] {
+        let input = driver.element(&browser, css).await;
+        driver
+            .command(
+                reqwest::Method::POST,
+                &format!("/session/{browser}/element/{input}/value"),
+                json!({ "text": value }),
+            )
+            .await;
+    }
+    let submit = driver.element(&browser, "button[type=submit]").await;
+    driver
+        .command(
+            reqwest::Method::POST,
+            &format!("/session/{browser}/element/{submit}/click"),
+            json!({}),
+        )
+        .await;
+    let welcomed = eventually(Duration::from_secs(15), "the welcome page", || async {
+        let page = driver.source(&browser).await;
+        page.contains("Welcome").then_some(page)
+    })
+    .await;
+    assert!(welcomed.contains("You are now a member"), "{welcomed}");
+    let _ = driver
+        .client
+        .delete(format!("{}/session/{browser}", driver.base))
+        .send()
+        .await;
+    let me: Value = app
+        .get("/api/v1/me")
+        .bearer_auth(session)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    let orgs: Vec<&str> = me["memberships"]
+        .as_array()
+        .expect("memberships")
+        .iter()
+        .filter_map(|m| m["org_id"].as_str())
+        .collect();
+    assert!(orgs.contains(&org.org_id.as_str()), "{me}");
     let _ = stop.send(());
     let _ = worker.await;
 }
