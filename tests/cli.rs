@@ -415,3 +415,76 @@ async fn scim_tokens_are_created_listed_and_revoked_from_the_command_line() {
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
 }
+
+/// An account with two-factor authentication on cannot sign in without
+/// `auth.mfa_key`: the server refuses to start, naming the key; a
+/// malformed key is refused like any bad value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_start_without_the_key_its_accounts_need() {
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    let store = &app.store;
+    let now = chrono::Utc::now();
+    let key = muster::auth::mfa_key::MfaKey::parse(common::TEST_MFA_KEY).expect("key");
+    let sealed = key.seal(
+        &org.owner.account_id,
+        &muster::auth::totp::TotpSecret::generate(),
+    );
+    muster::in_transaction!(store, |session| -> Result<(), mongodb::error::Error> {
+        muster::store::accounts::begin_mfa(store, session, &org.owner.account_id, &sealed, now)
+            .await?;
+        muster::store::accounts::enable_mfa(
+            store,
+            session,
+            &org.owner.account_id,
+            &sealed,
+            muster::auth::totp::step_of(now),
+            &[],
+            now,
+        )
+        .await?;
+        Ok(())
+    })
+    .expect("turn MFA on");
+    let database = app.settings.mongodb.database.clone();
+    let uri = mongodb_uri();
+    let port = common::free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let env = [
+        ("MUSTER_MONGODB__URI", uri.as_str()),
+        ("MUSTER_MONGODB__DATABASE", database.as_str()),
+        ("MUSTER_HTTP__ADDR", addr.as_str()),
+    ];
+    // Without the check it would serve on: waited for with a limit, and
+    // killed past it.
+    let mut command = muster_command();
+    command
+        .arg("serve")
+        .envs(env)
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("start muster serve");
+    let pid = child.id();
+    let (sender, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match exited.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(output) => output.expect("muster serve's output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+            panic!("muster serve started without auth.mfa_key");
+        }
+    };
+    let (code, stderr) = (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("auth.mfa_key"), "{stderr}");
+
+    let (code, stderr) = run_with_env(&["migrate"], &[("MUSTER_AUTH__MFA_KEY", "c2hvcnQ=")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("auth.mfa_key"), "{stderr}");
+}
