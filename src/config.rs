@@ -285,6 +285,12 @@ pub struct AuthSettings {
     /// refuses to start once any account has. A secret, so `Debug`
     /// redacts it (and `MUSTER_AUTH__MFA_KEY_FILE` reads it from a file).
     pub mfa_key: Option<String>,
+    /// How long a bearer token's caller stays cached in memory when no
+    /// change says otherwise (this process forgets at once on a change,
+    /// others through a change stream); 0 turns the cache off.
+    pub cache_ttl_ms: u64,
+    /// At most this many cached callers, least recently used out first.
+    pub cache_size: usize,
 }
 
 impl AuthSettings {
@@ -303,6 +309,8 @@ impl fmt::Debug for AuthSettings {
             .field("password_hash_permits", &self.password_hash_permits)
             .field("password_hash_wait_ms", &self.password_hash_wait_ms)
             .field("mfa_key", &self.mfa_key.as_ref().map(|_| "<redacted>"))
+            .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("cache_size", &self.cache_size)
             .finish()
     }
 }
@@ -314,6 +322,8 @@ impl Default for AuthSettings {
             password_hash_permits: 0,
             password_hash_wait_ms: 1_000,
             mfa_key: None,
+            cache_ttl_ms: 1_000,
+            cache_size: 10_000,
         }
     }
 }
@@ -518,6 +528,15 @@ impl Settings {
             return Err(invalid(
                 "mongodb.database",
                 "must be 1 to 63 characters without / \\ . space \" $",
+            ));
+        }
+        if self.auth.cache_size == 0 || self.auth.cache_size > 1_000_000 {
+            return Err(invalid("auth.cache_size", "must be 1 to 1000000"));
+        }
+        if self.auth.cache_ttl_ms > 60_000 {
+            return Err(invalid(
+                "auth.cache_ttl_ms",
+                "must be at most 60000 (0 turns the cache off)",
             ));
         }
         if let Some(key) = &self.auth.mfa_key

@@ -193,8 +193,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .and_then(|addr| addr.as_socket_addr().copied())
                 .unwrap_or(addr);
             tracing::info!(addr = %local, public_url = settings.public_url(), "listening");
+            let cache_on = settings.auth.cache_ttl_ms > 0;
             let state = AppState::new(store, settings);
             let stopping = Stopping::on_signal();
+            // Other servers' revocations reach this one's token cache
+            // through the database's change stream.
+            let watcher = cache_on.then(|| {
+                tokio::spawn(muster::store::token_cache::watch(
+                    state.store().clone(),
+                    stopping.wait(),
+                ))
+            });
             let worker = (!no_worker).then(|| {
                 let state = state.clone();
                 let stopped = stopping.wait();
@@ -203,6 +212,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             http::serve(acceptor, state, stopping.wait()).await?;
             if let Some(worker) = worker {
                 worker.await??;
+            }
+            if let Some(watcher) = watcher {
+                watcher.await?;
             }
             tracing::info!("stopped");
         }

@@ -35,6 +35,10 @@ impl AppState {
         );
         let sign_in = SignInThrottle::new(&settings.rate_limit);
         let mfa_key = settings.auth.mfa_key();
+        store.token_cache().configure(
+            std::time::Duration::from_millis(settings.auth.cache_ttl_ms),
+            settings.auth.cache_size,
+        );
         AppState {
             inner: Arc::new(Inner {
                 store,

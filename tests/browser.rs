@@ -182,11 +182,13 @@ async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() 
             json!({ "url": link }),
         )
         .await;
-    let page = driver.source(&session).await;
-    assert!(
-        page.contains("sam@example.com") && page.contains("contributor"),
-        "{page}"
-    );
+    // The source can be read before the page has loaded: wait for it.
+    let page = eventually(Duration::from_secs(15), "the invitation page", || async {
+        let page = driver.source(&session).await;
+        page.contains("sam@example.com").then_some(page)
+    })
+    .await;
+    assert!(page.contains("contributor"), "{page}");
     for (css, value) in [
         ("#given_name", "Sam"),
         ("#family_name", "Doe"),
@@ -338,6 +340,11 @@ async fn an_account_with_two_factor_authentication_accepts_with_its_code_in_a_br
             json!({ "url": link }),
         )
         .await;
+    eventually(Duration::from_secs(15), "the invitation page", || async {
+        let page = driver.source(&browser).await;
+        page.contains("kai@example.com").then_some(())
+    })
+    .await;
     // The page asks for the password and the code; the app computes it.
     let code = secret.code_at(step + 1);
     for (css, value) in [("#password", PASSWORD), ("#code", code.as_str())] {

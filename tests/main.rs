@@ -25,4 +25,5 @@ mod scim;
 mod security;
 mod sessions;
 mod store;
+mod token_cache;
 mod worker_processes;

@@ -12,6 +12,7 @@ use mongodb::error::Error as MongoError;
 
 use crate::domain::member::{effective_status, may_authenticate};
 use crate::domain::{AccountId, Actor, OrgId, TokenId};
+use crate::store::token_cache::{CachedMember, CachedToken};
 use crate::store::{self, Store};
 use token::{TokenHash, TokenKind, TokenRecord, is_well_formed};
 
@@ -96,6 +97,11 @@ pub fn bearer_secret(header: Option<&str>) -> Result<&str, AuthError> {
 /// Resolves a presented secret to its principal. Personal tokens also
 /// require the member to be allowed to act in the token's organization, so
 /// that deactivating or suspending a member stops their tokens at once.
+///
+/// The token (and a personal token's membership) comes from the store's
+/// token cache when it holds it, which forgets it the moment either
+/// changes (`store::token_cache`); expiry and a suspension's end are
+/// weighed at `now` either way.
 pub async fn authenticate(
     store: &Store,
     secret: &str,
@@ -105,23 +111,27 @@ pub async fn authenticate(
         return Err(AuthError::Invalid);
     }
     let kind = TokenKind::of(secret).ok_or(AuthError::Invalid)?;
-    let record = store::tokens::find_by_hash(store, kind, &TokenHash::of(secret))
-        .await?
-        .ok_or(AuthError::Invalid)?;
+    let hash = TokenHash::of(secret);
+    let token = match store.token_cache().get(hash.as_str()) {
+        Some(token) => token,
+        None => {
+            let read_at = std::time::Instant::now();
+            let token = read_token(store, kind, &hash).await?;
+            store
+                .token_cache()
+                .put(hash.as_str(), token.clone(), read_at);
+            token
+        }
+    };
+    let record = &token.record;
     if record.is_expired(now) {
         return Err(AuthError::Expired);
     }
-    let principal = principal_of(&record).ok_or(AuthError::Invalid)?;
-    if let Principal::PersonalToken {
-        account_id, org_id, ..
-    } = &principal
+    let principal = principal_of(record).ok_or(AuthError::Invalid)?;
+    if let Some(member) = &token.member
+        && !may_authenticate(effective_status(member.status, member.suspended_until, now))
     {
-        let member = store::members::find_by_account(store, None, org_id, account_id)
-            .await?
-            .ok_or(AuthError::Invalid)?;
-        if !may_authenticate(effective_status(member.status, member.suspended_until, now)) {
-            return Err(AuthError::MemberNotActive);
-        }
+        return Err(AuthError::MemberNotActive);
     }
     // Use is recorded at most once a minute: most requests need no write.
     if record
@@ -129,8 +139,34 @@ pub async fn authenticate(
         .is_none_or(|at| now - at >= store::tokens::TOUCH_INTERVAL)
     {
         store::tokens::touch(store, kind, &record.id, now).await?;
+        store.token_cache().touched(hash.as_str(), now);
     }
     Ok(principal)
+}
+
+/// A token from the database, with a personal token's membership.
+async fn read_token(
+    store: &Store,
+    kind: TokenKind,
+    hash: &TokenHash,
+) -> Result<CachedToken, AuthError> {
+    let record = store::tokens::find_by_hash(store, kind, hash)
+        .await?
+        .ok_or(AuthError::Invalid)?;
+    let member = match (kind, &record.account_id, &record.org_id) {
+        (TokenKind::Personal, Some(account_id), Some(org_id)) => {
+            let member = store::members::find_by_account(store, None, org_id, account_id)
+                .await?
+                .ok_or(AuthError::Invalid)?;
+            Some(CachedMember {
+                id: member.id,
+                status: member.status,
+                suspended_until: member.suspended_until,
+            })
+        }
+        _ => None,
+    };
+    Ok(CachedToken { record, member })
 }
 
 fn principal_of(record: &TokenRecord) -> Option<Principal> {

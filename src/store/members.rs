@@ -8,6 +8,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{ClientSession, Collection, IndexModel};
 
 use super::docs::{MemberDoc, bson_time};
+use super::token_cache::CacheKey;
 use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
 use crate::domain::policy::{self, LastOwner, loses_an_owner};
 use crate::domain::{AccountId, Member, MemberId, MemberStatus, OrgId, Role, Standing};
@@ -130,6 +131,9 @@ pub async fn set_status(
     suspended_until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<bool, MongoError> {
+    store
+        .token_cache()
+        .forget(CacheKey::Member(member_id.to_string()));
     let result = with_session!(
         collection(store).update_one(
             doc! { "_id": member_id.as_str(), "org_id": org_id.as_str() },
@@ -226,6 +230,9 @@ pub async fn replace_user(
     profile: &UserProfile,
     expected_version: i64,
 ) -> Result<bool, MongoError> {
+    store
+        .token_cache()
+        .forget(CacheKey::Member(member.id.to_string()));
     let mut fields = bson::to_document(&MemberDoc::new(member, profile, expected_version + 1)?)?;
     fields.remove("_id");
     fields.remove("org_id");
@@ -268,6 +275,9 @@ pub async fn delete(
     org_id: &OrgId,
     member_id: &MemberId,
 ) -> Result<bool, MongoError> {
+    store
+        .token_cache()
+        .forget(CacheKey::Member(member_id.to_string()));
     let result = collection(store)
         .delete_one(doc! { "_id": member_id.as_str(), "org_id": org_id.as_str() })
         .session(session)
@@ -452,6 +462,9 @@ pub async fn update_membership(
     member: &Member,
     expected_version: i64,
 ) -> Result<bool, MongoError> {
+    store
+        .token_cache()
+        .forget(CacheKey::Member(member.id.to_string()));
     let rights = bson::to_bson(&member.project_rights).map_err(MongoError::custom)?;
     let result = collection(store)
         .update_one(
@@ -560,6 +573,9 @@ pub async fn link_account(
     account_id: &AccountId,
     now: DateTime<Utc>,
 ) -> Result<bool, MongoError> {
+    store
+        .token_cache()
+        .forget(CacheKey::Member(member_id.to_string()));
     let result = collection(store)
         .update_one(
             doc! {

@@ -12,6 +12,7 @@ pub mod mfa_challenges;
 pub mod orgs;
 pub mod projects;
 pub mod scim_query;
+pub mod token_cache;
 pub mod tokens;
 
 use std::time::Duration;
@@ -60,6 +61,9 @@ fn backoff(attempt: u32) -> Duration {
 pub struct Store {
     client: Client,
     db: Database,
+    /// Shared by every clone, so that a write through any of them forgets
+    /// what it changes.
+    token_cache: std::sync::Arc<token_cache::TokenCache>,
 }
 
 impl Store {
@@ -76,7 +80,16 @@ impl Store {
         options.write_concern = Some(WriteConcern::majority());
         let client = Client::with_options(options)?;
         let db = client.database(&settings.database);
-        Ok(Store { client, db })
+        Ok(Store {
+            client,
+            db,
+            token_cache: Default::default(),
+        })
+    }
+
+    /// Bearer tokens' callers, cached (off until configured).
+    pub fn token_cache(&self) -> &token_cache::TokenCache {
+        &self.token_cache
     }
 
     pub fn database(&self) -> &Database {

@@ -10,6 +10,7 @@ use mongodb::{ClientSession, Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::docs::bson_time;
+use super::token_cache::CacheKey;
 use super::{Inserted, Store, index, inserted, with_session};
 use crate::auth::token::{TokenHash, TokenKind, TokenRecord};
 use crate::domain::{AccountId, OrgId, TokenId};
@@ -222,6 +223,7 @@ pub async fn delete_owned(
     id: &TokenId,
     owner: TokenOwner<'_>,
 ) -> Result<Option<TokenRecord>, MongoError> {
+    store.token_cache().forget(CacheKey::Token(id.to_string()));
     let mut filter = doc! { "_id": id.as_str() };
     match owner {
         TokenOwner::Account { account_id, org_id } => {
@@ -250,6 +252,9 @@ pub async fn delete_sessions_except(
     account_id: &AccountId,
     keep: Option<&TokenId>,
 ) -> Result<u64, MongoError> {
+    store
+        .token_cache()
+        .forget(CacheKey::Account(account_id.to_string()));
     let mut filter = doc! { "account_id": account_id.as_str() };
     if let Some(keep) = keep {
         filter.insert("_id", doc! { "$ne": keep.as_str() });
@@ -266,6 +271,9 @@ pub(super) async fn delete_for_org(
     session: &mut ClientSession,
     org_id: &OrgId,
 ) -> Result<(), MongoError> {
+    store
+        .token_cache()
+        .forget(CacheKey::Org(org_id.to_string()));
     for kind in [TokenKind::Personal, TokenKind::Scim] {
         collection(store, kind)
             .delete_many(doc! { "org_id": org_id.as_str() })
@@ -284,6 +292,9 @@ pub async fn delete_personal_for_member(
     org_id: &OrgId,
     account_id: &AccountId,
 ) -> Result<u64, MongoError> {
+    store
+        .token_cache()
+        .forget(CacheKey::Account(account_id.to_string()));
     let result = collection(store, TokenKind::Personal)
         .delete_many(doc! { "org_id": org_id.as_str(), "account_id": account_id.as_str() })
         .session(session)

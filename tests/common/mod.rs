@@ -55,11 +55,22 @@ pub fn test_settings(uri: &str, database: &str) -> Settings {
 pub struct TestAppBuilder {
     settings: Settings,
     keep_database: bool,
+    change_stream: bool,
 }
 
 impl TestAppBuilder {
     pub fn settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
         change(&mut self.settings);
+        self
+    }
+
+    /// Follow the database's changes as `muster serve` does, so that the
+    /// token cache learns of other processes' revocations (tests that
+    /// change tokens from another process). Off by default: most tests
+    /// change nothing behind the server's back, and each stream costs the
+    /// test database work.
+    pub fn with_change_stream(mut self) -> Self {
+        self.change_stream = true;
         self
     }
 
@@ -84,6 +95,12 @@ impl TestAppBuilder {
             .as_socket_addr()
             .expect("a TCP address");
         let state = AppState::new(store.clone(), self.settings.clone());
+        let watcher = self.change_stream.then(|| {
+            tokio::spawn(muster::store::token_cache::watch(
+                store.clone(),
+                std::future::pending(),
+            ))
+        });
         let served = state.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -101,6 +118,7 @@ impl TestAppBuilder {
             keep_database: self.keep_database,
             stop: Some(stop),
             server: Some(server),
+            watcher,
         }
     }
 }
@@ -116,6 +134,7 @@ pub struct TestApp {
     keep_database: bool,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 /// An organization with its owner and a SCIM token.
@@ -140,6 +159,7 @@ impl TestApp {
         TestAppBuilder {
             settings: test_settings(&mongodb_uri(), &fresh_database_name()),
             keep_database: false,
+            change_stream: false,
         }
     }
 
@@ -297,6 +317,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
