@@ -136,12 +136,14 @@ async fn form(
     let Some(org) = org else {
         return error_page(&crate::domain::invitation::AcceptError::OrganizationDeleted.into());
     };
-    let inviter = match inviter {
-        Some(account) => account
+    let inviter = match (&invitation.invited_by, inviter) {
+        (_, Some(account)) => account
             .display_name
             .clone()
             .unwrap_or_else(|| account.email.to_string()),
-        None => format!("{}'s identity provider", org.name),
+        // The inviter deleted their account since.
+        (Some(_), None) => format!("a former member of {}", org.name),
+        (None, None) => format!("{}'s identity provider", org.name),
     };
     html(
         status,
