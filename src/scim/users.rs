@@ -208,14 +208,22 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> poem::Result<Response> {
     let id = parse_id(&id)?;
-    let record = store::members::get_user(context.state.store(), None, context.org_id(), &id)
-        .await
-        .map_err(AppError::from)?
-        .ok_or_else(not_found)?;
+    let projection = from_query(req)?.projection;
+    let store = context.state.store();
+    // With its groups, the user is one aggregation: one round trip.
+    let found = if wants_groups(&projection) {
+        store::members::get_user_with_groups(store, context.org_id(), &id).await
+    } else {
+        store::members::get_user(store, None, context.org_id(), &id)
+            .await
+            .map(|found| found.map(|record| (record, Vec::new())))
+    };
+    let (record, groups) = found.map_err(AppError::from)?.ok_or_else(not_found)?;
     if not_modified(req.headers(), record.version) {
         return Ok(super::not_modified_response(record.version));
     }
-    Ok(respond_with(&context, req, StatusCode::OK, &record).await?)
+    let body = render(&context, &record, &groups, &projection);
+    Ok(resource_response(StatusCode::OK, &body, record.version, None))
 }
 
 /// An identity provider's new version of its user, through the use case

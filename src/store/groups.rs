@@ -18,8 +18,8 @@ use crate::domain::member::ProjectGrant;
 use crate::domain::{OrgId, Role};
 use crate::protocol::user::GroupRef;
 
-const GROUPS: &str = "groups";
-const MEMBERSHIPS: &str = "group_members";
+pub(super) const GROUPS: &str = "groups";
+pub(super) const MEMBERSHIPS: &str = "group_members";
 
 /// The role and project rights membership in a group grants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Members: memberships and, on the same document, their SCIM profile.
 
-use bson::{Document, doc};
+use bson::{Bson, Document, doc};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::error::Error as MongoError;
@@ -12,7 +12,7 @@ use super::token_cache::CacheKey;
 use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
 use crate::domain::policy::{self, LastOwner, loses_an_owner};
 use crate::domain::{AccountId, Member, MemberId, MemberStatus, OrgId, Role, Standing};
-use crate::protocol::user::{UserProfile, UserRecord};
+use crate::protocol::user::{GroupRef, UserProfile, UserRecord};
 
 const COLLECTION: &str = "members";
 
@@ -283,6 +283,59 @@ pub async fn delete(
         .session(session)
         .await?;
     Ok(result.deleted_count == 1)
+}
+
+/// A user with the groups it belongs to and their names, in one round
+/// trip: what `GET /Users/{id}` shows.
+pub async fn get_user_with_groups(
+    store: &Store,
+    org_id: &OrgId,
+    member_id: &MemberId,
+) -> Result<Option<(UserRecord, Vec<GroupRef>)>, MongoError> {
+    // Each membership with its group's name nested: a `$lookup` on an
+    // array of ids is not understood by every MongoDB-compatible server.
+    let pipeline = vec![
+        doc! { "$match": { "_id": member_id.as_str(), "org_id": org_id.as_str() } },
+        doc! { "$lookup": {
+            "from": super::groups::MEMBERSHIPS,
+            "localField": "_id",
+            "foreignField": "member_id",
+            "pipeline": [
+                { "$lookup": {
+                    "from": super::groups::GROUPS,
+                    "localField": "group_id",
+                    "foreignField": "_id",
+                    "as": "group",
+                } },
+                { "$project": { "_id": 0, "group_id": 1, "group.display_name": 1 } },
+            ],
+            "as": "_groups",
+        } },
+    ];
+    let mut cursor = collection(store).aggregate(pipeline).await?;
+    let Some(mut found) = cursor.try_next().await? else {
+        return Ok(None);
+    };
+    let links = match found.remove("_groups") {
+        Some(Bson::Array(links)) => links,
+        _ => Vec::new(),
+    };
+    let record = bson::from_document::<MemberDoc>(found)
+        .map_err(MongoError::custom)?
+        .into_record();
+    // A membership whose group is gone meanwhile shows no group.
+    let refs = links
+        .iter()
+        .filter_map(|link| {
+            let link = link.as_document()?;
+            let group = link.get_array("group").ok()?.first()?.as_document()?;
+            Some(GroupRef {
+                id: link.get_str("group_id").ok()?.to_owned(),
+                display_name: group.get_str("display_name").ok()?.to_owned(),
+            })
+        })
+        .collect();
+    Ok(Some((record, refs)))
 }
 
 /// One page of users matching `filter` (already scoped by the caller's
