@@ -91,6 +91,50 @@ enum TokenCommand {
         #[command(subcommand)]
         action: ScimTokenAction,
     },
+    /// An account's personal API tokens.
+    Personal {
+        #[command(subcommand)]
+        action: PersonalTokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersonalTokenAction {
+    /// Issue a personal token for an account in one of its organizations
+    /// (its role there must allow tokens); the secret is printed this once.
+    Create {
+        /// The account's email.
+        #[arg(long, value_name = "EMAIL")]
+        account: String,
+        #[arg(long, value_name = "ORG_ID")]
+        org: String,
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// When the token stops working (RFC 3339); never when omitted.
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print exactly one JSON object, with the secret as `token`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an account's personal tokens (never their secrets).
+    List {
+        #[arg(long, value_name = "EMAIL")]
+        account: String,
+        /// Only the tokens for this organization.
+        #[arg(long, value_name = "ORG_ID")]
+        org: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one of an account's personal tokens: it gets 401 at once.
+    Revoke {
+        #[arg(long, value_name = "EMAIL")]
+        account: String,
+        #[arg(long, value_name = "TOKEN_ID")]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -268,6 +312,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Token {
             kind: TokenCommand::Scim { action },
         } => scim_token(&store, action).await?,
+        Command::Token {
+            kind: TokenCommand::Personal { action },
+        } => personal_token(&store, action).await?,
         Command::Openapi | Command::Health { .. } => {
             unreachable!("handled before the database is reached")
         }
@@ -308,6 +355,44 @@ async fn scim_token(store: &Store, action: ScimTokenAction) -> anyhow::Result<()
         }
         ScimTokenAction::Revoke { org, id } => {
             token_cli::revoke_scim(store, now, &org, &id).await?;
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn personal_token(store: &Store, action: PersonalTokenAction) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    match action {
+        PersonalTokenAction::Create {
+            account,
+            org,
+            name,
+            expires_at,
+            json,
+        } => {
+            let created =
+                token_cli::create_personal(store, now, &account, &org, &name, expires_at).await?;
+            if json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                println!("{}", created.line());
+                println!("{}", created.token.as_deref().unwrap_or_default());
+                println!("(the token is shown only now; store it safely)");
+            }
+        }
+        PersonalTokenAction::List { account, org, json } => {
+            let tokens = token_cli::list_personal(store, &account, org.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&tokens)?);
+            } else {
+                for token in &tokens {
+                    println!("{}", token.line());
+                }
+            }
+        }
+        PersonalTokenAction::Revoke { account, id } => {
+            token_cli::revoke_personal(store, now, &account, &id).await?;
             eprintln!("revoked {id}");
         }
     }

@@ -496,3 +496,131 @@ async fn serve_refuses_to_start_without_the_key_its_accounts_need() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("auth.mfa_key"), "{stderr}");
 }
+
+/// `muster token personal`: issue, list and revoke an account's personal
+/// tokens from the command line, audited as the system.
+#[tokio::test]
+async fn personal_tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let database = fresh_database_name();
+    let boot = bootstrap(&database, "Automation Corp", "ci@example.com");
+    assert!(boot.status.success());
+    let printed: Value = serde_json::from_slice(&boot.stdout).expect("bootstrap JSON");
+    let org = printed["org_id"].as_str().expect("org_id").to_owned();
+    let token = |args: &[&str]| {
+        let mut command = muster_command();
+        command
+            .arg("token")
+            .arg("personal")
+            .args(args)
+            .env("MUSTER_MONGODB__URI", mongodb_uri())
+            .env("MUSTER_MONGODB__DATABASE", &database);
+        async move {
+            tokio::process::Command::from(command)
+                .output()
+                .await
+                .expect("run muster token")
+        }
+    };
+    let created = token(&[
+        "create",
+        "--account",
+        "CI@example.com",
+        "--org",
+        &org,
+        "--name",
+        "deploys",
+        "--json",
+    ])
+    .await;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: Value = serde_json::from_slice(&created.stdout).expect("one JSON object");
+    let secret = created["token"].as_str().expect("the secret").to_owned();
+    assert!(secret.starts_with("mst_pat_"), "{created}");
+    assert_eq!(created["org_id"], org.as_str());
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    let app = TestApp::builder()
+        .database(&mongodb_uri(), &database)
+        .with_change_stream()
+        .spawn()
+        .await;
+    let me = || app.get("/api/v1/me").bearer_auth(&secret).send();
+    let answer = me().await.expect("request");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(body["account"]["email"], "ci@example.com");
+
+    let listed = token(&["list", "--account", "ci@example.com", "--json"]).await;
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("a JSON array");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|t| t.get("token").is_none()),
+        "a list never shows secrets: {listed}"
+    );
+
+    let revoked = token(&["revoke", "--account", "ci@example.com", "--id", &id]).await;
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    common::eventually(
+        std::time::Duration::from_secs(1),
+        "the server refuses the revoked token",
+        || async {
+            let status = me().await.expect("request").status();
+            (status == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
+    let events = app
+        .store
+        .database()
+        .collection::<bson::Document>("audit_events");
+    for action in ["personal_token.created", "personal_token.deleted"] {
+        let event = events
+            .find_one(bson::doc! { "org_id": &org, "target.id": &id, "action": action })
+            .await
+            .expect("find")
+            .unwrap_or_else(|| panic!("{action} is recorded"));
+        assert_eq!(
+            event.get_document("actor").and_then(|a| a.get_str("kind")),
+            Ok("system"),
+            "{action}"
+        );
+    }
+
+    // Someone else's token, an unknown account, a malformed org: exit 1.
+    let again = token(&["revoke", "--account", "ci@example.com", "--id", &id]).await;
+    assert_eq!(again.status.code(), Some(1));
+    let nobody = token(&[
+        "create",
+        "--account",
+        "nobody@example.com",
+        "--org",
+        &org,
+        "--name",
+        "x",
+    ])
+    .await;
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("account"));
+    let bad_org = token(&["list", "--account", "ci@example.com", "--org", "nope"]).await;
+    assert_eq!(bad_org.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_org.stderr).contains("--org"));
+    let _ = app.store.database().drop().await;
+}

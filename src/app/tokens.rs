@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use super::Acting;
 use super::accounts::AccountActing;
 use crate::auth::token::{IssuedToken, TokenKind, TokenRecord};
+use crate::domain::member::may_authenticate;
 use crate::domain::policy::ensure_may_assign_role;
+use crate::domain::role::effective_role;
 use crate::domain::{AccountId, Actor, Permission, Role, TokenId};
 use crate::error::AppError;
 use crate::in_transaction;
@@ -185,7 +187,46 @@ pub async fn issue_personal(
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<(TokenRecord, IssuedToken), AppError> {
     acting.require(Permission::CreatePersonalTokens)?;
-    let account_id = acting_account(acting)?;
+    let account_id = acting_account(acting)?.clone();
+    insert_personal(store, now, acting, &account_id, name, expires_at).await
+}
+
+/// An operator issues a personal token for an account (`muster token
+/// personal create`), acting as Muster itself in the organization: the
+/// token the account could issue itself, under the same rules (an active
+/// member whose effective role may have tokens).
+pub async fn issue_personal_for(
+    store: &Store,
+    now: DateTime<Utc>,
+    acting: &Acting,
+    account_id: &AccountId,
+    name: String,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(TokenRecord, IssuedToken), AppError> {
+    let member = store::members::find_by_account(store, None, &acting.org_id, account_id)
+        .await?
+        .ok_or(AppError::NotFound("member"))?;
+    let status = member.effective_status(now);
+    if !may_authenticate(status) {
+        return Err(AppError::Forbidden(format!(
+            "the account's membership is {status}: its tokens would not work"
+        )));
+    }
+    let mapped = store::groups::mapped_roles_of(store, &[member.id.as_str()]).await?;
+    let group_roles = mapped.get(member.id.as_str()).into_iter().flatten();
+    let role = effective_role(member.role, group_roles.map(|group| group.role));
+    super::ensure_allowed(role, Permission::CreatePersonalTokens)?;
+    insert_personal(store, now, acting, account_id, name, expires_at).await
+}
+
+async fn insert_personal(
+    store: &Store,
+    now: DateTime<Utc>,
+    acting: &Acting,
+    account_id: &AccountId,
+    name: String,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(TokenRecord, IssuedToken), AppError> {
     let issued = IssuedToken::generate(TokenKind::Personal);
     let record = TokenRecord::new(
         &issued,
@@ -214,18 +255,46 @@ pub async fn revoke_personal(
     caller: &AccountActing,
     id: &TokenId,
 ) -> Result<(), AppError> {
-    let owner = TokenOwner::Account {
-        account_id: &caller.account_id,
+    delete_personal(store, now, caller, id).await
+}
+
+/// An operator revokes an account's personal token (`muster token
+/// personal revoke`), audited as Muster itself.
+pub async fn revoke_personal_of(
+    store: &Store,
+    now: DateTime<Utc>,
+    account_id: &AccountId,
+    id: &TokenId,
+) -> Result<(), AppError> {
+    let operator = AccountActing {
+        account_id: account_id.clone(),
+        actor: Actor::System,
+        origin: Default::default(),
+    };
+    delete_personal(store, now, &operator, id).await
+}
+
+/// Deletes one of `owner.account_id`'s personal tokens; its organization's
+/// log records it, as done by `owner.actor`.
+async fn delete_personal(
+    store: &Store,
+    now: DateTime<Utc>,
+    owner: &AccountActing,
+    id: &TokenId,
+) -> Result<(), AppError> {
+    let owned_by = TokenOwner::Account {
+        account_id: &owner.account_id,
         org_id: None,
     };
     in_transaction!(store, |session| -> Result<(), AppError> {
-        let deleted = store::tokens::delete_owned(store, session, TokenKind::Personal, id, owner)
-            .await?
-            .ok_or(AppError::NotFound("token"))?;
+        let deleted =
+            store::tokens::delete_owned(store, session, TokenKind::Personal, id, owned_by)
+                .await?
+                .ok_or(AppError::NotFound("token"))?;
         // Personal tokens always belong to an organization; its log
-        // records the deletion, whatever the caller's role there now.
+        // records the deletion, whatever the account's role there now.
         if let Some(org_id) = &deleted.org_id {
-            let event = caller.event_in(
+            let event = owner.event_in(
                 org_id,
                 now,
                 "personal_token.deleted",

@@ -223,7 +223,12 @@ pub async fn read(
         return Ok(super::not_modified_response(record.version));
     }
     let body = render(&context, &record, &groups, &projection);
-    Ok(resource_response(StatusCode::OK, &body, record.version, None))
+    Ok(resource_response(
+        StatusCode::OK,
+        &body,
+        record.version,
+        None,
+    ))
 }
 
 /// An identity provider's new version of its user, through the use case
