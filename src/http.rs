@@ -175,6 +175,68 @@ fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The route a path matched, as its template (`/api/v1/orgs/{org}`): what
+/// logs and metrics group requests by, never the ids (or secrets) a raw
+/// path holds. Paths that match no route are `other`.
+pub fn route_template(path: &str) -> std::borrow::Cow<'static, str> {
+    if let Some(template) = crate::api::route_template(path) {
+        return template.into();
+    }
+    if let Some(rest) = path.strip_prefix("/scim/v2/") {
+        let mut parts = rest.splitn(2, '/');
+        return match (parts.next(), parts.next()) {
+            (Some(resource @ ("Users" | "Groups" | "Schemas" | "ResourceTypes")), Some(_)) => {
+                format!("/scim/v2/{resource}/{{id}}").into()
+            }
+            (Some(resource), None)
+                if matches!(
+                    resource,
+                    "Users"
+                        | "Groups"
+                        | "Bulk"
+                        | ".search"
+                        | "ServiceProviderConfig"
+                        | "Schemas"
+                        | "ResourceTypes"
+                ) =>
+            {
+                format!("/scim/v2/{resource}").into()
+            }
+            _ => "other".into(),
+        };
+    }
+    if path.starts_with("/invite/") {
+        return "/invite/{token}".into();
+    }
+    match path {
+        "/healthz" | "/readyz" | "/docs" | "/openapi.json" | "/" => path.to_owned().into(),
+        _ if path.starts_with("/docs/") => "/docs/{asset}".into(),
+        _ => "other".into(),
+    }
+}
+
+/// Names the authenticated caller (and a token's organization) in the
+/// request's log line.
+pub fn log_caller(actor: &crate::domain::Actor, org_id: Option<&crate::domain::OrgId>) {
+    use crate::domain::Actor;
+    let named = match actor {
+        Actor::Account(id) => format!("account:{id}"),
+        Actor::ApiToken { token_id, .. } => format!("api_token:{token_id}"),
+        Actor::ScimToken(id) => format!("scim_token:{id}"),
+        Actor::System => "system".to_owned(),
+    };
+    let span = tracing::Span::current();
+    span.record("actor", named.as_str());
+    if let Some(org_id) = org_id {
+        span.record("org_id", org_id.as_str());
+    }
+}
+
+/// Names the organization a request acts in, in its log line.
+pub fn log_org(org_id: &crate::domain::OrgId) {
+    tracing::Span::current().record("org_id", org_id.as_str());
+}
+
 /// Outermost middleware: gives the request an id (or keeps a sane one from
 /// a proxy), runs it inside a span that carries the id, renders any error
 /// in the format of its surface, and logs the outcome.
@@ -185,7 +247,18 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
     let path = req.uri().path().to_owned();
     let surface = Surface::of(&path);
     let logged_path = loggable_path(&path);
-    let span = tracing::info_span!("request", request_id = %id, %method, path = %logged_path);
+    let route = route_template(&path);
+    // The organization and the caller are filled in once known
+    // (`log_caller`, `log_org`).
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        path = %logged_path,
+        %route,
+        org_id = tracing::field::Empty,
+        actor = tracing::field::Empty,
+    );
     async move {
         let started = Instant::now();
         tracing::debug!("started");

@@ -19,6 +19,7 @@ mod http_shell;
 mod invitations;
 mod layers;
 mod lifecycle;
+mod logs;
 mod mail;
 mod mfa;
 mod scim;

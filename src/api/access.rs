@@ -87,6 +87,7 @@ impl OrgAccess {
             ensure_meets_org_requirement(true, has_mfa)?;
         }
         let role = role_of(state, &member).await?;
+        crate::http::log_org(&org_id);
         Ok(OrgAccess {
             principal: auth.0.clone(),
             account_id,

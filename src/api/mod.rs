@@ -72,6 +72,11 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         return Err(AppError::from(AuthError::Invalid).into());
     }
     crate::http::bearer_proven(req);
+    let token_org = match &principal {
+        Principal::PersonalToken { org_id, .. } => Some(org_id),
+        _ => None,
+    };
+    crate::http::log_caller(&principal.actor(), token_org);
     Ok(principal)
 }
 
@@ -261,9 +266,15 @@ fn close_request_schemas(spec: &mut serde_json::Value) {
     }
 }
 
-/// The management API's routes: path templates split into segments
-/// (`None` for a `{parameter}`), with their methods.
-type RouteTable = Vec<(Vec<Option<String>>, Vec<String>)>;
+/// A management API route: its path template, split into segments (`None`
+/// for a `{parameter}`), and its methods.
+struct Route {
+    template: String,
+    segments: Vec<Option<String>>,
+    methods: Vec<String>,
+}
+
+type RouteTable = Vec<Route>;
 
 fn route_table() -> &'static RouteTable {
     static TABLE: std::sync::OnceLock<RouteTable> = std::sync::OnceLock::new();
@@ -283,7 +294,11 @@ fn route_table() -> &'static RouteTable {
                     .as_object()
                     .map(|ops| ops.keys().map(|m| m.to_ascii_uppercase()).collect())
                     .unwrap_or_default();
-                (segments, methods)
+                Route {
+                    template: template.clone(),
+                    segments,
+                    methods,
+                }
             })
             .collect()
     })
@@ -291,18 +306,31 @@ fn route_table() -> &'static RouteTable {
 
 /// The `Allow` header value for a path under `/api/v1`, if it is a route.
 pub fn allowed_methods(path: &str) -> Option<String> {
+    route_of(path).map(|route| route.methods.join(", "))
+}
+
+/// The template of the route a path under `/api/v1` matches, with the
+/// prefix (`/api/v1/orgs/{org}/members`).
+pub fn route_template(path: &str) -> Option<String> {
+    route_of(path).map(|route| format!("/api/v1{}", route.template))
+}
+
+/// The route `path` matches: of those whose segments fit, the one with
+/// the most literal segments (`/me/sessions` before `/{x}/sessions`).
+fn route_of(path: &str) -> Option<&'static Route> {
     let relative = path.strip_prefix("/api/v1")?;
     let segments: Vec<&str> = relative.split('/').collect();
     route_table()
         .iter()
-        .find(|(template, _)| {
-            template.len() == segments.len()
-                && template
+        .filter(|route| {
+            route.segments.len() == segments.len()
+                && route
+                    .segments
                     .iter()
                     .zip(&segments)
                     .all(|(t, s)| t.as_deref().is_none_or(|t| t == *s))
         })
-        .map(|(_, methods)| methods.join(", "))
+        .max_by_key(|route| route.segments.iter().filter(|s| s.is_some()).count())
 }
 
 #[cfg(test)]
@@ -315,6 +343,27 @@ mod tests {
         );
         assert_eq!(super::allowed_methods("/api/v1/nothing/here"), None);
         assert_eq!(super::allowed_methods("/scim/v2/Users"), None);
+    }
+
+    #[test]
+    fn paths_map_to_their_route_templates() {
+        for (path, template) in [
+            ("/api/v1/orgs/abc", "/api/v1/orgs/{org}"),
+            (
+                "/api/v1/orgs/abc/members/def",
+                "/api/v1/orgs/{org}/members/{member}",
+            ),
+            ("/api/v1/me/sessions", "/api/v1/me/sessions"),
+            ("/api/v1/me/sessions/xyz", "/api/v1/me/sessions/{id}"),
+            ("/api/v1/auth/login/mfa", "/api/v1/auth/login/mfa"),
+        ] {
+            assert_eq!(
+                super::route_template(path).as_deref(),
+                Some(template),
+                "{path}"
+            );
+        }
+        assert_eq!(super::route_template("/api/v1/orgs/a/b/c/d/e"), None);
     }
 
     #[test]

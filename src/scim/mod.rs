@@ -57,6 +57,7 @@ impl<'a> FromRequest<'a> for ScimContext {
             return Err(AppError::from(AuthError::Invalid).into());
         };
         crate::http::bearer_proven(req);
+        crate::http::log_caller(&Actor::ScimToken(token_id.clone()), Some(&org_id));
         let base_url = format!("{}/scim/v2", state.settings().public_url());
         Ok(ScimContext {
             state,
