@@ -31,6 +31,24 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub invitations: InvitationSettings,
     pub jobs: JobSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// When set, `/metrics` answers only a request bearing this token. A
+    /// secret, so `Debug` redacts it (and `MUSTER_METRICS__TOKEN_FILE`
+    /// reads it from a file).
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -528,6 +546,17 @@ impl Settings {
             return Err(invalid(
                 "mongodb.database",
                 "must be 1 to 63 characters without / \\ . space \" $",
+            ));
+        }
+        if self
+            .metrics
+            .token
+            .as_deref()
+            .is_some_and(|token| token.trim().is_empty())
+        {
+            return Err(invalid(
+                "metrics.token",
+                "must not be empty (leave it unset to serve /metrics without a token)",
             ));
         }
         if self.auth.cache_size == 0 || self.auth.cache_size > 1_000_000 {

@@ -86,8 +86,10 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         settings.public_url(),
     ));
     let trusted_proxies = Arc::new(settings.http.trusted_proxies.clone());
+    crate::metrics_export::init();
     Route::new()
         .at("/healthz", get(healthz))
+        .at("/metrics", get(crate::metrics_export::scrape))
         .at("/readyz", get(readyz))
         .at("/openapi.json", get(openapi_json))
         .nest("/docs", swagger_ui)
@@ -285,7 +287,14 @@ async fn trace_request<E: Endpoint>(endpoint: Arc<E>, mut req: Request) -> poem:
                 .insert(poem::http::header::ALLOW, value);
         }
         let status = response.status().as_u16();
-        let micros = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
+        let micros = elapsed.as_micros() as u64;
+        crate::metrics_export::record_request(
+            &route,
+            method.as_str(),
+            status,
+            elapsed.as_secs_f64(),
+        );
         if response.status().is_server_error() {
             tracing::warn!(status, micros, "request failed");
         } else {
@@ -519,14 +528,21 @@ async fn rate_limit<E: Endpoint>(
     if let Some(limits) = limits {
         let surface = Surface::of(req.uri().path());
         let bearer = bearer_hash(&req);
+        let sign_in = is_sign_in(&req);
         let (limiter, key) = match &bearer {
-            _ if is_sign_in(&req) => (&limits.sign_in, client_ip_key(&req)),
+            _ if sign_in => (&limits.sign_in, client_ip_key(&req)),
             Some(hash) if limits.proven.is_proven(hash, Instant::now()) => {
                 (limits.for_surface(surface), format!("token:{hash}"))
             }
             _ => (limits.for_surface(surface), client_ip_key(&req)),
         };
         if let Err(not_until) = limiter.check_key(&key) {
+            crate::metrics_export::record_rate_limited(match surface {
+                _ if sign_in => "sign_in",
+                Surface::Api => "api",
+                Surface::Scim => "scim",
+                Surface::Other => "other",
+            });
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Ok(surface.render(&AppError::TooManyRequests {

@@ -21,6 +21,7 @@ mod layers;
 mod lifecycle;
 mod logs;
 mod mail;
+mod metrics;
 mod mfa;
 mod scim;
 mod security;

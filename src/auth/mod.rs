@@ -84,6 +84,19 @@ pub enum AuthError {
     Store(#[from] MongoError),
 }
 
+impl AuthError {
+    /// A short name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Invalid => "invalid",
+            AuthError::Expired => "expired",
+            AuthError::MemberNotActive => "member_not_active",
+            AuthError::Store(_) => "store",
+        }
+    }
+}
+
 /// The secret of an `Authorization: Bearer ...` header value.
 pub fn bearer_secret(header: Option<&str>) -> Result<&str, AuthError> {
     let header = header.ok_or(AuthError::Missing)?.trim();
@@ -107,6 +120,14 @@ pub async fn authenticate(
     secret: &str,
     now: DateTime<Utc>,
 ) -> Result<Principal, AuthError> {
+    let authenticated = resolve(store, secret, now).await;
+    if let Err(err) = &authenticated {
+        metrics::counter!("muster_auth_failures_total", "kind" => err.kind()).increment(1);
+    }
+    authenticated
+}
+
+async fn resolve(store: &Store, secret: &str, now: DateTime<Utc>) -> Result<Principal, AuthError> {
     if !is_well_formed(secret) {
         return Err(AuthError::Invalid);
     }
