@@ -133,11 +133,19 @@ impl Operation {
     /// The path with the ids of the resources `resolved` created in place
     /// of their bulkIds.
     pub fn resolved_path(&self, resolved: &HashMap<String, String>) -> String {
-        let mut path = self.path.clone();
-        for (bulk_id, id) in resolved {
-            path = path.replace(&format!("bulkId:{bulk_id}"), id);
-        }
-        path
+        // Whole segments, as `references` reads them: replacing text
+        // would turn `bulkId:u2` into the id of `u` followed by `2` when
+        // `u` came first in the map (found by the bulk fuzz target).
+        self.path
+            .split('/')
+            .map(|segment| {
+                segment
+                    .strip_prefix("bulkId:")
+                    .and_then(|bulk_id| resolved.get(bulk_id))
+                    .map_or(segment, String::as_str)
+            })
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     /// The data with the ids of the resources `resolved` created in place
@@ -473,5 +481,29 @@ mod tests {
         }
         assert!(resource_uri(&put, "/Users").is_none());
         assert!(resource_uri(&Method::POST, "/Users/abc").is_none());
+    }
+
+    #[test]
+    fn a_bulk_id_that_prefixes_another_does_not_resolve_it() {
+        // `u`, `uu`, …: whatever order the map iterates in, replacing text
+        // would have some shorter id eat into a longer one.
+        let ids: Vec<String> = (1..=20).map(|n| "u".repeat(n)).collect();
+        let resolved: HashMap<String, String> = ids
+            .iter()
+            .map(|id| (id.clone(), format!("id-{id}")))
+            .collect();
+        for id in &ids {
+            let operation = Operation {
+                method: Method::PUT,
+                path: format!("/Users/bulkId:{id}"),
+                bulk_id: None,
+                version: None,
+                data: None,
+            };
+            assert_eq!(
+                operation.resolved_path(&resolved),
+                format!("/Users/id-{id}")
+            );
+        }
     }
 }
