@@ -14,6 +14,7 @@ mod auth;
 mod browser;
 mod cli;
 mod docker;
+mod fuzz_regressions;
 mod http_shell;
 mod invitations;
 mod layers;
