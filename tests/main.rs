@@ -15,6 +15,7 @@ mod auth;
 mod browser;
 mod cli;
 mod docker;
+mod fuzz_regressions;
 mod http_shell;
 mod invitations;
 mod layers;

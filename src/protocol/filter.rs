@@ -683,7 +683,13 @@ impl<'a> Parser<'a> {
                 // match users: `emails[type eq "work"].value eq "x"`. It
                 // means `emails[type eq "work" and value eq "x"]`.
                 let (condition, _) = self.sub_attr_condition()?;
-                let depth = self.check_depth(after.start, depth + 1)?;
+                // Written out (Display), an `or` joined this way takes
+                // parentheses, `emails[(a or b) and value eq "x"]`: one
+                // level more than was read, counted here so that the
+                // canonical form of every accepted filter parses too (the
+                // filter fuzz target found one that did not).
+                let implied_group = usize::from(matches!(inner, Filter::Or(..)));
+                let depth = self.check_depth(after.start, depth + 1 + implied_group)?;
                 let filter = Filter::ValuePath {
                     path,
                     filter: Box::new(Filter::And(Box::new(inner), Box::new(condition))),
@@ -1709,6 +1715,30 @@ mod tests {
         assert_eq!(
             Some(parse("a ge 1E+10")),
             big.map(|v| cmp(path("a"), CompareOp::Ge, v))
+        );
+    }
+
+    #[test]
+    fn the_canonical_form_of_an_entra_value_path_is_not_too_deep() {
+        // `emails[X].value eq "x"` joins X and the condition; an `or` in X
+        // is shown in parentheses, a level the input did not have.
+        for nots in 26..=31 {
+            let inner = format!("{}b pr{}", "not (".repeat(nots), ")".repeat(nots));
+            let input = format!(r#"emails[a pr or {inner}].value eq "x""#);
+            if let Ok(filter) = parse_filter(&input) {
+                assert_eq!(parse(&filter.to_string()), filter, "{input}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_parse_to_the_nearest_double() {
+        // Without serde_json's float_roundtrip this came out one ulp off
+        // (found by the filter fuzz target).
+        let nearest = serde_json::Number::from_f64(-1.844_674_407_370_955_8e17).map(CompValue::Num);
+        assert_eq!(
+            Some(parse("n ge -18446744073709557.06151e1")),
+            nearest.map(|v| cmp(path("n"), CompareOp::Ge, v))
         );
     }
 

@@ -15,6 +15,7 @@ use poem::{Endpoint, EndpointExt, Request, Response, handler};
 use serde_json::{Map, Value, json};
 
 use super::{ScimContext, scim_response};
+use crate::config::ScimSettings;
 use crate::error::{AppError, SCIM_JSON, ScimType};
 use crate::http::RequestId;
 use crate::state::AppState;
@@ -27,12 +28,22 @@ const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 static RESOURCES: LazyLock<BoxEndpoint<'static, Response>> =
     LazyLock::new(|| super::resource_routes().boxed());
 
-struct Operation {
-    method: Method,
-    path: String,
-    bulk_id: Option<String>,
-    version: Option<String>,
-    data: Option<Value>,
+/// One operation of a BulkRequest, as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub method: Method,
+    pub path: String,
+    pub bulk_id: Option<String>,
+    pub version: Option<String>,
+    pub data: Option<Value>,
+}
+
+/// A BulkRequest body, checked against the limits before anything runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkRequest {
+    pub operations: Vec<Operation>,
+    /// Stop once this many operations have failed.
+    pub fail_on_errors: Option<u64>,
 }
 
 fn bad(detail: impl Into<String>) -> AppError {
@@ -104,17 +115,46 @@ fn references(value: &Value, found: &mut HashSet<String>) {
     }
 }
 
-fn operation_references(operation: &Operation) -> HashSet<String> {
-    let mut found = HashSet::new();
-    for segment in operation.path.split('/') {
-        if let Some(id) = segment.strip_prefix("bulkId:") {
-            found.insert(id.to_owned());
+impl Operation {
+    /// The bulkIds this operation waits for: in its path and its data.
+    pub fn references(&self) -> HashSet<String> {
+        let mut found = HashSet::new();
+        for segment in self.path.split('/') {
+            if let Some(id) = segment.strip_prefix("bulkId:") {
+                found.insert(id.to_owned());
+            }
         }
+        if let Some(data) = &self.data {
+            references(data, &mut found);
+        }
+        found
     }
-    if let Some(data) = &operation.data {
-        references(data, &mut found);
+
+    /// The path with the ids of the resources `resolved` created in place
+    /// of their bulkIds.
+    pub fn resolved_path(&self, resolved: &HashMap<String, String>) -> String {
+        // Whole segments, as `references` reads them: replacing text
+        // would turn `bulkId:u2` into the id of `u` followed by `2` when
+        // `u` came first in the map (found by the bulk fuzz target).
+        self.path
+            .split('/')
+            .map(|segment| {
+                segment
+                    .strip_prefix("bulkId:")
+                    .and_then(|bulk_id| resolved.get(bulk_id))
+                    .map_or(segment, String::as_str)
+            })
+            .collect::<Vec<_>>()
+            .join("/")
     }
-    found
+
+    /// The data with the ids of the resources `resolved` created in place
+    /// of their bulkIds.
+    pub fn resolved_data(&self, resolved: &HashMap<String, String>) -> Option<Value> {
+        let mut data = self.data.clone()?;
+        substitute(&mut data, resolved);
+        Some(data)
+    }
 }
 
 fn substitute(value: &mut Value, ids: &HashMap<String, String>) {
@@ -151,7 +191,7 @@ fn error_result(
 /// `/Bulk` or discovery, and nothing but a path (no query, no fragment, no
 /// character a URI cannot hold: it came from a JSON string, not a request
 /// line that hyper already checked).
-fn resource_uri(method: &Method, path: &str) -> Option<Uri> {
+pub fn resource_uri(method: &Method, path: &str) -> Option<Uri> {
     let mut segments = path.trim_start_matches('/').split('/');
     let collection = segments.next().unwrap_or_default();
     let id = segments.next();
@@ -171,13 +211,9 @@ fn resource_uri(method: &Method, path: &str) -> Option<Uri> {
     (uri.path() == path && uri.query().is_none()).then_some(uri)
 }
 
-#[handler]
-pub async fn bulk(context: ScimContext, req: &Request, body: poem::Body) -> poem::Result<Response> {
-    let settings = &context.state.settings().scim;
-    let bytes = body
-        .into_bytes()
-        .await
-        .map_err(|err| bad(format!("cannot read the body: {err}")))?;
+/// Parses and checks a `/Bulk` body: pure, so it can be fuzzed without a
+/// server (see `fuzz/`).
+pub fn parse_request(bytes: &[u8], settings: &ScimSettings) -> Result<BulkRequest, AppError> {
     if bytes.len() > settings.bulk_max_payload_bytes {
         return Err(AppError::Scim {
             status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -186,10 +222,9 @@ pub async fn bulk(context: ScimContext, req: &Request, body: poem::Body) -> poem
                 "a bulk request may carry at most {} bytes",
                 settings.bulk_max_payload_bytes
             ),
-        }
-        .into());
+        });
     }
-    let request: Value = serde_json::from_slice(&bytes)
+    let request: Value = serde_json::from_slice(bytes)
         .map_err(|err| bad(format!("the body is not valid JSON: {err}")))?;
     let object = request
         .as_object()
@@ -205,8 +240,7 @@ pub async fn bulk(context: ScimContext, req: &Request, body: poem::Body) -> poem
                 "a bulk request may carry at most {} operations",
                 settings.bulk_max_operations
             ),
-        }
-        .into());
+        });
     }
     let fail_on_errors = match field(object, "failOnErrors") {
         None | Some(Value::Null) => None,
@@ -227,9 +261,25 @@ pub async fn bulk(context: ScimContext, req: &Request, body: poem::Body) -> poem
         if let Some(bulk_id) = &operation.bulk_id
             && !seen.insert(bulk_id.clone())
         {
-            return Err(bad(format!("bulkId `{bulk_id}` is used twice")).into());
+            return Err(bad(format!("bulkId `{bulk_id}` is used twice")));
         }
     }
+    Ok(BulkRequest {
+        operations,
+        fail_on_errors,
+    })
+}
+
+#[handler]
+pub async fn bulk(context: ScimContext, req: &Request, body: poem::Body) -> poem::Result<Response> {
+    let bytes = body
+        .into_bytes()
+        .await
+        .map_err(|err| bad(format!("cannot read the body: {err}")))?;
+    let BulkRequest {
+        operations,
+        fail_on_errors,
+    } = parse_request(&bytes, &context.state.settings().scim)?;
 
     let authorization = req.headers().get(AUTHORIZATION).cloned();
     let state = req.data::<AppState>().cloned();
@@ -249,7 +299,7 @@ pub async fn bulk(context: ScimContext, req: &Request, body: poem::Body) -> poem
         let mut still_pending = Vec::new();
         for index in pending {
             let operation = &operations[index];
-            let wanted = operation_references(operation);
+            let wanted = operation.references();
             if let Some(unknown) = wanted.iter().find(|id| !defined.contains(id.as_str())) {
                 results[index] = Some(error_result(
                     operation,
@@ -340,10 +390,7 @@ async fn dispatch(
     request_id: Option<&RequestId>,
     context: &ScimContext,
 ) -> Value {
-    let mut path = operation.path.clone();
-    for (bulk_id, id) in resolved {
-        path = path.replace(&format!("bulkId:{bulk_id}"), id);
-    }
+    let path = operation.resolved_path(resolved);
     let Some(uri) = resource_uri(&operation.method, &path) else {
         return error_result(
             operation,
@@ -362,14 +409,10 @@ async fn dispatch(
     if let Some(version) = &operation.version {
         builder = builder.header(IF_MATCH, version.as_str());
     }
-    let mut sub = match &operation.data {
-        Some(data) => {
-            let mut data = data.clone();
-            substitute(&mut data, resolved);
-            builder
-                .header(CONTENT_TYPE, SCIM_JSON)
-                .body(data.to_string())
-        }
+    let mut sub = match operation.resolved_data(resolved) {
+        Some(data) => builder
+            .header(CONTENT_TYPE, SCIM_JSON)
+            .body(data.to_string()),
         None => builder.finish(),
     };
     if let Some(state) = state {
@@ -438,5 +481,29 @@ mod tests {
         }
         assert!(resource_uri(&put, "/Users").is_none());
         assert!(resource_uri(&Method::POST, "/Users/abc").is_none());
+    }
+
+    #[test]
+    fn a_bulk_id_that_prefixes_another_does_not_resolve_it() {
+        // `u`, `uu`, …: whatever order the map iterates in, replacing text
+        // would have some shorter id eat into a longer one.
+        let ids: Vec<String> = (1..=20).map(|n| "u".repeat(n)).collect();
+        let resolved: HashMap<String, String> = ids
+            .iter()
+            .map(|id| (id.clone(), format!("id-{id}")))
+            .collect();
+        for id in &ids {
+            let operation = Operation {
+                method: Method::PUT,
+                path: format!("/Users/bulkId:{id}"),
+                bulk_id: None,
+                version: None,
+                data: None,
+            };
+            assert_eq!(
+                operation.resolved_path(&resolved),
+                format!("/Users/id-{id}")
+            );
+        }
     }
 }

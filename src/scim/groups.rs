@@ -98,12 +98,13 @@ fn wants_members(projection: &Projection) -> bool {
 }
 
 /// A validated Group body.
-struct GroupInput {
-    display_name: String,
-    external_id: Option<String>,
-    members: Vec<String>,
+#[derive(Debug)]
+pub struct GroupInput {
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub members: Vec<String>,
     /// Whether the body carries Muster's (read-only) extension object.
-    extension_assigned: bool,
+    pub extension_assigned: bool,
 }
 
 fn member_ids(members: Option<&Value>) -> Result<Vec<String>, AppError> {
@@ -136,7 +137,9 @@ fn member_ids(members: Option<&Value>) -> Result<Vec<String>, AppError> {
         .collect()
 }
 
-fn group_input(body: &Value) -> Result<GroupInput, AppError> {
+/// Decodes a POST or PUT body, or a patched resource. Public for the
+/// fuzzers (`fuzz/`).
+pub fn group_input(body: &Value) -> Result<GroupInput, AppError> {
     let (attributes, _password) =
         normalize_resource(ResourceKind::Group, body).map_err(resource_error)?;
     let display_name = match attributes.get("displayName") {
@@ -276,8 +279,8 @@ fn is_members(name: &str) -> bool {
 }
 
 /// Splits PATCH operations into membership changes and the rest, which
-/// apply to the group's other attributes.
-fn split_operations(
+/// apply to the group's other attributes. Public for the fuzzers (`fuzz/`).
+pub fn split_operations(
     operations: Vec<Operation>,
 ) -> Result<(Vec<MembershipChange>, Vec<Operation>), AppError> {
     let mut changes = Vec::new();

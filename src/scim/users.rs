@@ -38,13 +38,16 @@ fn parse_id(raw: &str) -> Result<MemberId, AppError> {
 
 /// A validated User body: the profile, the `active` flag if sent, and the
 /// password if sent.
-struct UserInput {
-    profile: UserProfile,
-    active: Option<bool>,
-    password: Option<String>,
+#[derive(Debug)]
+pub struct UserInput {
+    pub profile: UserProfile,
+    pub active: Option<bool>,
+    pub password: Option<String>,
 }
 
-fn user_input(body: &Value) -> Result<UserInput, AppError> {
+/// Decodes a POST or PUT body, or a patched resource. Public for the
+/// fuzzers (`fuzz/`).
+pub fn user_input(body: &Value) -> Result<UserInput, AppError> {
     let (mut attributes, password) =
         normalize_resource(ResourceKind::User, body).map_err(resource_error)?;
     let user_name = match attributes.remove("userName") {

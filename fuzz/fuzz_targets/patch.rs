@@ -1,0 +1,5 @@
+#![no_main]
+
+// The checks live in the crate's library, so `cargo test` runs them over
+// fuzz/regressions/patch/ too.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| muster_fuzz::patch(data));
