@@ -7,7 +7,6 @@ use crate::common;
 use chrono::Utc;
 use common::{MemberFixture, OrgFixture, TestApp};
 use muster::auth::totp::{TotpSecret, step_of};
-use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::domain::{AccountId, MemberId, OrgId, Role};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -21,23 +20,6 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .request(method, app.url(&format!("/api/v1{path}")))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    send(request).await
-}
-
 async fn login(app: &TestApp, email: &str) -> (StatusCode, Value) {
     send(
         app.post("/api/v1/auth/login")
@@ -49,22 +31,7 @@ async fn login(app: &TestApp, email: &str) -> (StatusCode, Value) {
 /// A new organization whose owner has a password: the fixture (its
 /// `owner.token` a personal token) and a session of the owner.
 async fn org_with_owner(app: &TestApp, name: &str) -> (OrgFixture, String) {
-    let email = format!(
-        "{}-{}@example.com",
-        name.to_lowercase(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let output = bootstrap(
-        &app.store,
-        Utc::now(),
-        BootstrapInput {
-            org_name: format!("{name} {}", uuid::Uuid::new_v4().simple()),
-            owner_email: email.clone(),
-            owner_password: Some(PASSWORD.into()),
-        },
-    )
-    .await
-    .expect("bootstrap");
+    let (output, email) = app.owner_with_password(&name.to_lowercase()).await;
     let (status, session) = login(app, &email).await;
     assert_eq!(status, StatusCode::OK, "{session}");
     let fixture = OrgFixture {
@@ -87,24 +54,24 @@ async fn org_with_owner(app: &TestApp, name: &str) -> (OrgFixture, String) {
 async fn the_last_owner_of_an_organization_cannot_delete_their_account() {
     let app = TestApp::spawn().await;
     let (org, session) = org_with_owner(&app, "Solo").await;
-    let (status, body) = call(
-        &app,
-        Method::DELETE,
-        "/me",
-        &session,
-        Some(json!({ "password": PASSWORD })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            "/me",
+            &session,
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["type"], "urn:muster:problem:last-owner", "{body}");
-    let (_, view) = call(
-        &app,
-        Method::GET,
-        &format!("/orgs/{}", org.org_id),
-        &session,
-        None,
-    )
-    .await;
+    let (_, view) = app
+        .call(
+            Method::GET,
+            &format!("/orgs/{}", org.org_id),
+            &session,
+            None,
+        )
+        .await;
     let name = view["name"].as_str().expect("name");
     assert!(
         body["detail"].as_str().is_some_and(|d| d.contains(name)),
@@ -123,24 +90,24 @@ async fn the_last_owner_of_an_organization_cannot_delete_their_account() {
     );
 
     // A wrong password is refused before anything is weighed.
-    let (status, _) = call(
-        &app,
-        Method::DELETE,
-        "/me",
-        &session,
-        Some(json!({ "password": "not the password" })),
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            "/me",
+            &session,
+            Some(json!({ "password": "not the password" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // A personal token cannot delete its account.
-    let (status, _) = call(
-        &app,
-        Method::DELETE,
-        "/me",
-        &org.owner.token,
-        Some(json!({ "password": PASSWORD })),
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            "/me",
+            &org.owner.token,
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -183,54 +150,54 @@ async fn deleting_an_account_takes_everything_of_it_and_pseudonymises_its_trail(
         Some(2)
     );
     // Something in Acme's log by Ada, to see how it reads afterwards.
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        &format!("/orgs/{}/projects", acme.org_id),
-        &ada,
-        Some(json!({ "name": "Apollo" })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("/orgs/{}/projects", acme.org_id),
+            &ada,
+            Some(json!({ "name": "Apollo" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // With two-factor authentication on, the code is needed too.
-    let (_, enrolment) = call(&app, Method::POST, "/me/mfa/totp", &ada, None).await;
+    let (_, enrolment) = app.call(Method::POST, "/me/mfa/totp", &ada, None).await;
     let secret =
         TotpSecret::from_base32(enrolment["secret"].as_str().expect("secret")).expect("base32");
     let step = step_of(Utc::now()) - 1;
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        "/me/mfa/totp/confirm",
-        &ada,
-        Some(json!({ "code": secret.code_at(step), "password": PASSWORD })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/me/mfa/totp/confirm",
+            &ada,
+            Some(json!({ "code": secret.code_at(step), "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = call(
-        &app,
-        Method::DELETE,
-        "/me",
-        &ada,
-        Some(json!({ "password": PASSWORD })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            "/me",
+            &ada,
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["field"], "code", "{body}");
 
-    let (status, body) = call(
-        &app,
-        Method::DELETE,
-        "/me",
-        &ada,
-        Some(json!({ "password": PASSWORD, "code": secret.code_at(step + 1) })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            "/me",
+            &ada,
+            Some(json!({ "password": PASSWORD, "code": secret.code_at(step + 1) })),
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
     // Her session, her personal token and her password are all dead.
     for token in [&ada, &acme.owner.token] {
-        let (status, _) = call(&app, Method::GET, "/me", token, None).await;
+        let (status, _) = app.call(Method::GET, "/me", token, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(
@@ -264,15 +231,15 @@ async fn deleting_an_account_takes_everything_of_it_and_pseudonymises_its_trail(
     );
 
     // The trail stays, under her id, without her email.
-    let acme_log = call(
-        &app,
-        Method::GET,
-        &format!("/orgs/{}/audit-events?actor={ada_id}", acme.org_id),
-        &bo.token,
-        None,
-    )
-    .await
-    .1;
+    let acme_log = app
+        .call(
+            Method::GET,
+            &format!("/orgs/{}/audit-events?actor={ada_id}", acme.org_id),
+            &bo.token,
+            None,
+        )
+        .await
+        .1;
     let items = acme_log["items"].as_array().expect("items");
     let actions: Vec<&str> = items.iter().filter_map(|i| i["action"].as_str()).collect();
     assert!(actions.contains(&"member.left"), "{actions:?}");
@@ -281,14 +248,14 @@ async fn deleting_an_account_takes_everything_of_it_and_pseudonymises_its_trail(
         assert_eq!(item["actor"]["id"], ada_id.as_str(), "{item}");
         assert_eq!(item["actor"]["label"], "deleted account", "{item}");
     }
-    let (_, globex_log) = call(
-        &app,
-        Method::GET,
-        &format!("/orgs/{}/audit-events?action=member.left", globex.org_id),
-        &globex_owner,
-        None,
-    )
-    .await;
+    let (_, globex_log) = app
+        .call(
+            Method::GET,
+            &format!("/orgs/{}/audit-events?action=member.left", globex.org_id),
+            &globex_owner,
+            None,
+        )
+        .await;
     assert_eq!(
         globex_log["items"].as_array().map(Vec::len),
         Some(1),

@@ -17,7 +17,6 @@ use common::smtp::{SmtpServer, invitation_token, parse_message};
 use common::{TestApp, eventually};
 use muster::auth::password::hash_password;
 use muster::auth::totp::{TotpSecret, step_of};
-use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::domain::{AccountId, Role};
 use muster::state::AppState;
 use muster::store;
@@ -37,18 +36,7 @@ struct Person {
 
 /// The owner of a new organization, with a password, signed in.
 async fn owner(app: &TestApp) -> Person {
-    let email = format!("owner-{}@example.com", uuid::Uuid::new_v4().simple());
-    let output = bootstrap(
-        &app.store,
-        Utc::now(),
-        BootstrapInput {
-            org_name: format!("Org {}", uuid::Uuid::new_v4().simple()),
-            owner_email: email.clone(),
-            owner_password: Some(PASSWORD.into()),
-        },
-    )
-    .await
-    .expect("bootstrap");
+    let (output, email) = app.owner_with_password("owner").await;
     let session = session_of(app, &email).await;
     Person {
         email,
@@ -81,23 +69,6 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn call(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .request(method, app.url(&format!("/api/v1{path}")))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    send(request).await
-}
-
 /// An authenticator app: the secret, and the next step it may use.
 struct App {
     secret: TotpSecret,
@@ -126,14 +97,9 @@ impl App {
 /// Enrols and confirms `person`'s second factor: the app, and the
 /// recovery codes.
 async fn enable_mfa(app: &TestApp, person: &Person) -> (App, Vec<String>) {
-    let (status, enrolment) = call(
-        app,
-        reqwest::Method::POST,
-        "/me/mfa/totp",
-        &person.session,
-        None,
-    )
-    .await;
+    let (status, enrolment) = app
+        .call(reqwest::Method::POST, "/me/mfa/totp", &person.session, None)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{enrolment}");
     let secret =
         TotpSecret::from_base32(enrolment["secret"].as_str().expect("secret")).expect("base32");
@@ -141,14 +107,14 @@ async fn enable_mfa(app: &TestApp, person: &Person) -> (App, Vec<String>) {
         secret,
         next_step: 0,
     };
-    let (status, confirmed) = call(
-        app,
-        reqwest::Method::POST,
-        "/me/mfa/totp/confirm",
-        &person.session,
-        Some(json!({ "code": authenticator.code(), "password": PASSWORD })),
-    )
-    .await;
+    let (status, confirmed) = app
+        .call(
+            reqwest::Method::POST,
+            "/me/mfa/totp/confirm",
+            &person.session,
+            Some(json!({ "code": authenticator.code(), "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
     let codes = confirmed["recovery_codes"]
         .as_array()
@@ -180,14 +146,9 @@ async fn enrolment_takes_effect_once_confirmed_and_then_sign_in_takes_a_code() {
     let person = owner(&app).await;
     let other_session = session_of(&app, &person.email).await;
 
-    let (status, enrolment) = call(
-        &app,
-        reqwest::Method::POST,
-        "/me/mfa/totp",
-        &person.session,
-        None,
-    )
-    .await;
+    let (status, enrolment) = app
+        .call(reqwest::Method::POST, "/me/mfa/totp", &person.session, None)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{enrolment}");
     let secret = enrolment["secret"].as_str().expect("secret");
     let uri = enrolment["otpauth_uri"].as_str().expect("uri");
@@ -207,38 +168,38 @@ async fn enrolment_takes_effect_once_confirmed_and_then_sign_in_takes_a_code() {
 
     // A wrong code, and a right code with a wrong password, confirm
     // nothing.
-    let (status, body) = call(
-        &app,
-        reqwest::Method::POST,
-        "/me/mfa/totp/confirm",
-        &person.session,
-        Some(json!({ "code": "000000", "password": PASSWORD })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/me/mfa/totp/confirm",
+            &person.session,
+            Some(json!({ "code": "000000", "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["type"], "urn:muster:problem:mfa-code-wrong", "{body}");
-    let (status, body) = call(
-        &app,
-        reqwest::Method::POST,
-        "/me/mfa/totp/confirm",
-        &person.session,
-        Some(json!({ "code": authenticator.peek(), "password": "not the password" })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/me/mfa/totp/confirm",
+            &person.session,
+            Some(json!({ "code": authenticator.peek(), "password": "not the password" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
         app.me(&person.session).await["account"]["mfa_enabled"],
         false
     );
 
-    let (status, confirmed) = call(
-        &app,
-        reqwest::Method::POST,
-        "/me/mfa/totp/confirm",
-        &person.session,
-        Some(json!({ "code": authenticator.code(), "password": PASSWORD })),
-    )
-    .await;
+    let (status, confirmed) = app
+        .call(
+            reqwest::Method::POST,
+            "/me/mfa/totp/confirm",
+            &person.session,
+            Some(json!({ "code": authenticator.code(), "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
     let codes = confirmed["recovery_codes"].as_array().expect("codes");
     assert_eq!(codes.len(), 10, "{confirmed}");
@@ -246,24 +207,21 @@ async fn enrolment_takes_effect_once_confirmed_and_then_sign_in_takes_a_code() {
     assert_eq!(me["account"]["mfa_enabled"], true, "{me}");
     assert_eq!(me["account"]["recovery_codes_left"], 10, "{me}");
     // Turning it on ended the other sessions, not this one.
-    let (status, _) = call(&app, reqwest::Method::GET, "/me", &other_session, None).await;
+    let (status, _) = app
+        .call(reqwest::Method::GET, "/me", &other_session, None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Enrolling again while on is refused.
-    let (status, body) = call(
-        &app,
-        reqwest::Method::POST,
-        "/me/mfa/totp",
-        &person.session,
-        None,
-    )
-    .await;
+    let (status, body) = app
+        .call(reqwest::Method::POST, "/me/mfa/totp", &person.session, None)
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     // The password alone answers a challenge, which is no bearer token.
     let first = challenge(&app, &person.email).await;
     assert!(first.starts_with("mst_mfa_"), "{first}");
-    let (status, _) = call(&app, reqwest::Method::GET, "/me", &first, None).await;
+    let (status, _) = app.call(reqwest::Method::GET, "/me", &first, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // No code, a wrong code: 401, and the challenge stays usable.
     let (status, body) = complete(&app, &first, json!({})).await;
@@ -316,23 +274,23 @@ async fn recovery_codes_work_once_each_and_turning_it_off_takes_a_code() {
     assert_eq!(me["account"]["recovery_codes_left"], 9, "{me}");
 
     // Off: a wrong code is refused, a recovery code does it.
-    let (status, body) = call(
-        &app,
-        reqwest::Method::DELETE,
-        "/me/mfa/totp",
-        &person.session,
-        Some(json!({ "code": "000000" })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::DELETE,
+            "/me/mfa/totp",
+            &person.session,
+            Some(json!({ "code": "000000" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, body) = call(
-        &app,
-        reqwest::Method::DELETE,
-        "/me/mfa/totp",
-        &person.session,
-        Some(json!({ "recovery_code": codes[1] })),
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::DELETE,
+            "/me/mfa/totp",
+            &person.session,
+            Some(json!({ "recovery_code": codes[1] })),
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(
         app.me(&person.session).await["account"]["mfa_enabled"],
@@ -353,14 +311,9 @@ async fn recovery_codes_work_once_each_and_turning_it_off_takes_a_code() {
         scim_token: String::new(),
     };
     let member = app.with_member(&fixture, Role::Viewer).await;
-    let (status, _) = call(
-        &app,
-        reqwest::Method::POST,
-        "/me/mfa/totp",
-        &member.token,
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(reqwest::Method::POST, "/me/mfa/totp", &member.token, None)
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -414,8 +367,7 @@ async fn an_organization_requiring_mfa_refuses_members_without_it_but_not_scim()
     let require = |token: String| {
         let app = &app;
         async move {
-            call(
-                app,
+            app.call(
                 reqwest::Method::PATCH,
                 &format!("/orgs/{org}"),
                 &token,
@@ -459,14 +411,14 @@ async fn an_organization_requiring_mfa_refuses_members_without_it_but_not_scim()
     assert!(set);
     let member_session = session_of(&app, &member.email).await;
     for token in [&member_session, &member.token] {
-        let (status, body) = call(
-            &app,
-            reqwest::Method::GET,
-            &format!("/orgs/{org}/members"),
-            token,
-            None,
-        )
-        .await;
+        let (status, body) = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/orgs/{org}/members"),
+                token,
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["type"], "urn:muster:problem:mfa-required", "{body}");
         assert!(
@@ -500,14 +452,14 @@ async fn an_organization_requiring_mfa_refuses_members_without_it_but_not_scim()
         session: member_session.clone(),
     };
     let _ = enable_mfa(&app, &member_person).await;
-    let (status, body) = call(
-        &app,
-        reqwest::Method::GET,
-        &format!("/orgs/{org}/members"),
-        &member_session,
-        None,
-    )
-    .await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/orgs/{org}/members"),
+            &member_session,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -518,14 +470,9 @@ async fn without_an_mfa_key_enrolment_is_not_available() {
         .spawn()
         .await;
     let person = owner(&app).await;
-    let (status, body) = call(
-        &app,
-        reqwest::Method::POST,
-        "/me/mfa/totp",
-        &person.session,
-        None,
-    )
-    .await;
+    let (status, body) = app
+        .call(reqwest::Method::POST, "/me/mfa/totp", &person.session, None)
+        .await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
     assert!(
         body["detail"]
@@ -551,14 +498,14 @@ async fn accepting_an_invitation_as_an_account_with_mfa_takes_its_code() {
     let inviter = owner(&app).await;
     let invitee = owner(&app).await;
     let (mut authenticator, _) = enable_mfa(&app, &invitee).await;
-    let (status, invitation) = call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/orgs/{}/invitations", inviter.org_id),
-        &inviter.session,
-        Some(json!({ "emails": invitee.email, "role": "viewer" })),
-    )
-    .await;
+    let (status, invitation) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/orgs/{}/invitations", inviter.org_id),
+            &inviter.session,
+            Some(json!({ "emails": invitee.email, "role": "viewer" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{invitation}");
     let messages = eventually(Duration::from_secs(30), "the mail arrives", || async {
         let found = smtp.messages();

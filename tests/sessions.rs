@@ -5,26 +5,13 @@ use crate::common;
 
 use chrono::Utc;
 use common::TestApp;
-use muster::bootstrap::{BootstrapInput, bootstrap};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn account_with_password(app: &TestApp) -> String {
-    let email = format!("sessions-{}@example.com", uuid::Uuid::new_v4().simple());
-    bootstrap(
-        &app.store,
-        Utc::now(),
-        BootstrapInput {
-            org_name: format!("Org {}", uuid::Uuid::new_v4().simple()),
-            owner_email: email.clone(),
-            owner_password: Some(PASSWORD.into()),
-        },
-    )
-    .await
-    .expect("bootstrap");
-    email
+    app.owner_with_password("sessions").await.1
 }
 
 /// Signs in with `user_agent`; the session's secret.

@@ -25,6 +25,9 @@ pub const MONGODB_URI_VAR: &str = "TEST_MONGODB_URI";
 /// The `secantusd-py` binary, for tests that start and stop their own server.
 pub const SECANTUSD_VAR: &str = "TEST_SECANTUSD_BIN";
 
+/// The password of the accounts `TestApp::owner_with_password` makes.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 /// The `auth.mfa_key` test servers seal TOTP secrets with.
 pub const TEST_MFA_KEY: &str = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
 
@@ -189,6 +192,50 @@ impl TestApp {
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path))
+    }
+
+    /// A management API call (`path` under `/api/v1`) with `token`: the
+    /// status and the JSON body (`Null` when there is none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self
+            .client
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// A new organization whose owner, `{prefix}-…@example.com`, has the
+    /// password [`PASSWORD`]: what `muster bootstrap` printed, and the
+    /// email.
+    pub async fn owner_with_password(
+        &self,
+        prefix: &str,
+    ) -> (muster::bootstrap::BootstrapOutput, String) {
+        let email = format!("{prefix}-{}@example.com", uuid::Uuid::new_v4().simple());
+        let output = bootstrap(
+            &self.store,
+            Utc::now(),
+            BootstrapInput {
+                org_name: format!("Org {}", uuid::Uuid::new_v4().simple()),
+                owner_email: email.clone(),
+                owner_password: Some(PASSWORD.into()),
+            },
+        )
+        .await
+        .expect("bootstrap an organization");
+        (output, email)
     }
 
     /// A new organization, its owner (with a personal token) and a SCIM

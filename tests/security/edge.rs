@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::Utc;
-use muster::bootstrap::{BootstrapInput, bootstrap};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -13,19 +11,7 @@ use crate::common::{Scim, TestApp};
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn account_with_password(app: &TestApp) -> String {
-    let email = format!("signer-{}@example.com", uuid::Uuid::new_v4().simple());
-    bootstrap(
-        &app.store,
-        Utc::now(),
-        BootstrapInput {
-            org_name: format!("Org {}", uuid::Uuid::new_v4().simple()),
-            owner_email: email.clone(),
-            owner_password: Some(PASSWORD.into()),
-        },
-    )
-    .await
-    .expect("bootstrap");
-    email
+    app.owner_with_password("signer").await.1
 }
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Response {

@@ -2,8 +2,6 @@
 //! header is believed only from a trusted peer, and then the audit log,
 //! the session list and the rate limiter all see the forwarded client.
 
-use chrono::Utc;
-use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::config::TrustedProxies;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,19 +11,7 @@ use crate::common::TestApp;
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn account_with_password(app: &TestApp) -> String {
-    let email = format!("proxied-{}@example.com", uuid::Uuid::new_v4().simple());
-    bootstrap(
-        &app.store,
-        Utc::now(),
-        BootstrapInput {
-            org_name: format!("Org {}", uuid::Uuid::new_v4().simple()),
-            owner_email: email.clone(),
-            owner_password: Some(PASSWORD.into()),
-        },
-    )
-    .await
-    .expect("bootstrap");
-    email
+    app.owner_with_password("proxied").await.1
 }
 
 /// The test server's peers are all 127.0.0.1.
