@@ -274,3 +274,24 @@ async fn deleting_an_account_takes_everything_of_it_and_pseudonymises_its_trail(
     .await;
     assert_eq!(deleted, 1);
 }
+
+/// A stolen session cannot guess the password through `DELETE /me`: wrong
+/// passwords count as failed sign-ins do, and lock the same way.
+#[tokio::test]
+async fn wrong_passwords_when_deleting_lock_like_failed_sign_ins() {
+    let app = TestApp::spawn().await;
+    let (_, session) = org_with_owner(&app, "Guarded").await;
+    let attempt = || {
+        app.call(
+            Method::DELETE,
+            "/me",
+            &session,
+            Some(json!({ "password": "not the password" })),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt().await.0, StatusCode::FORBIDDEN);
+    }
+    let (status, body) = attempt().await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}

@@ -279,8 +279,7 @@ impl MeApi {
         )?;
         app::accounts::delete(
             state.store(),
-            state.hashing(),
-            state.mfa_key(),
+            state.0,
             state.clock().now(),
             &account_acting(&auth, req),
             app::accounts::DeletionProof {

@@ -174,8 +174,7 @@ impl MfaApi {
         let ConfirmTotpRequest { code, password } = body.0;
         let recovery_codes = mfa::confirm(
             state.store(),
-            state.hashing(),
-            state.mfa_key(),
+            state.0,
             state.clock().now(),
             &account_acting(&auth, req),
             auth.session_id(),

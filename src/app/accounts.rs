@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::mfa::MfaProof;
-use crate::auth::mfa_key::MfaKey;
 use crate::auth::password::{
     HashingPermits, MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password,
 };
@@ -195,8 +194,7 @@ pub struct DeletionProof {
 /// readers see "deleted account".
 pub async fn delete(
     store: &Store,
-    hashing: &HashingPermits,
-    key: Option<&MfaKey>,
+    passwords: &impl super::invitations::Passwords,
     now: DateTime<Utc>,
     caller: &AccountActing,
     proof: DeletionProof,
@@ -205,12 +203,19 @@ pub async fn delete(
     let credentials = store::accounts::get_credentials(store, None, account_id)
         .await?
         .ok_or_else(gone)?;
-    super::mfa::ensure_password(hashing, credentials.password_hash.clone(), proof.password).await?;
+    super::mfa::ensure_password(
+        passwords,
+        &credentials.account,
+        &caller.origin,
+        credentials.password_hash.clone(),
+        proof.password,
+    )
+    .await?;
     let proven = match credentials.enabled_mfa() {
         Some(mfa) => Some(
             super::mfa::check(
                 store,
-                key,
+                passwords.mfa_key(),
                 now,
                 &credentials.account,
                 mfa,

@@ -423,9 +423,11 @@ pub async fn record_delivery(
     })
 }
 
-/// Password work for accepting: argon2 takes tens of milliseconds, so it
-/// runs off the async threads, and before the transaction. A face says
-/// where it runs it (and may count failures, as sign-in does).
+/// Password work for accepting an invitation (and, signed in, for turning
+/// on a second factor or deleting the account): argon2 takes tens of
+/// milliseconds, so it runs off the async threads, and before the
+/// transaction. A face says where it runs it (and may count failures, as
+/// sign-in does).
 pub trait Passwords: Sync {
     /// Whether `password`, tried from `origin`, is the password of
     /// `email`'s account, whose stored hash is `hash`.

@@ -14,8 +14,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::accounts::{AccountActing, gone};
+use super::invitations::Passwords;
 use crate::auth::mfa_key::MfaKey;
-use crate::auth::password::{HashingPermits, MAX_PASSWORD_BYTES, verify_password};
+use crate::auth::password::MAX_PASSWORD_BYTES;
 use crate::auth::totp::{RECOVERY_CODES, TotpSecret, generate_recovery_code, recovery_code_hash};
 use crate::domain::mfa::{MfaError, MfaState, ensure_confirmable, ensure_not_locked, lock_after};
 use crate::domain::{Account, AccountId, Actor, AuditEvent, RequestOrigin, TokenId};
@@ -250,8 +251,7 @@ pub struct Confirmation {
 /// `keep`, and answers the ten recovery codes, shown only here.
 pub async fn confirm(
     store: &Store,
-    hashing: &HashingPermits,
-    key: Option<&MfaKey>,
+    passwords: &impl Passwords,
     now: DateTime<Utc>,
     caller: &AccountActing,
     keep: &TokenId,
@@ -266,8 +266,15 @@ pub async fn confirm(
         return Err(MfaError::NoEnrolment.into());
     };
     ensure_not_locked(mfa, now)?;
-    ensure_password(hashing, credentials.password_hash.clone(), password).await?;
-    let secret = open_secret(key, account_id, mfa)?;
+    ensure_password(
+        passwords,
+        &credentials.account,
+        &caller.origin,
+        credentials.password_hash.clone(),
+        password,
+    )
+    .await?;
+    let secret = open_secret(passwords.mfa_key(), account_id, mfa)?;
     let Some(step) = secret.matching_step(&code, now, None) else {
         record_failure(store, now, &credentials.account, &caller.origin).await?;
         return Err(MfaError::WrongCode.into());
@@ -356,11 +363,14 @@ pub async fn disable(
     })
 }
 
-/// The account's password, checked under the argon2 permits; refused
-/// with 403 when wrong (the person is signed in: it is no sign-in
-/// failure), 409 when the account has none.
+/// The account's password, checked as a sign-in is (the argon2 permits,
+/// and the failure limits on its email and the client's address, so a
+/// stolen session cannot guess it here either); refused with 403 when
+/// wrong, 409 when the account has none.
 pub async fn ensure_password(
-    hashing: &HashingPermits,
+    passwords: &impl Passwords,
+    account: &Account,
+    origin: &RequestOrigin,
     stored: Option<crate::auth::password::PasswordHashString>,
     password: String,
 ) -> Result<(), AppError> {
@@ -376,8 +386,8 @@ pub async fn ensure_password(
             detail: "this account has no password yet; set one by accepting an invitation".into(),
         });
     };
-    let verified = hashing
-        .run(move || verify_password(Some(&stored), &password))
+    let verified = passwords
+        .verify(&account.email, origin, stored, password)
         .await?;
     if !verified {
         return Err(AppError::Forbidden("the password is wrong".into()));
