@@ -275,23 +275,28 @@ async fn deleting_an_account_takes_everything_of_it_and_pseudonymises_its_trail(
     assert_eq!(deleted, 1);
 }
 
-/// A stolen session cannot guess the password through `DELETE /me`: wrong
+/// A stolen session cannot guess the password through the routes that ask
+/// for it again (`DELETE /me`, `PATCH /me`'s current password): wrong
 /// passwords count as failed sign-ins do, and lock the same way.
 #[tokio::test]
-async fn wrong_passwords_when_deleting_lock_like_failed_sign_ins() {
+async fn wrong_passwords_while_signed_in_lock_like_failed_sign_ins() {
     let app = TestApp::spawn().await;
-    let (_, session) = org_with_owner(&app, "Guarded").await;
-    let attempt = || {
-        app.call(
-            Method::DELETE,
-            "/me",
-            &session,
-            Some(json!({ "password": "not the password" })),
-        )
-    };
-    for _ in 0..5 {
-        assert_eq!(attempt().await.0, StatusCode::FORBIDDEN);
+    let wrong = "not the password";
+    for (method, body) in [
+        (Method::DELETE, json!({ "password": wrong })),
+        (
+            Method::PATCH,
+            json!({ "password": { "current": wrong, "new": "a new horse battery staple" } }),
+        ),
+    ] {
+        let (_, session) = org_with_owner(&app, "Guarded").await;
+        for _ in 0..5 {
+            let (status, _) = app
+                .call(method.clone(), "/me", &session, Some(body.clone()))
+                .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method}");
+        }
+        let (status, answer) = app.call(method.clone(), "/me", &session, Some(body)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{method}: {answer}");
     }
-    let (status, body) = attempt().await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 }

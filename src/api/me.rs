@@ -241,7 +241,7 @@ impl MeApi {
         };
         app::accounts::update(
             state.store(),
-            state.hashing(),
+            state.0,
             state.clock().now(),
             &account_acting(&auth, req),
             auth.session_id(),

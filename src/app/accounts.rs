@@ -6,9 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::mfa::MfaProof;
-use crate::auth::password::{
-    HashingPermits, MAX_PASSWORD_BYTES, check_policy, hash_password, verify_password,
-};
+use crate::auth::password::{MAX_PASSWORD_BYTES, check_policy};
 use crate::domain::account::AccountDeletionError;
 use crate::domain::mfa::MfaError;
 use crate::domain::{AccountId, Actor, AuditEvent, OrgId, RequestOrigin, Target, TokenId};
@@ -80,7 +78,7 @@ pub struct AccountChange {
 /// `keep`, the caller's), so whoever learnt the old password is out.
 pub async fn update(
     store: &Store,
-    hashing: &HashingPermits,
+    passwords: &impl super::invitations::Passwords,
     now: DateTime<Utc>,
     caller: &AccountActing,
     keep: &TokenId,
@@ -115,25 +113,23 @@ pub async fn update(
                         .into(),
                 });
             };
-            let (verified, hashed) = hashing
-                .run(move || {
-                    if verify_password(Some(&stored), &current) {
-                        (true, Some(hash_password(&new)))
-                    } else {
-                        (false, None)
-                    }
-                })
+            // Checked as a sign-in is: a wrong current password counts
+            // against the email's and the address's failure limits, so a
+            // stolen session cannot guess the password here either.
+            let verified = passwords
+                .verify(&credentials.account.email, &caller.origin, stored, current)
                 .await?;
             if !verified {
                 return Err(AppError::Forbidden(
                     "the current password is wrong; the password was not changed".into(),
                 ));
             }
-            match hashed {
-                Some(Ok(hash)) => Some(hash),
-                Some(Err(err)) => return Err(AppError::invalid("password.new", err)),
-                None => return Err(AppError::internal("a verified password was not hashed")),
-            }
+            Some(
+                passwords
+                    .hash(new)
+                    .await?
+                    .map_err(|err| AppError::invalid("password.new", err))?,
+            )
         }
     };
     let replaced = credentials.password_hash;
