@@ -28,6 +28,12 @@ struct Args {
     groups: usize,
     requests: usize,
     concurrency: usize,
+    /// `--only lookup,get,post,patch,page`: the workloads to run (a PATCH
+    /// adds the users the POST created, so `patch` needs `post`).
+    only: Option<Vec<String>>,
+    /// `--perf DIR`: record a `perf` profile of the server during each
+    /// measured workload, as `DIR/<workload>.data`.
+    perf_dir: Option<String>,
 }
 
 fn args() -> Args {
@@ -42,6 +48,8 @@ fn args() -> Args {
         groups: number("--groups", 1_000),
         requests: number("--requests", 2_000),
         concurrency: number("--concurrency", 4),
+        only: arg("--only").map(|v| v.split(',').map(str::to_owned).collect()),
+        perf_dir: arg("--perf"),
     }
 }
 
@@ -99,6 +107,46 @@ impl Workload {
             Workload::AuthOnly => "floor: GET /ServiceProviderConfig (token check only)",
         }
     }
+
+    /// The name `--only` and `--perf` know it by.
+    fn short(self) -> &'static str {
+        match self {
+            Workload::Lookup => "lookup",
+            Workload::GetById => "get",
+            Workload::Post => "post",
+            Workload::PatchBigGroup => "patch",
+            Workload::Page => "page",
+            Workload::Healthz => "healthz",
+            Workload::AuthOnly => "auth",
+        }
+    }
+}
+
+/// `perf record` attached to the server while it runs one workload.
+struct Profile(Child);
+
+impl Profile {
+    fn start(dir: &str, pid: u32, workload: Workload) -> Option<Profile> {
+        let child = Command::new("perf")
+            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-o"])
+            .arg(format!("{dir}/{}.data", workload.short()))
+            .args(["-p", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        // perf needs a moment to attach before the requests begin.
+        std::thread::sleep(Duration::from_millis(500));
+        Some(Profile(child))
+    }
+
+    fn stop(mut self) {
+        // SIGINT makes perf write its file and exit.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 struct Fixture {
@@ -117,6 +165,9 @@ struct Figures {
     /// The measured seconds per request: with the server's idle CPU rate,
     /// what its CPU per request would be without the requests.
     seconds_per_request: f64,
+    /// Database operations per request (`serverStatus.opcounters`), when
+    /// the server's database is ours to read.
+    db_ops_per_request: f64,
     errors: usize,
 }
 
@@ -172,6 +223,7 @@ fn request(
 
 async fn run(
     client: &reqwest::Client,
+    database: Option<&mongodb::Client>,
     server: &Server,
     workload: Workload,
     fixture: &mut Fixture,
@@ -182,6 +234,10 @@ async fn run(
     let run_number = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = server.child.id();
     // NaN rather than 0 when /proc cannot be read, so a bad figure shows.
+    let ops_before = match database {
+        Some(database) => common::database_operations(database).await,
+        None => f64::NAN,
+    };
     let cpu_before = cpu_seconds(pid).unwrap_or(f64::NAN);
     let started = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -222,6 +278,11 @@ async fn run(
         .await;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid).unwrap_or(f64::NAN) - cpu_before;
+    // Less the serverStatus that read the counters.
+    let db_ops = match database {
+        Some(database) => common::database_operations(database).await - ops_before - 1.0,
+        None => f64::NAN,
+    };
     let mut latencies: Vec<f64> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
     let errors = results.iter().map(|r| r.2).sum();
     if let Workload::Post = workload {
@@ -240,6 +301,7 @@ async fn run(
         p99_ms: at(0.99),
         cpu_ms_per_request: cpu * 1000.0 / requests as f64,
         seconds_per_request: elapsed / requests as f64,
+        db_ops_per_request: db_ops / requests as f64,
         errors,
     }
 }
@@ -449,12 +511,18 @@ const WORKLOADS: [Workload; 5] = [
 
 async fn measure(
     client: &reqwest::Client,
+    database: Option<&mongodb::Client>,
     server: &Server,
     fixture: &mut Fixture,
     args: &Args,
 ) -> Vec<(Workload, Figures)> {
     let mut rows = Vec::new();
     for workload in WORKLOADS {
+        if let Some(only) = &args.only
+            && !only.iter().any(|name| name == workload.short())
+        {
+            continue;
+        }
         // Each page counts every user for totalResults, which the
         // development database does slowly, and the peer rewrites the whole
         // 100,000-member group on every PATCH: fewer of those keep a run
@@ -466,6 +534,7 @@ async fn measure(
         // A short warm-up so that caches and connection pools are filled.
         let _ = run(
             client,
+            database,
             server,
             workload,
             fixture,
@@ -473,8 +542,13 @@ async fn measure(
             args.concurrency,
         )
         .await;
+        let profile = args
+            .perf_dir
+            .as_deref()
+            .and_then(|dir| Profile::start(dir, server.child.id(), workload));
         let figures = run(
             client,
+            database,
             server,
             workload,
             fixture,
@@ -482,6 +556,9 @@ async fn measure(
             args.concurrency,
         )
         .await;
+        if let Some(profile) = profile {
+            profile.stop();
+        }
         rows.push((workload, figures));
     }
     rows
@@ -518,19 +595,34 @@ async fn idle_cpu_ms_per_s(pid: u32) -> f64 {
     spent as f64 / 1e6 / window.as_secs_f64()
 }
 
-fn print_rows(server: &str, rows: &[(Workload, Figures)], rss: f64, idle_ms_per_s: f64) {
+fn print_rows(
+    server: &str,
+    rows: &[(Workload, Figures)],
+    rss: f64,
+    idle_ms_per_s: f64,
+    floor_ms: f64,
+) {
     println!("\n{server} (peak RSS {rss:.0} MiB, idle CPU {idle_ms_per_s:.3} ms/s)");
-    println!("| workload | req/s | p50 ms | p99 ms | server CPU ms/req | of which idle | errors |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| workload | req/s | p50 ms | p99 ms | server CPU ms/req | of which idle | net, in floors | DB ops/req | errors |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (workload, f) in rows {
+        let idle = idle_ms_per_s * f.seconds_per_request;
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.3} | {:.3} | {} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.3} | {:.3} | {:.2} | {} | {} |",
             workload.name(),
             f.rps,
             f.p50_ms,
             f.p99_ms,
             f.cpu_ms_per_request,
-            idle_ms_per_s * f.seconds_per_request,
+            idle,
+            (f.cpu_ms_per_request - idle) / floor_ms,
+            if f.db_ops_per_request.is_nan() {
+                "—".to_owned()
+            } else {
+                format!("{:.1}", f.db_ops_per_request)
+            },
             f.errors
         );
     }
@@ -600,8 +692,10 @@ async fn main() {
     wait_until_up(&client, &format!("http://127.0.0.1:{port}/healthz")).await;
 
     // The userName lookup at a tenth of the size, to compare with the full size.
+    let database = store.database().client().clone();
     let lookup_small = run(
         &client,
+        Some(&database),
         &muster,
         Workload::Lookup,
         &mut fixture,
@@ -613,12 +707,13 @@ async fn main() {
     fixture.user_ids.extend(more.user_ids);
     fixture.user_names.extend(more.user_names);
     fixture.big_group = seed_muster_groups(&store, &org, args.groups, &fixture.user_ids).await;
-    let mut muster_rows = measure(&client, &muster, &mut fixture, &args).await;
+    let mut muster_rows = measure(&client, Some(&database), &muster, &mut fixture, &args).await;
     // What any request costs Muster's process on this machine, for reading
     // the figures above: no route can cost less than the first.
     for floor in [Workload::Healthz, Workload::AuthOnly] {
         let figures = run(
             &client,
+            Some(&database),
             &muster,
             floor,
             &mut fixture,
@@ -630,16 +725,30 @@ async fn main() {
     }
     let muster_rss = peak_rss_mib(muster.child.id());
     let muster_idle = idle_cpu_ms_per_s(muster.child.id()).await;
-    print_rows(muster.name, &muster_rows, muster_rss, muster_idle);
+    // The unit of the figures: one round trip through the driver, measured
+    // now in this process while nothing else runs in it.
+    let floor = common::driver_floor_ms(&args.mongodb_uri, 20_000, args.concurrency)
+        .await
+        .unwrap_or(f64::NAN);
     println!(
-        "\nlookup by userName eq at {} users: {:.3} CPU ms/req, p50 {:.2} ms; at {} users: {:.3} CPU ms/req, p50 {:.2} ms",
-        small,
-        lookup_small.cpu_ms_per_request,
-        lookup_small.p50_ms,
-        args.users,
-        muster_rows[0].1.cpu_ms_per_request,
-        muster_rows[0].1.p50_ms
+        "\ndriver floor (find_one by _id, {} at a time): {floor:.3} CPU ms per operation",
+        args.concurrency
     );
+    print_rows(muster.name, &muster_rows, muster_rss, muster_idle, floor);
+    if let Some((_, lookup)) = muster_rows
+        .iter()
+        .find(|(w, _)| matches!(w, Workload::Lookup))
+    {
+        println!(
+            "\nlookup by userName eq at {} users: {:.3} CPU ms/req, p50 {:.2} ms; at {} users: {:.3} CPU ms/req, p50 {:.2} ms",
+            small,
+            lookup_small.cpu_ms_per_request,
+            lookup_small.p50_ms,
+            args.users,
+            lookup.cpu_ms_per_request,
+            lookup.p50_ms
+        );
+    }
     drop(muster);
     let _ = store.database().drop().await;
 
@@ -670,10 +779,10 @@ async fn main() {
     eprintln!("seeding scim2-server over its API");
     let mut peer_fixture =
         seed_peer(&client, &peer, args.users, args.groups, args.concurrency).await;
-    let peer_rows = measure(&client, &peer, &mut peer_fixture, &args).await;
+    let peer_rows = measure(&client, None, &peer, &mut peer_fixture, &args).await;
     let peer_rss = peak_rss_mib(peer.child.id());
     let peer_idle = idle_cpu_ms_per_s(peer.child.id()).await;
-    print_rows(peer.name, &peer_rows, peer_rss, peer_idle);
+    print_rows(peer.name, &peer_rows, peer_rss, peer_idle, floor);
     println!("\nscim2-server / Muster, server CPU per request (higher: Muster uses less)");
     for ((workload, m), (_, p)) in muster_rows.iter().zip(&peer_rows) {
         println!(

@@ -115,3 +115,68 @@ pub async fn serve(
     }
     Ok(child)
 }
+
+/// The driver floor: what one MongoDB round trip costs the calling process,
+/// with nothing of Muster around it. `find_one` by `_id`, `concurrency` at
+/// a time, through the same driver, client options and runtime flavour as
+/// the server; CPU of this process (which must be doing nothing else) per
+/// operation, in ms.
+pub async fn driver_floor_ms(
+    uri: &str,
+    operations: usize,
+    concurrency: usize,
+) -> Result<f64, mongodb::error::Error> {
+    use bson::{Document, doc};
+    use mongodb::options::{ClientOptions, WriteConcern};
+    let mut options = ClientOptions::parse(uri).await?;
+    options.write_concern = Some(WriteConcern::majority());
+    let client = mongodb::Client::with_options(options)?;
+    let database = client.database(&format!("driver_floor_{}", uuid::Uuid::new_v4().simple()));
+    let collection = database.collection::<Document>("docs");
+    collection.insert_one(doc! { "_id": "x", "v": 1 }).await?;
+    for _ in 0..operations / 20 {
+        collection.find_one(doc! { "_id": "x" }).await?;
+    }
+    let before = cpu_seconds(std::process::id()).unwrap_or(f64::NAN);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let collection = collection.clone();
+            tokio::spawn(async move {
+                for _ in 0..operations / concurrency {
+                    collection.find_one(doc! { "_id": "x" }).await?;
+                }
+                Ok::<_, mongodb::error::Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(mongodb::error::Error::custom)??;
+    }
+    let cpu = cpu_seconds(std::process::id()).unwrap_or(f64::NAN) - before;
+    database.drop().await?;
+    Ok(cpu * 1000.0 / operations as f64)
+}
+
+/// The database's operation counters (`serverStatus.opcounters`, summed):
+/// read before and after a workload, how many operations its requests made.
+pub async fn database_operations(client: &mongodb::Client) -> f64 {
+    let status = client
+        .database("admin")
+        .run_command(bson::doc! { "serverStatus": 1 })
+        .await;
+    let Ok(status) = status else {
+        return f64::NAN;
+    };
+    let Ok(counters) = status.get_document("opcounters") else {
+        return f64::NAN;
+    };
+    counters
+        .values()
+        .filter_map(|v| match v {
+            bson::Bson::Int32(n) => Some(f64::from(*n)),
+            bson::Bson::Int64(n) => Some(*n as f64),
+            bson::Bson::Double(n) => Some(*n),
+            _ => None,
+        })
+        .sum()
+}
