@@ -95,6 +95,17 @@ async fn known_members(
         return Ok(Vec::new());
     }
     let found = store::members::existing_ids(store, Some(session), &acting.org_id, ids).await?;
+    let found: HashSet<String> = found.into_iter().collect();
+    known_of(ids, &found, unknown)
+}
+
+/// `ids` that name members (`found`), in order; an unknown one is skipped
+/// or refused as `unknown` says.
+fn known_of(
+    ids: &[String],
+    found: &HashSet<String>,
+    unknown: UnknownMembers,
+) -> Result<Vec<String>, AppError> {
     match unknown {
         UnknownMembers::Ignore => Ok(ids
             .iter()
@@ -188,14 +199,18 @@ async fn apply_membership_changes(
     for change in changes {
         match change {
             MembershipChange::Add(ids, unknown) => {
-                let known = known_members(store, session, acting, ids, *unknown).await?;
+                let (found, in_group) =
+                    store::groups::membership_of(store, session, &acting.org_id, group_id, ids)
+                        .await?;
+                let known = known_of(ids, &found, *unknown)?;
                 counts.ignored += ids.len() - known.len();
-                counts.added += store::groups::add_members(
+                let new: Vec<&String> = known.iter().filter(|id| !in_group.contains(*id)).collect();
+                counts.added += store::groups::insert_memberships(
                     store,
                     session,
                     &acting.org_id,
                     group_id,
-                    &known,
+                    &new,
                     now,
                 )
                 .await?;
@@ -260,7 +275,7 @@ pub async fn create(
         let external_id = group.external_id.as_deref();
         if let Some(which) = store::groups::find_taken(
             store,
-            session,
+            Some(&mut *session),
             &acting.org_id,
             &group.display_name,
             external_id,
@@ -274,9 +289,17 @@ pub async fn create(
         if store::groups::insert(store, session, &group).await? == Inserted::AlreadyExists {
             return Err(taken(Taken::DisplayName, &group.display_name, None));
         }
-        let added =
-            store::groups::add_members(store, session, &acting.org_id, &group.id, &known, now)
-                .await?;
+        // A new group has no members yet: nothing to check them against.
+        let known: Vec<&String> = known.iter().collect();
+        let added = store::groups::insert_memberships(
+            store,
+            session,
+            &acting.org_id,
+            &group.id,
+            &known,
+            now,
+        )
+        .await?;
         let mut after = snapshot(&group);
         MemberCounts {
             added,
@@ -309,7 +332,11 @@ pub async fn update(
 ) -> Result<Group, AppError> {
     acting.require(Permission::ManageNonOwnerMembers)?;
     in_transaction!(store, |session| -> Result<Group, AppError> {
-        let current = store::groups::get(store, Some(&mut *session), &acting.org_id, id)
+        // The version is bumped first: concurrent changes to one group
+        // then conflict on their first write, back off and retry, instead
+        // of conflicting after doing all their work. A refusal below
+        // aborts the transaction, and the bump with it.
+        let current = store::groups::bump(store, session, &acting.org_id, id, now)
             .await?
             .ok_or_else(not_found)?;
         check_version(current.version)?;
@@ -318,15 +345,21 @@ pub async fn update(
             external_id,
             extension_assigned,
         } = attributes(&current)?;
-        if let Some(which) = store::groups::find_taken(
-            store,
-            session,
-            &acting.org_id,
-            &display_name,
-            external_id.as_deref(),
-            Some(id),
-        )
-        .await?
+        // The unique indexes keep unchanged attributes unique: only a new
+        // displayName or externalId needs looking up (a members-only PATCH
+        // has neither).
+        let renamed = display_name.to_lowercase() != current.display_name.to_lowercase()
+            || external_id != current.external_id;
+        if renamed
+            && let Some(which) = store::groups::find_taken(
+                store,
+                Some(&mut *session),
+                &acting.org_id,
+                &display_name,
+                external_id.as_deref(),
+                Some(id),
+            )
+            .await?
         {
             return Err(taken(which, &display_name, external_id.as_deref()));
         }
@@ -338,10 +371,8 @@ pub async fn update(
             version: current.version + 1,
             ..current.clone()
         };
-        // The version is bumped first: concurrent changes to one group
-        // then conflict on their first write, back off and retry, instead
-        // of conflicting after doing all their work.
-        if !store::groups::replace(store, session, &group, current.version).await? {
+        let changed = renamed || extension_assigned != current.extension_assigned;
+        if changed && !store::groups::replace(store, session, &group, group.version).await? {
             return Err(not_found());
         }
         // Only a change of who is in an owner group grants or takes the

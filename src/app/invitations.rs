@@ -926,29 +926,29 @@ pub async fn create_scim_activation(
     if member.account_id.is_some() || member.status != MemberStatus::Pending {
         return Ok(ScimActivation::NotDue);
     }
-    let Some(org) = store::orgs::get(store, Some(&mut *session), &member.org_id).await? else {
+    let Some(context) = store::invitations::activation_context(
+        store,
+        session,
+        &member.org_id,
+        email,
+        now - Duration::hours(1),
+        hourly_cap,
+    )
+    .await?
+    else {
         return Ok(ScimActivation::NotDue);
     };
+    let org = context.org;
     if !org.settings.scim_activation_emails {
         return Ok(ScimActivation::NotDue);
     }
     if !invitation::domain_allowed(email, &org.settings.allowed_email_domains) {
         return Ok(ScimActivation::DomainNotAllowed(email.clone()));
     }
-    let pending =
-        store::invitations::pending_emails(store, session, &member.org_id, &[email.as_str()])
-            .await?;
-    if !pending.is_empty() {
+    if context.email_pending {
         return Ok(ScimActivation::NotDue);
     }
-    let cap_th_latest = store::invitations::nth_latest_mail_since(
-        store,
-        session,
-        &member.org_id,
-        now - Duration::hours(1),
-        hourly_cap,
-    )
-    .await?;
+    let cap_th_latest = context.cap_th_latest;
     let mail_at = invitation::next_mail_at(now, cap_th_latest);
     let invitation = Invitation {
         id: InvitationId::new(),

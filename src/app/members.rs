@@ -198,11 +198,6 @@ pub async fn provision(
     };
     let org_id = &acting.org_id;
     in_transaction!(store, |session| -> Result<UserRecord, AppError> {
-        if let Some(which) =
-            store::members::find_taken(store, session, org_id, profile, None).await?
-        {
-            return Err(taken(which, profile));
-        }
         let member = Member {
             id: MemberId::new(),
             org_id: org_id.clone(),
@@ -214,13 +209,21 @@ pub async fn provision(
             created_at: now,
             updated_at: now,
         };
+        // The unique indexes decide, in the insert's round trip. The refusal
+        // ends the transaction, so which attribute is taken is read outside
+        // it, only on this path.
         if store::members::insert(store, session, &member, profile).await?
             == Inserted::AlreadyExists
         {
-            return Err(AppError::scim(
-                ScimType::Uniqueness,
-                "the userName or externalId was taken concurrently; look the user up and retry",
-            ));
+            return Err(
+                match store::members::find_taken(store, None, org_id, profile, None).await? {
+                    Some(which) => taken(which, profile),
+                    None => AppError::scim(
+                        ScimType::Uniqueness,
+                        "the userName or externalId was taken concurrently; look the user up and retry",
+                    ),
+                },
+            );
         }
         if let Some(hash) = &input.password_hash {
             store::members::set_idp_password_hash(store, session, &member.id, hash).await?;
@@ -280,8 +283,14 @@ pub async fn reprovision(
             active,
             password_hash,
         } = change(&current)?;
-        if let Some(which) =
-            store::members::find_taken(store, session, org_id, &profile, Some(id)).await?
+        // The unique indexes keep unchanged attributes unique: only a new
+        // userName or externalId needs looking up.
+        let renamed = profile.user_name.to_lowercase() != current.profile.user_name.to_lowercase()
+            || profile.external_id != current.profile.external_id;
+        if renamed
+            && let Some(which) =
+                store::members::find_taken(store, Some(&mut *session), org_id, &profile, Some(id))
+                    .await?
         {
             return Err(taken(which, &profile));
         }

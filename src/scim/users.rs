@@ -131,7 +131,12 @@ async fn respond_with(
 ) -> Result<Response, AppError> {
     let projection = from_query(req)?.projection;
     let id = record.member.id.as_str();
-    let groups = groups_for(context, &[id], &projection).await?;
+    // A user just created is in no group yet: no need to ask.
+    let groups = if status == StatusCode::CREATED {
+        HashMap::new()
+    } else {
+        groups_for(context, &[id], &projection).await?
+    };
     let body = render(
         context,
         record,
@@ -152,25 +157,19 @@ pub async fn page(
 ) -> Result<(Vec<Value>, u64), AppError> {
     let (filter, sort) = super::params::query(ResourceKind::User, params)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let (records, total) = store::members::list_users(
+    let (users, total) = store::members::list_users(
         context.state.store(),
         context.org_id(),
         filter,
         sort,
         skip,
         limit,
+        wants_groups(&params.projection),
     )
     .await?;
-    let ids: Vec<&str> = records.iter().map(|r| r.member.id.as_str()).collect();
-    let groups = groups_for(context, &ids, &params.projection).await?;
-    let resources = records
+    let resources = users
         .iter()
-        .map(|record| {
-            let groups = groups
-                .get(record.member.id.as_str())
-                .map_or(&[][..], Vec::as_slice);
-            render(context, record, groups, &params.projection)
-        })
+        .map(|(record, groups)| render(context, record, groups, &params.projection))
         .collect();
     Ok((resources, total))
 }

@@ -154,7 +154,7 @@ pub enum Taken {
 /// indexes still catch races.
 pub async fn find_taken(
     store: &Store,
-    session: &mut ClientSession,
+    session: Option<&mut ClientSession>,
     org_id: &OrgId,
     display_name: &str,
     external_id: Option<&str>,
@@ -196,6 +196,29 @@ pub async fn get(
         groups(store).find_one(doc! { "_id": id, "org_id": org_id.as_str() }),
         session
     )?;
+    Ok(found.map(GroupDoc::into_group))
+}
+
+/// Takes the group's next version before anything else is read or
+/// written, and answers the group as it was: concurrent changes to one
+/// group then conflict on their first write, back off and retry, instead
+/// of conflicting after doing all their work. `None` when there is no such
+/// group.
+pub async fn bump(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Group>, MongoError> {
+    let found = groups(store)
+        .find_one_and_update(
+            doc! { "_id": id, "org_id": org_id.as_str() },
+            doc! { "$inc": { "version": 1 }, "$set": { "updated_at": bson_time(now) } },
+        )
+        .return_document(mongodb::options::ReturnDocument::Before)
+        .session(session)
+        .await?;
     Ok(found.map(GroupDoc::into_group))
 }
 
@@ -298,15 +321,32 @@ pub async fn add_members(
     while let Some(doc) = cursor.next(&mut *session).await.transpose()? {
         existing.insert(doc.member_id);
     }
+    let new: Vec<&String> = member_ids
+        .iter()
+        .filter(|m| !existing.contains(*m))
+        .collect();
+    insert_memberships(store, session, org_id, group_id, &new, now).await
+}
+
+/// Adds members known not to be in the group yet (see `membership_of`);
+/// a repeated id counts once. Returns how many were added.
+pub async fn insert_memberships(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    group_id: &str,
+    member_ids: &[&String],
+    now: DateTime<Utc>,
+) -> Result<usize, MongoError> {
     let mut seen = HashSet::new();
     let new: Vec<MembershipDoc> = member_ids
         .iter()
-        .filter(|m| !existing.contains(*m) && seen.insert((*m).clone()))
+        .filter(|m| seen.insert(**m))
         .map(|m| MembershipDoc {
             id: format!("{group_id}:{m}"),
             org_id: org_id.to_string(),
             group_id: group_id.to_owned(),
-            member_id: m.clone(),
+            member_id: (*m).clone(),
             added_at: bson_time(now),
         })
         .collect();
@@ -316,6 +356,56 @@ pub async fn add_members(
     let count = new.len();
     memberships(store).insert_many(new).session(session).await?;
     Ok(count)
+}
+
+/// Of `member_ids`, those that are members of the organization, and of
+/// those, the ones already in the group: one round trip.
+pub async fn membership_of(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    group_id: &str,
+    member_ids: &[String],
+) -> Result<(HashSet<String>, HashSet<String>), MongoError> {
+    let mut known = HashSet::new();
+    let mut in_group = HashSet::new();
+    if member_ids.is_empty() {
+        return Ok((known, in_group));
+    }
+    let pipeline = vec![
+        doc! { "$match": { "org_id": org_id.as_str(), "_id": { "$in": member_ids } } },
+        doc! { "$project": { "_id": 1 } },
+        doc! { "$lookup": {
+            "from": MEMBERSHIPS,
+            "localField": "_id",
+            "foreignField": "member_id",
+            "pipeline": [
+                { "$match": { "group_id": group_id } },
+                { "$project": { "_id": 1 } },
+            ],
+            "as": "in_group",
+        } },
+    ];
+    #[derive(Deserialize)]
+    struct Found {
+        #[serde(rename = "_id")]
+        id: String,
+        in_group: Vec<Document>,
+    }
+    let mut cursor = store
+        .database()
+        .collection::<Document>(super::members::COLLECTION)
+        .aggregate(pipeline)
+        .with_type::<Found>()
+        .session(&mut *session)
+        .await?;
+    while let Some(found) = cursor.next(&mut *session).await.transpose()? {
+        if !found.in_group.is_empty() {
+            in_group.insert(found.id.clone());
+        }
+        known.insert(found.id);
+    }
+    Ok((known, in_group))
 }
 
 /// Removes members from the group; returns how many were in it.

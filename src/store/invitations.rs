@@ -196,6 +196,86 @@ pub async fn nth_latest_mail_since(
         .map(|at| at.to_chrono()))
 }
 
+/// What an identity provider's new user needs for its activation mail,
+/// read in one round trip with the organization.
+pub struct ActivationContext {
+    pub org: crate::domain::Organization,
+    /// An invitation to the address is pending already.
+    pub email_pending: bool,
+    /// The `nth` latest mail time after `since`: the hourly cap's clock.
+    pub cap_th_latest: Option<DateTime<Utc>>,
+}
+
+/// The organization with what `ActivationContext` says about `email`: one
+/// aggregation, each question a sub-pipeline on the invitations' indexes
+/// (the pending address as in `pending_emails`, the cap as in
+/// `nth_latest_mail_since`). `None` when the organization is gone.
+pub async fn activation_context(
+    store: &Store,
+    session: &mut ClientSession,
+    org_id: &OrgId,
+    email: &Email,
+    since: DateTime<Utc>,
+    nth: u32,
+) -> Result<Option<ActivationContext>, MongoError> {
+    let pipeline = vec![
+        doc! { "$match": { "_id": org_id.as_str() } },
+        doc! { "$lookup": {
+            "from": COLLECTION,
+            "pipeline": [
+                { "$match": { "org_id": org_id.as_str(), "email": email.as_str(), "status": "pending" } },
+                { "$limit": 1 },
+                { "$project": { "_id": 1 } },
+            ],
+            "as": "_pending",
+        } },
+        doc! { "$lookup": {
+            "from": COLLECTION,
+            "pipeline": [
+                { "$match": { "org_id": org_id.as_str(), "mail_at": { "$gt": bson_time(since) } } },
+                { "$sort": { "mail_at": -1 } },
+                { "$skip": i64::from(nth.saturating_sub(1)) },
+                { "$limit": 1 },
+                { "$project": { "_id": 0, "mail_at": 1 } },
+            ],
+            "as": "_nth",
+        } },
+    ];
+    let mut cursor = store
+        .database()
+        .collection::<super::docs::OrgDoc>(super::orgs::COLLECTION)
+        .aggregate(pipeline)
+        .with_type::<bson::RawDocumentBuf>()
+        .session(&mut *session)
+        .await?;
+    let Some(raw) = cursor.next(&mut *session).await.transpose()? else {
+        return Ok(None);
+    };
+    let org =
+        bson::from_slice::<super::docs::OrgDoc>(raw.as_bytes()).map_err(MongoError::custom)?;
+    let email_pending = raw
+        .get_array("_pending")
+        .is_ok_and(|found| found.into_iter().next().is_some());
+    let cap_th_latest = raw
+        .get_array("_nth")
+        .ok()
+        .and_then(|found| {
+            found
+                .into_iter()
+                .next()?
+                .ok()?
+                .as_document()?
+                .get_datetime("mail_at")
+                .ok()
+        })
+        .map(|at| at.to_chrono());
+    Ok(Some(ActivationContext {
+        org: org.into(),
+        email_pending,
+        cap_th_latest,
+    }))
+}
+
 /// Inserts new invitations, each with its link's hash, in one round trip;
 /// `AlreadyExists` (and nothing kept, the transaction being aborted) when
 /// one of them is pending already.

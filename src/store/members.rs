@@ -1,6 +1,6 @@
 //! Members: memberships and, on the same document, their SCIM profile.
 
-use bson::{Bson, Document, doc};
+use bson::{Document, RawDocumentBuf, doc};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::error::Error as MongoError;
@@ -9,12 +9,12 @@ use mongodb::{ClientSession, Collection, IndexModel};
 
 use super::docs::{MemberDoc, bson_time};
 use super::token_cache::CacheKey;
-use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
+use super::{Inserted, Store, first_taken, index, inserted, page, total_of, with_session};
 use crate::domain::policy::{self, LastOwner, loses_an_owner};
 use crate::domain::{AccountId, Member, MemberId, MemberStatus, OrgId, Role, Standing};
 use crate::protocol::user::{GroupRef, UserProfile, UserRecord};
 
-const COLLECTION: &str = "members";
+pub(super) const COLLECTION: &str = "members";
 
 fn collection(store: &Store) -> Collection<MemberDoc> {
     store.database().collection(COLLECTION)
@@ -195,7 +195,7 @@ pub enum Taken {
 /// indexes still catch races.
 pub async fn find_taken(
     store: &Store,
-    session: &mut ClientSession,
+    session: Option<&mut ClientSession>,
     org_id: &OrgId,
     profile: &UserProfile,
     except: Option<&MemberId>,
@@ -285,6 +285,57 @@ pub async fn delete(
     Ok(result.deleted_count == 1)
 }
 
+/// The `$lookup` that joins a member with its groups and their names, as
+/// `_groups: [{group_id, group: [{display_name}]}]`. Each membership has
+/// its group's name nested: a `$lookup` on an array of ids is not
+/// understood by every MongoDB-compatible server.
+fn groups_lookup() -> Document {
+    doc! { "$lookup": {
+        "from": super::groups::MEMBERSHIPS,
+        "localField": "_id",
+        "foreignField": "member_id",
+        "pipeline": [
+            { "$lookup": {
+                "from": super::groups::GROUPS,
+                "localField": "group_id",
+                "foreignField": "_id",
+                "as": "group",
+            } },
+            { "$project": { "_id": 0, "group_id": 1, "group.display_name": 1 } },
+        ],
+        "as": "_groups",
+    } }
+}
+
+/// A member document with its `groups_lookup`, read in place: the member
+/// is deserialized from the raw bytes (its `_groups` field ignored) and
+/// the groups are walked without building documents.
+fn with_groups(raw: &RawDocumentBuf) -> Result<(UserRecord, Vec<GroupRef>), MongoError> {
+    let record = bson::from_slice::<MemberDoc>(raw.as_bytes())
+        .map_err(MongoError::custom)?
+        .into_record();
+    let Ok(links) = raw.get_array("_groups") else {
+        return Ok((record, Vec::new()));
+    };
+    // A membership whose group is gone meanwhile shows no group.
+    let refs = links
+        .into_iter()
+        .filter_map(|link| {
+            let link = link.ok()?.as_document()?;
+            let group = link.get_array("group").ok()?.into_iter().next()?.ok()?;
+            Some(GroupRef {
+                id: link.get_str("group_id").ok()?.to_owned(),
+                display_name: group
+                    .as_document()?
+                    .get_str("display_name")
+                    .ok()?
+                    .to_owned(),
+            })
+        })
+        .collect();
+    Ok((record, refs))
+}
+
 /// A user with the groups it belongs to and their names, in one round
 /// trip: what `GET /Users/{id}` shows.
 pub async fn get_user_with_groups(
@@ -292,54 +343,23 @@ pub async fn get_user_with_groups(
     org_id: &OrgId,
     member_id: &MemberId,
 ) -> Result<Option<(UserRecord, Vec<GroupRef>)>, MongoError> {
-    // Each membership with its group's name nested: a `$lookup` on an
-    // array of ids is not understood by every MongoDB-compatible server.
     let pipeline = vec![
         doc! { "$match": { "_id": member_id.as_str(), "org_id": org_id.as_str() } },
-        doc! { "$lookup": {
-            "from": super::groups::MEMBERSHIPS,
-            "localField": "_id",
-            "foreignField": "member_id",
-            "pipeline": [
-                { "$lookup": {
-                    "from": super::groups::GROUPS,
-                    "localField": "group_id",
-                    "foreignField": "_id",
-                    "as": "group",
-                } },
-                { "$project": { "_id": 0, "group_id": 1, "group.display_name": 1 } },
-            ],
-            "as": "_groups",
-        } },
+        groups_lookup(),
     ];
-    let mut cursor = collection(store).aggregate(pipeline).await?;
-    let Some(mut found) = cursor.try_next().await? else {
-        return Ok(None);
-    };
-    let links = match found.remove("_groups") {
-        Some(Bson::Array(links)) => links,
-        _ => Vec::new(),
-    };
-    let record = bson::from_document::<MemberDoc>(found)
-        .map_err(MongoError::custom)?
-        .into_record();
-    // A membership whose group is gone meanwhile shows no group.
-    let refs = links
-        .iter()
-        .filter_map(|link| {
-            let link = link.as_document()?;
-            let group = link.get_array("group").ok()?.first()?.as_document()?;
-            Some(GroupRef {
-                id: link.get_str("group_id").ok()?.to_owned(),
-                display_name: group.get_str("display_name").ok()?.to_owned(),
-            })
-        })
-        .collect();
-    Ok(Some((record, refs)))
+    let mut cursor = collection(store)
+        .aggregate(pipeline)
+        .with_type::<RawDocumentBuf>()
+        .await?;
+    match cursor.try_next().await? {
+        Some(raw) => with_groups(&raw).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// One page of users matching `filter` (already scoped by the caller's
-/// query compiler), with the total count.
+/// query compiler), with the total count; with each user's groups when
+/// `groups` says so, joined in the same round trip.
 pub async fn list_users(
     store: &Store,
     org_id: &OrgId,
@@ -347,12 +367,39 @@ pub async fn list_users(
     sort: Document,
     skip: u64,
     limit: i64,
-) -> Result<(Vec<UserRecord>, u64), MongoError> {
-    let (docs, total) = page(&collection(store), org_id, filter, sort, skip, limit).await?;
-    Ok((
-        docs.into_iter().map(MemberDoc::into_record).collect(),
-        total,
-    ))
+    groups: bool,
+) -> Result<(Vec<(UserRecord, Vec<GroupRef>)>, u64), MongoError> {
+    if !groups || limit == 0 {
+        let (docs, total) = page(&collection(store), org_id, filter, sort, skip, limit).await?;
+        let users = docs
+            .into_iter()
+            .map(|doc| (doc.into_record(), Vec::new()))
+            .collect();
+        return Ok((users, total));
+    }
+    let mut filter = filter;
+    filter.insert("org_id", org_id.as_str());
+    let mut pipeline = vec![doc! { "$match": filter.clone() }];
+    if !sort.is_empty() {
+        pipeline.push(doc! { "$sort": sort });
+    }
+    if skip > 0 {
+        pipeline.push(doc! { "$skip": i64::try_from(skip).unwrap_or(i64::MAX) });
+    }
+    pipeline.push(doc! { "$limit": limit });
+    pipeline.push(groups_lookup());
+    let raws: Vec<RawDocumentBuf> = collection(store)
+        .aggregate(pipeline)
+        .with_type::<RawDocumentBuf>()
+        .await?
+        .try_collect()
+        .await?;
+    let users = raws
+        .iter()
+        .map(with_groups)
+        .collect::<Result<Vec<_>, _>>()?;
+    let total = total_of(&collection(store), filter, skip, limit, users.len()).await?;
+    Ok((users, total))
 }
 
 /// Which of `ids` are members of the organization.

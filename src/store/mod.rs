@@ -368,14 +368,26 @@ where
         .await?
         .try_collect()
         .await?;
-    // A first page that is not full is the whole answer: no count needed.
-    // That is every lookup an identity provider makes before a create.
-    let total = if skip == 0 && (docs.len() as u64) < limit.unsigned_abs() {
-        docs.len() as u64
-    } else {
-        collection.count_documents(filter).await?
-    };
+    let total = total_of(collection, filter, skip, limit, docs.len()).await?;
     Ok((docs, total))
+}
+
+/// How many documents match `filter`, given that a page of `limit` from
+/// `skip` found `found` of them. A first page that is not full is the
+/// whole answer: no count needed. That is every lookup an identity
+/// provider makes before a create.
+async fn total_of<T: Send + Sync>(
+    collection: &mongodb::Collection<T>,
+    filter: bson::Document,
+    skip: u64,
+    limit: i64,
+    found: usize,
+) -> Result<u64, MongoError> {
+    if skip == 0 && (found as u64) < limit.unsigned_abs() {
+        Ok(found as u64)
+    } else {
+        collection.count_documents(filter).await
+    }
 }
 
 /// The first of `candidates` (each a tag and a filter) that matches a
@@ -384,7 +396,7 @@ where
 /// may run as a scan.
 async fn first_taken<T>(
     store: &Store,
-    session: &mut ClientSession,
+    mut session: Option<&mut ClientSession>,
     collection: &str,
     candidates: Vec<(T, bson::Document)>,
     except: Option<&str>,
@@ -394,11 +406,10 @@ async fn first_taken<T>(
         if let Some(except) = except {
             filter.insert("_id", doc! { "$ne": except });
         }
-        let other = documents
-            .find_one(filter)
-            .projection(doc! { "_id": 1 })
-            .session(&mut *session)
-            .await?;
+        let other = with_session!(
+            documents.find_one(filter).projection(doc! { "_id": 1 }),
+            session.as_deref_mut()
+        )?;
         if other.is_some() {
             return Ok(Some(taken));
         }

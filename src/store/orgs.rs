@@ -7,7 +7,7 @@ use super::docs::OrgDoc;
 use super::{Inserted, Store, index, inserted, with_session};
 use crate::domain::{OrgId, Organization};
 
-const COLLECTION: &str = "organizations";
+pub(super) const COLLECTION: &str = "organizations";
 
 fn collection(store: &Store) -> Collection<OrgDoc> {
     store.database().collection(COLLECTION)

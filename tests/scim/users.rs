@@ -107,6 +107,12 @@ async fn user_name_is_unique_case_insensitively_and_external_id_exactly() {
     assert_eq!(conflict.status, StatusCode::CONFLICT);
     assert_eq!(conflict.scim_type(), Some("uniqueness"));
     assert_eq!(conflict.body["status"], "409");
+    // The unique index refuses it; the answer still names the attribute.
+    assert!(
+        conflict.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("userName"))
+    );
 
     let mut same_external = bjensen();
     same_external["userName"] = json!("someone.else@example.com");
