@@ -119,7 +119,8 @@ const INVITATION_OUTCOMES: [&str; 5] = ["created", "resent", "accepted", "revoke
 /// `.expired`), so counting them at commit counts each change once,
 /// whichever face made it, and never a rolled-back attempt. Other actions
 /// (the mails' `invitation.mailed` included, counted by the mailer) are
-/// not counted here.
+/// not counted here; an organization's deletion revokes its invitations
+/// under one event and counts them itself ([`invitations_revoked`]).
 pub fn audit_committed(action: &str) {
     if let Some(outcome) = action
         .strip_prefix("invitation.")
@@ -127,6 +128,12 @@ pub fn audit_committed(action: &str) {
     {
         metrics::counter!(INVITATIONS, "outcome" => outcome).increment(1);
     }
+}
+
+/// Invitations revoked without an event of their own (with their
+/// organization), once that has committed.
+pub fn invitations_revoked(count: u64) {
+    metrics::counter!(INVITATIONS, "outcome" => "revoked").increment(count);
 }
 
 /// How one send of a mail went.
