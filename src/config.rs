@@ -41,13 +41,44 @@ pub struct MetricsSettings {
     /// secret, so `Debug` redacts it (and `MUSTER_METRICS__TOKEN_FILE`
     /// reads it from a file).
     pub token: Option<String>,
+    /// When set, `/metrics` is served on this address only (by `muster
+    /// serve` and `muster worker` alike), and `http.addr` answers 404 for
+    /// it: a port the scraper reaches and the public does not. An empty
+    /// value means unset.
+    #[serde(deserialize_with = "optional_socket_addr")]
+    pub addr: Option<SocketAddr>,
 }
 
 impl fmt::Debug for MetricsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsSettings")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("addr", &self.addr)
             .finish()
+    }
+}
+
+/// An address and port (`127.0.0.1:9090`, `[::1]:9090`), or nothing when
+/// absent or blank: a compose file's `MUSTER_METRICS__ADDR=` means unset.
+fn optional_socket_addr<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    let expected = "must be an address and port such as 127.0.0.1:9090, 0.0.0.0:9090 or [::]:9090";
+    match Option::<Written>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Written::Text(text)) if text.trim().is_empty() => Ok(None),
+        Some(Written::Text(text)) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{text}` {expected}"))),
+        Some(Written::Other(_)) => Err(serde::de::Error::custom(expected)),
     }
 }
 
@@ -559,6 +590,12 @@ impl Settings {
                 "must not be empty (leave it unset to serve /metrics without a token)",
             ));
         }
+        if self.metrics.addr.is_some_and(|addr| addr == self.http.addr) {
+            return Err(invalid(
+                "metrics.addr",
+                "must differ from http.addr (leave it unset to serve /metrics on http.addr)",
+            ));
+        }
         if self.auth.cache_size == 0 || self.auth.cache_size > 1_000_000 {
             return Err(invalid("auth.cache_size", "must be 1 to 1000000"));
         }
@@ -986,10 +1023,45 @@ mod tests {
                 "0",
                 "jobs.poll_interval_seconds",
             ),
+            ("MUSTER_METRICS__ADDR", "localhost", "metrics.addr"),
+            ("MUSTER_METRICS__ADDR", "127.0.0.1", "metrics.addr"),
+            ("MUSTER_METRICS__ADDR", "9090", "metrics.addr"),
+            ("MUSTER_METRICS__ADDR", "127.0.0.1:8080", "metrics.addr"),
         ] {
             let err = load(&[(var, value)]).expect_err(var);
             assert!(err.to_string().contains(key), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn metrics_addr_is_an_address_or_unset() {
+        assert_eq!(load(&[]).expect("defaults").metrics.addr, None);
+        assert_eq!(
+            load(&[("MUSTER_METRICS__ADDR", "")])
+                .expect("empty")
+                .metrics
+                .addr,
+            None
+        );
+        for (value, expected) in [
+            ("0.0.0.0:9090", "0.0.0.0:9090"),
+            ("[::1]:9464", "[::1]:9464"),
+            (" 127.0.0.1:9090 ", "127.0.0.1:9090"),
+        ] {
+            let settings = load(&[("MUSTER_METRICS__ADDR", value)]).expect(value);
+            assert_eq!(
+                settings
+                    .metrics
+                    .addr
+                    .map(|addr| addr.to_string())
+                    .as_deref(),
+                Some(expected)
+            );
+        }
+        let err = load(&[("MUSTER_METRICS__ADDR", "metrics.internal:9090")]).expect_err("a name");
+        let message = err.to_string();
+        assert!(message.contains("metrics.addr"), "{message}");
+        assert!(message.contains("MUSTER_METRICS__ADDR"), "{message}");
     }
 
     #[test]

@@ -87,9 +87,13 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     ));
     let trusted_proxies = Arc::new(settings.http.trusted_proxies.clone());
     crate::metrics_export::init();
-    Route::new()
+    let mut routes = Route::new();
+    // With a listener of its own, /metrics is not on the public address.
+    if settings.metrics.addr.is_none() {
+        routes = routes.at("/metrics", get(crate::metrics_export::scrape));
+    }
+    routes
         .at("/healthz", get(healthz))
-        .at("/metrics", get(crate::metrics_export::scrape))
         .at("/readyz", get(readyz))
         .at("/openapi.json", get(openapi_json))
         .nest("/docs", swagger_ui)
@@ -130,6 +134,28 @@ pub async fn serve<A: Acceptor + 'static>(
     let grace = Duration::from_secs(state.settings().http.shutdown_grace_seconds);
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(grace))
+        .await
+}
+
+/// What the `metrics.addr` listener serves: `/metrics` alone, under the
+/// same token rule; anything else is 404.
+pub fn metrics_app(state: AppState) -> impl Endpoint<Output = Response> {
+    crate::metrics_export::init();
+    Route::new()
+        .at("/metrics", get(crate::metrics_export::scrape))
+        .data(state)
+        .into_endpoint()
+}
+
+/// Serves [`metrics_app`] until `shutdown` resolves, then gives a scrape
+/// in flight (its database read is bounded at 2 s) a few seconds.
+pub async fn serve_metrics<A: Acceptor + 'static>(
+    acceptor: A,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(metrics_app(state), shutdown, Some(Duration::from_secs(5)))
         .await
 }
 
@@ -211,7 +237,9 @@ pub fn route_template(path: &str) -> std::borrow::Cow<'static, str> {
         return "/invite/{token}".into();
     }
     match path {
-        "/healthz" | "/readyz" | "/docs" | "/openapi.json" | "/" => path.to_owned().into(),
+        "/healthz" | "/readyz" | "/metrics" | "/docs" | "/openapi.json" | "/" => {
+            path.to_owned().into()
+        }
         _ if path.starts_with("/docs/") => "/docs/{asset}".into(),
         _ => "other".into(),
     }

@@ -18,6 +18,7 @@ pub mod http;
 pub mod invite_page;
 pub mod jobs;
 pub mod mail;
+pub mod measure;
 pub mod metrics_export;
 pub mod protocol;
 pub mod scim;

@@ -227,19 +227,21 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                      enrolled under"
                 );
             }
+            // Before anything records, the worker included.
+            muster::metrics_export::init();
             let addr = settings.http.addr;
-            let acceptor =
-                poem::listener::Listener::into_acceptor(poem::listener::TcpListener::bind(addr))
-                    .await
-                    .map_err(|err| anyhow::anyhow!("cannot listen on {addr} (http.addr): {err}"))?;
-            let local = poem::listener::Acceptor::local_addr(&acceptor)
-                .first()
-                .and_then(|addr| addr.as_socket_addr().copied())
-                .unwrap_or(addr);
+            let acceptor = bind(addr, "http.addr").await?;
+            let local = local_addr(&acceptor, addr);
             tracing::info!(addr = %local, public_url = settings.public_url(), "listening");
+            let metrics_acceptor = match settings.metrics.addr {
+                Some(addr) => Some(bind(addr, "metrics.addr").await?),
+                None => None,
+            };
             let cache_on = settings.auth.cache_ttl_ms > 0;
             let state = AppState::new(store, settings);
             let stopping = Stopping::on_signal();
+            let metrics =
+                metrics_acceptor.map(|acceptor| serve_metrics(acceptor, &state, &stopping));
             // Other servers' revocations reach this one's token cache
             // through the database's change stream.
             let watcher = cache_on.then(|| {
@@ -257,6 +259,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if let Some(worker) = worker {
                 worker.await??;
             }
+            if let Some(metrics) = metrics {
+                metrics.await??;
+            }
             if let Some(watcher) = watcher {
                 watcher.await?;
             }
@@ -266,8 +271,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if settings.mongodb.migrate_on_start {
                 store.migrate().await?;
             }
+            // A worker has no other listener: with `metrics.addr` it serves
+            // its own counters (jobs, mails) and the queues' figures there.
+            let metrics_acceptor = match settings.metrics.addr {
+                Some(addr) => {
+                    muster::metrics_export::init();
+                    Some(bind(addr, "metrics.addr").await?)
+                }
+                None => None,
+            };
             tracing::info!("running background jobs");
-            jobs::run(AppState::new(store, settings), Stopping::on_signal().wait()).await?;
+            let state = AppState::new(store, settings);
+            let stopping = Stopping::on_signal();
+            let metrics =
+                metrics_acceptor.map(|acceptor| serve_metrics(acceptor, &state, &stopping));
+            jobs::run(state, stopping.wait()).await?;
+            if let Some(metrics) = metrics {
+                metrics.await??;
+            }
             tracing::info!("stopped");
         }
         Command::Migrate => {
@@ -320,6 +341,40 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Listens on `addr`; the error names the configuration key.
+async fn bind(
+    addr: std::net::SocketAddr,
+    key: &str,
+) -> anyhow::Result<impl poem::listener::Acceptor + 'static> {
+    poem::listener::Listener::into_acceptor(poem::listener::TcpListener::bind(addr))
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {addr} ({key}): {err}"))
+}
+
+fn local_addr(
+    acceptor: &impl poem::listener::Acceptor,
+    configured: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    acceptor
+        .local_addr()
+        .first()
+        .and_then(|addr| addr.as_socket_addr().copied())
+        .unwrap_or(configured)
+}
+
+/// Serves `/metrics` on its own listener until the process stops.
+fn serve_metrics(
+    acceptor: impl poem::listener::Acceptor + 'static,
+    state: &AppState,
+    stopping: &Stopping,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let addr = local_addr(&acceptor, std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    tracing::info!(%addr, "serving /metrics on metrics.addr");
+    let state = state.clone();
+    let stopped = stopping.wait();
+    tokio::spawn(async move { http::serve_metrics(acceptor, state, stopped).await })
 }
 
 async fn scim_token(store: &Store, action: ScimTokenAction) -> anyhow::Result<()> {

@@ -1,14 +1,69 @@
 //! `/metrics`: Prometheus text, through the `metrics` facade and its
-//! Prometheus exporter. Series are recorded where things happen (the
-//! request middleware, the rate limiter, authentication); process
-//! figures are read from `/proc` when scraped.
+//! Prometheus exporter. Counters and histograms are recorded where things
+//! happen and count this process's work (Prometheus sums them across
+//! processes); figures of shared state are read when scraped, so every
+//! process tells the same truth about them.
 //!
-//! With `metrics.token` set, a scrape must send it as a bearer token:
-//! series name routes and organizations' traffic, which is nobody's
-//! business on an open port.
+//! Recorded as they happen:
+//!
+//! - `muster_http_requests_total{route,method,status}` and
+//!   `muster_http_request_duration_seconds{route,method}` (histogram):
+//!   every request, by route template (never a raw path, which holds ids
+//!   and secrets); the request middleware.
+//! - `muster_scim_operations_total{resource,method}`: SCIM requests by
+//!   resource (`Users`, `Groups`, `Bulk`, …).
+//! - `muster_rate_limited_total{surface}`: requests turned away with 429
+//!   (`api`, `scim`, `sign_in`, `other`).
+//! - `muster_auth_failures_total{kind}`: bearer authentications refused
+//!   (`missing`, `invalid`, `expired`, `member_not_active`, `store`).
+//! - `muster_mongodb_transactions_total{outcome}`: transactions by how
+//!   they ended: `committed`, `aborted` (the use case refused: nothing
+//!   written, as intended), `failed` (a database error, or contention past
+//!   the retry budget). `in_transaction!`, in `store`.
+//! - `muster_mongodb_transaction_retries_total{reason}`: `transient`
+//!   (write conflict, election: the whole body ran again) and
+//!   `unknown_commit` (the commit alone was sent again).
+//! - `muster_invitations_total{outcome}`: `created` (invitations and SCIM
+//!   activations), `resent`, `accepted`, `revoked`, `expired`; counted as
+//!   their audit events commit, so every face is counted once.
+//! - `muster_mails_total{transport,outcome}`: each send, by transport
+//!   (`smtp`, `outbox`) and outcome (`sent`, `failed_transient`,
+//!   `failed_permanent`); the mailer.
+//! - `muster_jobs_total{queue,outcome}`: job attempts as the worker
+//!   recorded them: `succeeded`, `retried` (failed, attempts left),
+//!   `lease_expired` (its worker died; it runs again), `dead`.
+//! - `muster_scheduled_jobs_total{job,outcome}`: runs of the scheduled
+//!   jobs (`expire_invitations`, `seal_audit`, `purge_audit`), `succeeded`
+//!   or `failed`.
+//!
+//! Read when scraped:
+//!
+//! - `muster_job_queue_depth{queue,state}`: each queue's jobs by state:
+//!   `due` (waiting for a worker), `scheduled` (not due yet: retries in
+//!   their backoff, mails held by the hourly cap), `running`, `dead`
+//!   (kept until deleted). One aggregation per queue over its index.
+//! - `muster_job_queue_oldest_due_seconds{queue}`: how long the oldest due
+//!   job has waited for a worker; 0 when none is due.
+//!   Both are left out, and a warning logged, when the database does not
+//!   answer within two seconds: an absent series, never a stale one.
+//! - `muster_process_resident_memory_bytes`,
+//!   `muster_process_cpu_seconds_total`: from `/proc/self`.
+//!
+//! Counters with known labels are on the page at zero from the start
+//! (`measure::register`), so `rate()` and `absent()` work before the
+//! first event.
+//!
+//! `/metrics` is served on `http.addr`, or, with `metrics.addr` set, only
+//! on that listener of its own (the main address then answers 404), which
+//! `muster worker` serves too. With `metrics.token` set, a scrape must
+//! send it as a bearer token, on either: series name routes and
+//! organizations' traffic, which is nobody's business on an open port.
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::http::StatusCode;
 use poem::web::Data;
@@ -37,7 +92,11 @@ fn handle() -> Option<&'static PrometheusHandle> {
                 )
                 .and_then(|builder| builder.install_recorder());
             match built {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    describe();
+                    crate::measure::register();
+                    Some(handle)
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "metrics are not recorded");
                     None
@@ -47,9 +106,119 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Installs the recorder, so that series count from the server's start.
+/// Installs the recorder, so that series count from the process's start.
+/// Call it before anything records: before the worker starts, too.
 pub fn init() {
     let _ = handle();
+}
+
+/// The help texts of the series recorded in the faces (those below are
+/// described by `measure::register`).
+fn describe() {
+    metrics::describe_counter!(
+        "muster_http_requests_total",
+        "HTTP requests by route template, method and status"
+    );
+    metrics::describe_histogram!(
+        "muster_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request durations by route template and method"
+    );
+    metrics::describe_counter!(
+        "muster_scim_operations_total",
+        "SCIM requests by resource and method"
+    );
+    metrics::describe_counter!(
+        "muster_rate_limited_total",
+        "Requests answered 429 by the rate limiter, by surface"
+    );
+    metrics::describe_counter!(
+        "muster_auth_failures_total",
+        "Bearer authentications refused, by kind"
+    );
+    metrics::describe_gauge!(
+        "muster_process_resident_memory_bytes",
+        metrics::Unit::Bytes,
+        "Resident memory of this process"
+    );
+    metrics::describe_gauge!(
+        "muster_process_cpu_seconds_total",
+        metrics::Unit::Seconds,
+        "CPU time (user and system) this process has used"
+    );
+}
+
+/// How long a scrape waits for the job queues' figures.
+const QUEUE_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The job queues' gauges, read from the database now; nothing (and a
+/// warning) when it does not answer in time, so that a stale figure is
+/// never served.
+async fn queue_gauges(state: &AppState) -> String {
+    let now = state.clock().now();
+    let read = crate::app::jobs::queue_stats(state.store(), now);
+    match tokio::time::timeout(QUEUE_READ_TIMEOUT, read).await {
+        Ok(Ok(stats)) => format_queue_gauges(&stats, now),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "/metrics: cannot read the job queues");
+            String::new()
+        }
+        Err(_) => {
+            tracing::warn!(
+                "/metrics: the job queues were not read within {} s",
+                QUEUE_READ_TIMEOUT.as_secs()
+            );
+            String::new()
+        }
+    }
+}
+
+fn format_queue_gauges(stats: &[(&str, muster_worker::QueueStats)], now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP muster_job_queue_depth Jobs in each queue by state: due (waiting for a worker), \
+         scheduled (not due yet), running, dead (kept until deleted)\n\
+         # TYPE muster_job_queue_depth gauge\n",
+    );
+    for (queue, stats) in stats {
+        for (state, count) in [
+            ("due", stats.due),
+            ("scheduled", stats.scheduled),
+            ("running", stats.running),
+            ("dead", stats.dead),
+        ] {
+            let _ = writeln!(
+                out,
+                "muster_job_queue_depth{{queue=\"{}\",state=\"{state}\"}} {count}",
+                label_value(queue)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP muster_job_queue_oldest_due_seconds How long the oldest due job of each queue \
+         has waited for a worker (0 when none is due)\n\
+         # TYPE muster_job_queue_oldest_due_seconds gauge\n",
+    );
+    for (queue, stats) in stats {
+        let waited = stats
+            .oldest_due
+            .map(|due| (now - due).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "muster_job_queue_oldest_due_seconds{{queue=\"{}\"}} {waited}",
+            label_value(queue)
+        );
+    }
+    out
+}
+
+/// A label value as the text format wants it.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A request's outcome, by route template (never the raw path), method
@@ -138,7 +307,8 @@ pub async fn scrape(state: Data<&AppState>, req: &Request) -> Response {
         }
     }
     record_process();
-    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    let mut body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    body.push_str(&queue_gauges(&state).await);
     Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)

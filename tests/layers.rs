@@ -27,6 +27,10 @@ fn layer_of_file(path: &str) -> u8 {
         "config.rs" | "auth/token.rs" | "auth/password.rs" => PROTOCOL,
         "auth/totp.rs" | "auth/mfa_key.rs" => PROTOCOL,
         p if p.starts_with("store/") => STORE,
+        // The counters: no I/O, but a side effect on the process's
+        // recorder, which the pure layers below must not have; recorded
+        // from the store (transactions) up.
+        "measure.rs" => STORE,
         p if p.starts_with("app/") || p.starts_with("mail/") => USE_CASES,
         // AppState is the use cases' environment (store, settings, clock,
         // the argon2 permits, the sign-in throttle), not a face.
@@ -42,11 +46,11 @@ fn layer_of_path(first: &str, second: Option<&str>) -> Option<u8> {
         ("domain", _) => DOMAIN,
         ("protocol", _) | ("config", _) => PROTOCOL,
         ("auth", Some("token" | "password" | "totp" | "mfa_key")) => PROTOCOL,
-        ("store", _) => STORE,
+        ("store" | "measure", _) => STORE,
         ("app" | "mail" | "auth" | "error" | "state", _) => USE_CASES,
         ("api" | "scim" | "http" | "jobs" | "invite_page" | "bootstrap", _) => FACES,
         ("client_ip" | "security_headers", _) => FACES,
-        ("telemetry", _) => FACES,
+        ("telemetry" | "metrics_export", _) => FACES,
         _ => return None,
     })
 }

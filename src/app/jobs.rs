@@ -16,6 +16,26 @@ use crate::store::Store;
 /// The queue of invitation mails.
 pub const SEND_INVITATION_QUEUE: &str = "send_invitation";
 
+/// Every queue Muster's jobs use.
+pub const QUEUES: [&str; 1] = [SEND_INVITATION_QUEUE];
+
+/// Each queue's jobs by state as of `now`, read from the collection (so
+/// whichever process asks tells the truth about all workers).
+pub async fn queue_stats(
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Vec<(&'static str, muster_worker::QueueStats)>, JobError> {
+    let mut stats = Vec::with_capacity(QUEUES.len());
+    for queue in QUEUES {
+        let config = JobsConfig::default();
+        stats.push((
+            queue,
+            muster_worker::queue_stats(store.database(), &config, queue, now).await?,
+        ));
+    }
+    Ok(stats)
+}
+
 /// The invitation mail job: which invitation, and which of its sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendInvitation {

@@ -383,7 +383,7 @@ async fn ensure_actor_has_mfa(
 pub async fn delete(store: &Store, now: DateTime<Utc>, acting: &Acting) -> Result<(), AppError> {
     acting.require(Permission::ManageOrganization)?;
     let org_id = &acting.org_id;
-    in_transaction!(store, |session| -> Result<(), AppError> {
+    let revoked = in_transaction!(store, |session| -> Result<usize, AppError> {
         let before = store::orgs::get(store, Some(&mut *session), org_id)
             .await?
             .ok_or_else(not_found)?;
@@ -401,6 +401,10 @@ pub async fn delete(store: &Store, now: DateTime<Utc>, acting: &Acting) -> Resul
             Some(json!({ "revoked_invitations": revoked.len() })),
         );
         store::audit::record(store, session, &event).await?;
-        Ok(())
-    })
+        Ok(revoked.len())
+    })?;
+    // One event stands for all of them, so the commit's count of
+    // `invitation.revoked` events misses them: counted here, committed.
+    crate::measure::invitations_revoked(revoked as u64);
+    Ok(())
 }

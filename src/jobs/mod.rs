@@ -15,13 +15,14 @@ use std::time::Duration;
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_cron::CronScheduler;
-use muster_worker::{JobsConfig, MongoBackend};
+use muster_worker::{JobsConfig, MongoBackend, MongoPersistence};
 
 // What the jobs carry and how use cases queue them live in `app::jobs`;
 // re-exported for the callers that name them here.
 pub use crate::app::jobs::{SEND_INVITATION_QUEUE, SendInvitation, cancel_send_invitations};
 use crate::config::JobSettings;
 use crate::mail::Mailer;
+use crate::measure;
 use crate::state::AppState;
 
 pub use sweep::{expire_due, purge_audit};
@@ -69,16 +70,21 @@ pub async fn run_with(
         mailer,
         names: Arc::default(),
     };
-    let backend = MongoBackend::<SendInvitation>::new(
-        state.store().database(),
-        SEND_INVITATION_QUEUE,
-        config,
-    )?;
+    // Counted by the worker that records each outcome; a queue's depth is
+    // read from the database at scrape time instead (`metrics_export`).
+    measure::register_queue(SEND_INVITATION_QUEUE);
+    let persistence =
+        MongoPersistence::new(state.store().database(), SEND_INVITATION_QUEUE, config)?
+            .on_settled(measure::job);
+    let backend = MongoBackend::<SendInvitation>::from_persistence(persistence);
     let worker = WorkerBuilder::new("muster-send-invitation")
         .backend(backend)
         .data(context.clone())
         .concurrency(state.settings().jobs.concurrency as usize)
         .build(send_invitation::handle);
+    for job in [sweep::EXPIRY_JOB, sweep::PURGE_JOB, sweep::SEAL_JOB] {
+        measure::register_scheduled_job(job);
+    }
     let expiry = WorkerBuilder::new("muster-expire-invitations")
         .backend(CronScheduler::new(sweep::schedule(sweep::EXPIRY_SCHEDULE)?))
         .data(context.clone())

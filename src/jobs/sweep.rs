@@ -17,6 +17,7 @@ use chrono::Duration;
 use super::JobContext;
 use crate::app::{Acting, audit_seals, invitations, retention};
 use crate::error::AppError;
+use crate::measure;
 use crate::state::AppState;
 use crate::store;
 
@@ -33,8 +34,20 @@ pub fn schedule(expression: &str) -> Result<cron::Schedule, cron::error::Error> 
     cron::Schedule::from_str(expression)
 }
 
+/// The `job` labels of `muster_scheduled_jobs_total`.
+pub const EXPIRY_JOB: &str = "expire_invitations";
+pub const PURGE_JOB: &str = "purge_audit";
+pub const SEAL_JOB: &str = "seal_audit";
+
+/// Counts a run by its outcome: a failing schedule only logs otherwise,
+/// and a seal or purge that keeps failing is worth an alert.
+fn counted<T, E>(job: &'static str, result: Result<T, E>) -> Result<T, E> {
+    measure::scheduled_job(job, result.is_ok());
+    result
+}
+
 pub async fn expire_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), BoxDynError> {
-    let expired = expire_due(&context.state).await?;
+    let expired = counted(EXPIRY_JOB, expire_due(&context.state).await)?;
     if expired > 0 {
         tracing::info!(expired, "invitations expired");
     }
@@ -42,7 +55,7 @@ pub async fn expire_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), B
 }
 
 pub async fn purge_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), BoxDynError> {
-    let purged = purge_audit(&context.state).await?;
+    let purged = counted(PURGE_JOB, purge_audit(&context.state).await)?;
     if purged > 0 {
         tracing::info!(purged, "audit events past retention purged");
     }
@@ -51,7 +64,10 @@ pub async fn purge_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), Bo
 
 pub async fn seal_tick(_tick: Tick, context: Data<JobContext>) -> Result<(), BoxDynError> {
     let state = &context.state;
-    let sealed = audit_seals::seal_all(state.store(), state.clock().now()).await?;
+    let sealed = counted(
+        SEAL_JOB,
+        audit_seals::seal_all(state.store(), state.clock().now()).await,
+    )?;
     if sealed.seals > 0 {
         tracing::info!(
             seals = sealed.seals,

@@ -12,6 +12,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{MailError, RenderedMail};
 use crate::config::SmtpSettings;
+use crate::measure::{self, MailOutcome};
 
 /// Sends rendered mails from `smtp.from`. Cheap to clone: clones share the
 /// SMTP connection pool.
@@ -87,7 +88,17 @@ impl Mailer {
                 )
             }
         };
-        Ok(Mailer { from, transport })
+        let mailer = Mailer { from, transport };
+        measure::register_mail_transport(mailer.transport_name());
+        Ok(mailer)
+    }
+
+    /// The `transport` label of the mail counters.
+    fn transport_name(&self) -> &'static str {
+        match self.transport {
+            Transport::Smtp(_) => "smtp",
+            Transport::Outbox(_) => "outbox",
+        }
     }
 
     /// Whether mails go to an SMTP server (rather than the outbox).
@@ -97,7 +108,19 @@ impl Mailer {
 
     /// Sends `mail` to `to` as multipart/alternative (text, then HTML).
     /// `to` is an address, optionally with a name (`Grace <g@example.org>`).
+    /// Counted here, where every mail goes through, by how it went.
     pub async fn send(&self, to: &str, mail: &RenderedMail) -> Result<SentMail, MailError> {
+        let sent = self.deliver(to, mail).await;
+        let outcome = match &sent {
+            Ok(_) => MailOutcome::Sent,
+            Err(err) if err.is_transient() => MailOutcome::FailedTransient,
+            Err(_) => MailOutcome::FailedPermanent,
+        };
+        measure::mail(self.transport_name(), outcome);
+        sent
+    }
+
+    async fn deliver(&self, to: &str, mail: &RenderedMail) -> Result<SentMail, MailError> {
         let recipient =
             to.trim()
                 .parse::<Mailbox>()

@@ -129,6 +129,7 @@ pub async fn record_many(
         .map(audit_doc)
         .collect::<Result<Vec<_>, _>>()?;
     collection(store).insert_many(docs).session(session).await?;
+    super::note_written(events.iter().map(|event| event.action));
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod scim_query;
 pub mod token_cache;
 pub mod tokens;
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bson::Document;
@@ -26,6 +27,7 @@ use mongodb::options::{ClientOptions, ReadConcern, TransactionOptions, WriteConc
 use mongodb::{Client, ClientSession, Collection, Database};
 
 use crate::config::MongoSettings;
+use crate::measure::{self, TransactionOutcome, TransactionRetry};
 
 /// The one helper that reads a server error code from the driver's errors
 /// (write, command, insert-many, bulk), shared with the job backend.
@@ -129,10 +131,16 @@ impl Store {
     /// Starts a session for `in_transaction!`, which is how transactions
     /// are written.
     pub async fn start_transaction(&self) -> Result<Transaction, MongoError> {
+        let session = self
+            .client
+            .start_session()
+            .await
+            .inspect_err(|_| measure::transaction(TransactionOutcome::Failed))?;
         Ok(Transaction {
-            session: self.client.start_session().await?,
+            session,
             attempt: 0,
             started: std::time::Instant::now(),
+            written: CommitLog::default(),
         })
     }
 }
@@ -152,6 +160,45 @@ pub struct Transaction {
     session: ClientSession,
     attempt: u32,
     started: std::time::Instant,
+    /// What the current attempt wrote that is counted once it commits.
+    written: CommitLog,
+}
+
+tokio::task_local! {
+    /// The log of the transaction attempt running in this task:
+    /// `in_transaction!` scopes its body in it, so that the store functions
+    /// the body calls can note what they wrote without a parameter.
+    static WRITTEN: CommitLog;
+}
+
+/// The audit actions a transaction attempt wrote: counted
+/// (`measure::audit_committed`) when it commits, forgotten when it is
+/// retried or aborted, so a use case's outcome is counted once, where it
+/// concludes, whichever face called it.
+#[derive(Clone, Default)]
+pub struct CommitLog(Arc<Mutex<Vec<&'static str>>>);
+
+impl CommitLog {
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Runs a transaction attempt's body with its log (for `in_transaction!`).
+#[doc(hidden)]
+pub async fn with_commit_log<F: std::future::Future>(log: CommitLog, body: F) -> F::Output {
+    WRITTEN.scope(log, body).await
+}
+
+/// Notes audit actions the running transaction attempt wrote; outside a
+/// transaction there is no commit to wait for, and nothing is noted.
+pub(crate) fn note_written(actions: impl IntoIterator<Item = &'static str>) {
+    let _ = WRITTEN.try_with(|log| {
+        log.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(actions)
+    });
 }
 
 /// What `Transaction::finish` decided.
@@ -166,11 +213,23 @@ impl Transaction {
     /// reads.
     pub async fn begin_attempt(&mut self) -> Result<(), MongoError> {
         self.attempt += 1;
+        self.written.take();
         let options = TransactionOptions::builder()
             .write_concern(WriteConcern::majority())
             .read_concern(ReadConcern::snapshot())
             .build();
-        self.session.start_transaction().with_options(options).await
+        self.session
+            .start_transaction()
+            .with_options(options)
+            .await
+            .inspect_err(|_| measure::transaction(TransactionOutcome::Failed))
+    }
+
+    /// The current attempt's log, for `in_transaction!` to scope the body
+    /// in.
+    #[doc(hidden)]
+    pub fn commit_log(&self) -> CommitLog {
+        self.written.clone()
     }
 
     pub fn session(&mut self) -> &mut ClientSession {
@@ -193,12 +252,22 @@ impl Transaction {
         let retry_allowed = self.started.elapsed() < TRANSACTION_RETRY_BUDGET && !unreachable;
         match result {
             Ok(value) => match commit_with_retry(&mut self.session).await {
-                Ok(()) => Step::Done(Ok(value)),
+                Ok(()) => {
+                    measure::transaction(TransactionOutcome::Committed);
+                    for action in self.written.take() {
+                        measure::audit_committed(action);
+                    }
+                    Step::Done(Ok(value))
+                }
                 Err(err) if err.contains_label(TRANSIENT_TRANSACTION_ERROR) && retry_allowed => {
+                    measure::transaction_retry(TransactionRetry::Transient);
                     tokio::time::sleep(backoff(self.attempt)).await;
                     Step::Retry
                 }
-                Err(err) => Step::Done(Err(err.into())),
+                Err(err) => {
+                    measure::transaction(TransactionOutcome::Failed);
+                    Step::Done(Err(err.into()))
+                }
             },
             Err(err) => {
                 // Aborting can fail when the server is gone; the
@@ -208,9 +277,15 @@ impl Transaction {
                     .as_mongo()
                     .is_some_and(|e| e.contains_label(TRANSIENT_TRANSACTION_ERROR));
                 if transient && retry_allowed {
+                    measure::transaction_retry(TransactionRetry::Transient);
                     tokio::time::sleep(backoff(self.attempt)).await;
                     Step::Retry
                 } else {
+                    measure::transaction(if err.as_mongo().is_some() {
+                        TransactionOutcome::Failed
+                    } else {
+                        TransactionOutcome::Aborted
+                    });
                     Step::Done(Err(err))
                 }
             }
@@ -241,8 +316,9 @@ macro_rules! in_transaction {
                     break Err(err.into());
                 }
                 let attempt: $ret = {
+                    let written = transaction.commit_log();
                     let $session = transaction.session();
-                    async { $body }.await
+                    $crate::store::with_commit_log(written, async { $body }).await
                 };
                 match transaction.finish(attempt).await {
                     $crate::store::Step::Done(result) => break result,
@@ -263,6 +339,7 @@ async fn commit_with_retry(session: &mut ClientSession) -> Result<(), MongoError
                 if err.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
                     && attempt < MAX_COMMIT_ATTEMPTS =>
             {
+                measure::transaction_retry(TransactionRetry::UnknownCommit);
                 tokio::time::sleep(backoff(attempt)).await;
             }
             result => return result,

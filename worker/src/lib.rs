@@ -13,6 +13,9 @@
 //!   are retried with exponential backoff, then the job is `dead` and kept.
 //!   Done jobs are removed by a TTL index.
 //! - [`create_indexes`] belongs in the application's migrate step.
+//! - For monitoring, [`queue_stats`] counts a queue's jobs by state, and
+//!   [`MongoPersistence::on_settled`] tells the application of each
+//!   outcome a worker records.
 //!
 //! Delivery is at least once: a handler must be idempotent for its effects
 //! to happen exactly once. See the README for the document shape and the
@@ -29,15 +32,17 @@ mod document;
 mod error;
 mod persistence;
 mod push;
+mod stats;
 
 pub use backend::{DiscardResult, MongoBackend, ResultNotStored};
 pub use config::JobsConfig;
 pub use document::{JobDocument, JobId, JobStatus};
 pub use error::{DUPLICATE_KEY, JobError, error_code, is_duplicate_key};
-pub use persistence::{MongoPersistence, Recovered, recover_expired_leases};
+pub use persistence::{MongoPersistence, Recovered, Settled, recover_expired_leases};
 pub use push::{
     PushOptions, Pushed, collection, create_indexes, get_job, push, push_in, push_many_in,
 };
+pub use stats::{QueueStats, queue_stats};
 
 /// The collection jobs live in, unless the caller names another.
 pub const DEFAULT_JOBS_COLLECTION: &str = "jobs";

@@ -59,6 +59,49 @@ pub struct MongoPersistence {
     config: Arc<JobsConfig>,
     queue: Arc<str>,
     shared: Arc<Shared>,
+    observer: Option<Observer>,
+}
+
+/// How an attempt of a job ended, as this worker recorded it: what an
+/// observer ([`MongoPersistence::on_settled`]) is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Settled {
+    /// The handler succeeded: the job is `done`.
+    Succeeded,
+    /// The handler failed with attempts left: `pending` again after a
+    /// backoff.
+    Retried,
+    /// The worker running it stopped heartbeating (it crashed, or hung)
+    /// and a sweep found its lease expired, with attempts left: `pending`
+    /// again.
+    LeaseExpired,
+    /// No attempt left, aborted, or undecodable: `dead`.
+    Dead,
+}
+
+impl Settled {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settled::Succeeded => "succeeded",
+            Settled::Retried => "retried",
+            Settled::LeaseExpired => "lease_expired",
+            Settled::Dead => "dead",
+        }
+    }
+}
+
+/// Told of each outcome once it is recorded in the collection, with the
+/// queue's name; an outcome that could not be recorded (the lease was lost
+/// meanwhile) is not told, since the job's next run will be.
+#[derive(Clone)]
+struct Observer(Arc<ObserverFn>);
+
+type ObserverFn = dyn Fn(&str, Settled) + Send + Sync;
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 #[derive(Debug)]
@@ -124,7 +167,29 @@ impl MongoPersistence {
             config: Arc::new(config),
             queue: queue.into(),
             shared: Arc::new(Shared::new()),
+            observer: None,
         })
+    }
+
+    /// Calls `observer` with the queue and the outcome of every attempt
+    /// this worker records, and of every expired lease its sweeps settle:
+    /// how an application counts its jobs without this crate knowing of
+    /// its metrics. Every identity made from this one (each clone of the
+    /// backend, another worker) keeps it.
+    pub fn on_settled(
+        mut self,
+        observer: impl Fn(&str, Settled) + Send + Sync + 'static,
+    ) -> MongoPersistence {
+        self.observer = Some(Observer(Arc::new(observer)));
+        self
+    }
+
+    fn tell(&self, settled: Settled, times: u64) {
+        if let Some(Observer(observer)) = &self.observer {
+            for _ in 0..times {
+                observer(&self.queue, settled);
+            }
+        }
     }
 
     /// The same collection and queue under a new identity: another worker.
@@ -134,6 +199,7 @@ impl MongoPersistence {
             config: self.config.clone(),
             queue: self.queue.clone(),
             shared: Arc::new(Shared::new()),
+            observer: self.observer.clone(),
         }
     }
 
@@ -288,12 +354,14 @@ impl MongoPersistence {
                 // back after every lease.
                 let reason = format!("cannot decode the stored job: {err}");
                 tracing::error!(job_id = %id, queue = %self.queue, "{reason}");
-                self.jobs
+                let buried = self
+                    .jobs
                     .update_one(
                         doc! { field::ID: id, field::WORKER_ID: worker_id },
                         self.dead_update(Utc::now(), &reason),
                     )
                     .await?;
+                self.tell(Settled::Dead, buried.matched_count);
                 Err(err.into())
             }
         }
@@ -335,7 +403,10 @@ impl MongoPersistence {
     /// Returns this queue's running jobs whose lease has expired to
     /// `pending` (or `dead`, when that was their last attempt).
     pub async fn recover_expired(&self) -> Result<Recovered, JobError> {
-        recover(&self.jobs, &self.config, Some(&self.queue)).await
+        let recovered = recover(&self.jobs, &self.config, Some(&self.queue)).await?;
+        self.tell(Settled::LeaseExpired, recovered.requeued);
+        self.tell(Settled::Dead, recovered.dead);
+        Ok(recovered)
     }
 
     /// Records the outcome of an attempt of job `id`, claimed by
@@ -347,7 +418,7 @@ impl MongoPersistence {
             None => self.read_attempts(id).await?,
         };
         let now = Utc::now();
-        let (update, status) = match &outcome {
+        let (update, status, settled) = match &outcome {
             Outcome::Done => (
                 doc! { "$set": {
                     field::STATUS: JobStatus::Done,
@@ -356,6 +427,7 @@ impl MongoPersistence {
                     field::LEASE_UNTIL: Bson::Null,
                 } },
                 JobStatus::Done,
+                Settled::Succeeded,
             ),
             Outcome::Failed(error) if claimed.attempts < claimed.max_attempts => {
                 let delay = self.config.backoff(claimed.attempts);
@@ -367,10 +439,11 @@ impl MongoPersistence {
                         field::LEASE_UNTIL: Bson::Null,
                     } },
                     JobStatus::Pending,
+                    Settled::Retried,
                 )
             }
             Outcome::Failed(error) | Outcome::Abort(error) => {
-                (self.dead_update(now, error), JobStatus::Dead)
+                (self.dead_update(now, error), JobStatus::Dead, Settled::Dead)
             }
         };
         let filter = doc! {
@@ -387,6 +460,7 @@ impl MongoPersistence {
                 "the job's lease had expired and another worker took it; this outcome is dropped"
             );
         } else {
+            self.tell(settled, 1);
             match &outcome {
                 Outcome::Done => tracing::debug!(job_id = id, queue = %self.queue, "job done"),
                 Outcome::Failed(error) | Outcome::Abort(error) => tracing::warn!(

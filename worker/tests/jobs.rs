@@ -19,7 +19,8 @@ use common::{TestDb, count, eventually, fast_config, job};
 use futures::TryStreamExt;
 use muster_worker::{
     DEFAULT_JOBS_COLLECTION, JobError, JobStatus, JobsConfig, MongoBackend, MongoPersistence,
-    PushOptions, Pushed, create_indexes, push, push_in, push_many_in, recover_expired_leases,
+    PushOptions, Pushed, QueueStats, Settled, create_indexes, push, push_in, push_many_in,
+    queue_stats, recover_expired_leases,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -651,6 +652,107 @@ async fn a_job_failing_every_attempt_ends_dead_with_its_error() {
     assert!(dead.done_at.is_some());
     assert!(dead.expire_at.is_none(), "dead jobs stay until deleted");
     assert!(dead.lease_until.is_none());
+}
+
+/// What monitoring sees: the observer hears each recorded outcome once,
+/// and `queue_stats` counts the queue by state before and after.
+#[tokio::test]
+async fn outcomes_reach_the_observer_and_queue_stats_count_by_state() {
+    let t = TestDb::new().await;
+    let config = fast_config();
+    create_indexes(&t.db, &config).await.expect("indexes");
+    let with_attempts = |max_attempts| PushOptions {
+        max_attempts: Some(max_attempts),
+        ..PushOptions::default()
+    };
+    // Fails once, then succeeds; fails its only attempt; not due for an
+    // hour.
+    let retried = queued(
+        push(&t.db, &config, "email", &email(1), with_attempts(5))
+            .await
+            .expect("push"),
+    );
+    let dead = queued(
+        push(&t.db, &config, "email", &email(2), with_attempts(1))
+            .await
+            .expect("push"),
+    );
+    let later = PushOptions {
+        run_at: Some(Utc::now() + chrono::Duration::hours(1)),
+        ..PushOptions::default()
+    };
+    queued(
+        push(&t.db, &config, "email", &email(3), later)
+            .await
+            .expect("push"),
+    );
+    // Another queue's job counts for that queue only.
+    queued(
+        push(&t.db, &config, "other", &email(4), PushOptions::default())
+            .await
+            .expect("push"),
+    );
+
+    let before = queue_stats(&t.db, &config, "email", Utc::now())
+        .await
+        .expect("stats");
+    assert_eq!(
+        (before.due, before.scheduled, before.running, before.dead),
+        (2, 1, 0, 0),
+        "{before:?}"
+    );
+    assert!(before.oldest_due.is_some_and(|at| at <= Utc::now()));
+
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let persistence = MongoPersistence::new(&t.db, "email", config.clone())
+        .expect("persistence")
+        .on_settled({
+            let heard = heard.clone();
+            move |queue, settled| {
+                heard
+                    .lock()
+                    .expect("lock")
+                    .push((queue.to_owned(), settled));
+            }
+        });
+    let worker = run_worker!(
+        WorkerBuilder::new("observed")
+            .backend(MongoBackend::<Email>::from_persistence(persistence))
+            .data(Recorder::failing(1))
+            .build(handle)
+    );
+    eventually(WAIT, "both due jobs to settle", || async {
+        let retried = job(&t.db, &config, &retried).await;
+        let dead = job(&t.db, &config, &dead).await;
+        (retried.status == JobStatus::Done && dead.status == JobStatus::Dead).then_some(())
+    })
+    .await;
+    worker.stop().await;
+
+    let mut heard = heard.lock().expect("lock").clone();
+    heard.sort_by_key(|(_, settled)| settled.as_str());
+    let email = |settled| ("email".to_owned(), settled);
+    assert_eq!(
+        heard,
+        [
+            email(Settled::Dead),
+            email(Settled::Retried),
+            email(Settled::Succeeded)
+        ]
+    );
+    let after = queue_stats(&t.db, &config, "email", Utc::now())
+        .await
+        .expect("stats");
+    assert_eq!(
+        after,
+        QueueStats {
+            due: 0,
+            scheduled: 1,
+            running: 0,
+            dead: 1,
+            oldest_due: None,
+        }
+    );
 }
 
 #[tokio::test]
