@@ -122,33 +122,6 @@ impl Workload {
     }
 }
 
-/// `perf record` attached to the server while it runs one workload.
-struct Profile(Child);
-
-impl Profile {
-    fn start(dir: &str, pid: u32, workload: Workload) -> Option<Profile> {
-        let child = Command::new("perf")
-            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-o"])
-            .arg(format!("{dir}/{}.data", workload.short()))
-            .args(["-p", &pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        // perf needs a moment to attach before the requests begin.
-        std::thread::sleep(Duration::from_millis(500));
-        Some(Profile(child))
-    }
-
-    fn stop(mut self) {
-        // SIGINT makes perf write its file and exit.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 struct Fixture {
     user_ids: Vec<String>,
     user_names: Vec<String>,
@@ -542,10 +515,12 @@ async fn measure(
             args.concurrency,
         )
         .await;
-        let profile = args
-            .perf_dir
-            .as_deref()
-            .and_then(|dir| Profile::start(dir, server.child.id(), workload));
+        let profile = args.perf_dir.as_deref().and_then(|dir| {
+            common::Profile::start(
+                &format!("{dir}/{}.data", workload.short()),
+                server.child.id(),
+            )
+        });
         let figures = run(
             client,
             database,

@@ -101,6 +101,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("dev/bench worker: {count} invitations, 1,000 addresses per request");
     let cpu = |pid: Option<u32>| pid.and_then(cpu_seconds);
+    // `--perf FILE`: a profile of the server from the first call to the
+    // last mail.
+    let profile = arg("--perf").and_then(|file| common::Profile::start(&file, child.id()));
+    let mongo = mongodb::Client::with_uri_str(&uri).await?;
+    let ops_before = common::database_operations(&mongo).await;
     let muster_cpu_before = cpu(Some(child.id()));
     let db_cpu_before = cpu(db_pid);
     let start = Instant::now();
@@ -132,9 +137,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let total = start.elapsed();
+    if let Some(profile) = profile {
+        profile.stop();
+    }
     let mails = received.load(Ordering::Relaxed);
     let spent = |before: Option<f64>, pid: Option<u32>| Some(cpu(pid)? - before?);
     let muster_cpu = spent(muster_cpu_before, Some(child.id()));
+    // Everything the run asked of the database (the API calls, the jobs,
+    // the change streams' getMores), less the counters' own reads.
+    let db_ops = common::database_operations(&mongo).await - ops_before - 1.0;
     let db_cpu = spent(db_cpu_before, db_pid);
     println!("| what | figure |");
     println!("|---|---:|");
@@ -162,9 +173,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    println!(
+        "| database operations per mail (serverStatus opcounters) | {:.1} |",
+        db_ops / mails.max(1) as f64
+    );
     let _ = child.kill();
     let _ = child.wait();
-    let mongo = mongodb::Client::with_uri_str(&uri).await?;
     let _ = mongo.database(&database).drop().await;
     Ok(())
 }

@@ -180,3 +180,38 @@ pub async fn database_operations(client: &mongodb::Client) -> f64 {
         })
         .sum()
 }
+
+/// `perf record` attached to a process (with DWARF call graphs: release
+/// builds have no frame pointers) until `stop`.
+pub struct Profile(std::process::Child);
+
+impl Profile {
+    pub fn start(output: &str, pid: u32) -> Option<Profile> {
+        let child = std::process::Command::new("perf")
+            .args([
+                "record",
+                "-F",
+                "499",
+                "--call-graph",
+                "dwarf,16384",
+                "-o",
+                output,
+            ])
+            .args(["-p", &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        // perf needs a moment to attach before the work begins.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Some(Profile(child))
+    }
+
+    pub fn stop(mut self) {
+        // SIGINT makes perf write its file and exit.
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
