@@ -13,7 +13,7 @@ use mongodb::ClientSession;
 use serde_json::{Value, json};
 
 use super::Acting;
-use super::jobs::{enqueue_send_invitation, enqueue_send_invitation_at, enqueue_send_invitations};
+use super::jobs::{enqueue_new_invitations, enqueue_send_invitation};
 use super::members::ensure_projects_exist;
 use super::mfa::{MfaProof, Proven};
 use crate::auth::mfa_key::MfaKey;
@@ -215,7 +215,7 @@ pub async fn invite(
             results.push(result);
         }
         // The invitations (each with a placeholder link: the mail job sets
-        // the real one), their mails and their events: four round trips
+        // the real one), their mails and their events: three round trips
         // however many addresses there are.
         let with_links = invitations.iter().map(|i| (i, fresh_token_hash()));
         if store::invitations::insert_many(store, session, with_links).await?
@@ -223,7 +223,7 @@ pub async fn invite(
         {
             return Err(concurrent_invitation());
         }
-        enqueue_send_invitations(store, session, &invitations).await?;
+        enqueue_new_invitations(store, session, &invitations, None).await?;
         let events: Vec<_> = invitations
             .iter()
             .map(|invitation| {
@@ -982,14 +982,20 @@ pub async fn create_scim_activation(
     {
         return Err(concurrent_invitation());
     }
-    if mail_at > now {
-        enqueue_send_invitation_at(store, session, &invitation, mail_at).await?;
+    let deferred = mail_at > now;
+    enqueue_new_invitations(
+        store,
+        session,
+        std::slice::from_ref(&invitation),
+        deferred.then_some(mail_at),
+    )
+    .await?;
+    if deferred {
         Ok(ScimActivation::Deferred {
             invitation,
             mail_at,
         })
     } else {
-        enqueue_send_invitation(store, session, &invitation).await?;
         Ok(ScimActivation::Invited(invitation))
     }
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use mongodb::ClientSession;
-use muster_worker::{JobError, JobsConfig, PushOptions, push_many_in};
+use muster_worker::{JobError, JobsConfig, PushOptions, push_many_in, push_many_new_in};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::InvitationId;
@@ -92,41 +92,38 @@ async fn push(
     Ok(())
 }
 
-/// Queues the mail of each invitation's latest send, inside the caller's
-/// transaction: the invitations and their mails commit or vanish together.
-pub async fn enqueue_send_invitations(
+/// Queues the first mail of each invitation the caller's transaction has
+/// just created, not before `run_at` if given (a SCIM activation over the
+/// hourly cap): their keys name invitations that did not exist before it,
+/// so none can be queued already and no look-up is needed.
+pub async fn enqueue_new_invitations(
     store: &Store,
     session: &mut ClientSession,
     invitations: &[Invitation],
+    run_at: Option<DateTime<Utc>>,
 ) -> Result<(), AppError> {
-    push(
-        store,
+    let _ = push_many_new_in(
+        store.database(),
         session,
+        &JobsConfig::default(),
+        SEND_INVITATION_QUEUE,
         invitations
             .iter()
-            .map(|invitation| mail_job(invitation, None)),
+            .map(|invitation| mail_job(invitation, run_at)),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
-/// [`enqueue_send_invitations`] for one invitation.
+/// Queues the mail of an invitation's latest send (a resend), inside the
+/// caller's transaction: the invitation and its mail commit or vanish
+/// together.
 pub async fn enqueue_send_invitation(
     store: &Store,
     session: &mut ClientSession,
     invitation: &Invitation,
 ) -> Result<(), AppError> {
-    enqueue_send_invitations(store, session, std::slice::from_ref(invitation)).await
-}
-
-/// [`enqueue_send_invitation`] for a mail not to be sent before `run_at`
-/// (a SCIM activation over the hourly cap).
-pub async fn enqueue_send_invitation_at(
-    store: &Store,
-    session: &mut ClientSession,
-    invitation: &Invitation,
-    run_at: DateTime<Utc>,
-) -> Result<(), AppError> {
-    push(store, session, [mail_job(invitation, Some(run_at))]).await
+    push(store, session, [mail_job(invitation, None)]).await
 }
 
 /// Removes the mail jobs of invitations that will never be mailed (their

@@ -173,29 +173,6 @@ pub async fn insert_mailed_at(
     inserted(collection(store).insert_one(doc).session(session).await)
 }
 
-/// The due time of the organization's `nth` latest first mail (1 is the
-/// latest) among those due after `since`; `None` when there are fewer.
-pub async fn nth_latest_mail_since(
-    store: &Store,
-    session: &mut ClientSession,
-    org_id: &OrgId,
-    since: DateTime<Utc>,
-    nth: u32,
-) -> Result<Option<DateTime<Utc>>, MongoError> {
-    let found = collection(store)
-        .clone_with_type::<Document>()
-        .find_one(doc! { "org_id": org_id.as_str(), "mail_at": { "$gt": bson_time(since) } })
-        .sort(doc! { "mail_at": -1 })
-        .skip(u64::from(nth.saturating_sub(1)))
-        .projection(doc! { "mail_at": 1 })
-        .session(session)
-        .await?;
-    Ok(found
-        .as_ref()
-        .and_then(|doc| doc.get_datetime("mail_at").ok())
-        .map(|at| at.to_chrono()))
-}
-
 /// What an identity provider's new user needs for its activation mail,
 /// read in one round trip with the organization.
 pub struct ActivationContext {
@@ -208,8 +185,9 @@ pub struct ActivationContext {
 
 /// The organization with what `ActivationContext` says about `email`: one
 /// aggregation, each question a sub-pipeline on the invitations' indexes
-/// (the pending address as in `pending_emails`, the cap as in
-/// `nth_latest_mail_since`). `None` when the organization is gone.
+/// (the pending address as in `pending_emails`; the cap's clock is the
+/// `nth` latest first mail due after `since`, 1 being the latest). `None`
+/// when the organization is gone.
 pub async fn activation_context(
     store: &Store,
     session: &mut ClientSession,

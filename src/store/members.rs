@@ -388,8 +388,11 @@ pub async fn list_users(
     }
     pipeline.push(doc! { "$limit": limit });
     pipeline.push(groups_lookup());
+    // The whole page in the first batch: a server's default batch may be
+    // smaller, and each getMore is another round trip.
     let raws: Vec<RawDocumentBuf> = collection(store)
         .aggregate(pipeline)
+        .batch_size(u32::try_from(limit).unwrap_or(u32::MAX))
         .with_type::<RawDocumentBuf>()
         .await?
         .try_collect()

@@ -259,13 +259,20 @@ pub async fn watch(store: Store, stop: impl std::future::Future<Output = ()>) {
 }
 
 async fn follow(store: &Store) -> Result<(), mongodb::error::Error> {
-    let pipeline = [doc! { "$match": {
-        "ns.coll": { "$in": ["api_tokens", "scim_tokens", "sessions", "members"] },
-        "operationType": { "$in": ["update", "replace", "delete"] },
-        // Recording a token's use (at most once a minute) changes nothing
-        // about who it is.
-        "updateDescription.updatedFields.last_used_at": { "$exists": false },
-    } }];
+    let pipeline = [
+        doc! { "$match": {
+            "ns.coll": { "$in": ["api_tokens", "scim_tokens", "sessions", "members"] },
+            "operationType": { "$in": ["update", "replace", "delete"] },
+            // Recording a token's use (at most once a minute) changes nothing
+            // about who it is.
+            "updateDescription.updatedFields.last_used_at": { "$exists": false },
+        } },
+        doc! {
+            // Which document changed is all it needs: a member's update
+            // would otherwise bring its whole profile to decode.
+            "$project": { "_id": 1, "operationType": 1, "ns": 1, "documentKey": 1 },
+        },
+    ];
     let mut stream = store.database().watch().pipeline(pipeline).await?;
     // Whatever changed before the stream opened is not in it.
     store.token_cache().forget_all();

@@ -123,9 +123,49 @@ where
             }
         }
     }
+    insert_jobs(&collection, session, config, queue, &jobs, taken).await
+}
+
+/// [`push_many_in`] for jobs whose idempotency keys cannot exist yet,
+/// because they name something the same transaction creates (a new
+/// invitation's first mail): one round trip, the insert, without looking
+/// the keys up. Should a key exist after all, the unique index refuses the
+/// insert, as in a race.
+pub async fn push_many_new_in<T>(
+    db: &Database,
+    session: &mut ClientSession,
+    config: &JobsConfig,
+    queue: &str,
+    jobs: impl IntoIterator<Item = (T, PushOptions)>,
+) -> Result<Vec<Pushed>, JobError>
+where
+    T: Serialize,
+{
+    let jobs: Vec<(T, PushOptions)> = jobs.into_iter().collect();
+    let collection = collection(db, config);
+    insert_jobs(&collection, session, config, queue, &jobs, HashSet::new()).await
+}
+
+/// Inserts the jobs whose keys are not `taken` (a key given twice counts
+/// once), in one round trip.
+async fn insert_jobs<T>(
+    collection: &Collection<JobDocument>,
+    session: &mut ClientSession,
+    config: &JobsConfig,
+    queue: &str,
+    jobs: &[(T, PushOptions)],
+    mut taken: HashSet<String>,
+) -> Result<Vec<Pushed>, JobError>
+where
+    T: Serialize,
+{
+    let keys: Vec<&str> = jobs
+        .iter()
+        .filter_map(|(_, options)| options.idempotency_key.as_deref())
+        .collect();
     let mut pushed = Vec::with_capacity(jobs.len());
     let mut documents = Vec::with_capacity(jobs.len());
-    for (job, options) in &jobs {
+    for (job, options) in jobs {
         if let Some(key) = &options.idempotency_key
             && !taken.insert(key.clone())
         {

@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use muster_worker::{
     DEFAULT_JOBS_COLLECTION, JobError, JobStatus, JobsConfig, MongoBackend, MongoPersistence,
     PushOptions, Pushed, QueueStats, Settled, create_indexes, push, push_in, push_many_in,
-    queue_stats, recover_expired_leases,
+    push_many_new_in, queue_stats, recover_expired_leases,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -285,6 +285,49 @@ async fn many_jobs_pushed_at_once_keep_order_keys_and_the_transaction() {
         bson::from_bson::<Email>(stored.payload).expect("payload"),
         email(3)
     );
+}
+
+#[tokio::test]
+async fn jobs_with_new_keys_are_pushed_without_a_look_up_and_the_index_still_refuses_a_taken_key() {
+    let t = TestDb::new().await;
+    let config = fast_config();
+    create_indexes(&t.db, &config).await.expect("indexes");
+    let jobs = [
+        (email(1), PushOptions::idempotency_key("new-1")),
+        (email(2), PushOptions::idempotency_key("new-1")),
+        (email(3), PushOptions::idempotency_key("new-3")),
+    ];
+    let mut session = t.client.start_session().await.expect("session");
+    session.start_transaction().await.expect("start");
+    let pushed = push_many_new_in(&t.db, &mut session, &config, "email", jobs.clone())
+        .await
+        .expect("push new");
+    session.commit_transaction().await.expect("commit");
+    // A key given twice in one call still counts once.
+    let first = queued(pushed[0].clone());
+    assert_eq!(pushed[1], Pushed::Duplicate);
+    let _ = queued(pushed[2].clone());
+    assert_eq!(count(&t.db, &config, doc! {}).await, 2);
+    let stored = job(&t.db, &config, &first).await;
+    assert_eq!(stored.idempotency_key.as_deref(), Some("new-1"));
+
+    // A caller that was wrong about its keys being new gets the race's
+    // error, and its transaction writes nothing.
+    session.start_transaction().await.expect("start");
+    let refused = push_many_new_in(
+        &t.db,
+        &mut session,
+        &config,
+        "email",
+        [(email(4), PushOptions::idempotency_key("new-3"))],
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(JobError::IdempotencyRace { .. })),
+        "{refused:?}"
+    );
+    let _ = session.abort_transaction().await;
+    assert_eq!(count(&t.db, &config, doc! {}).await, 2);
 }
 
 #[tokio::test]
