@@ -13,14 +13,13 @@
 
 use crate::common;
 
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bson::{Document, doc};
 use chrono::Utc;
 use common::smtp::{SmtpServer, invitation_token, parse_message};
-use common::{TestApp, eventually, free_port, muster_command};
+use common::{MusterProcess, TestApp, eventually, free_port};
 use mongodb::error::Error as MongoError;
 use muster_worker::JobsConfig;
 use reqwest::StatusCode;
@@ -432,68 +431,6 @@ async fn metrics_count_every_surface_and_want_their_token() {
     );
 }
 
-/// A `muster` process, killed when dropped; its log is kept for failure
-/// messages.
-struct Process {
-    child: Child,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Process {
-    fn start(app: &TestApp, command: &str, env: &[(&str, String)]) -> Process {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("muster.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut muster = muster_command();
-        muster
-            .arg(command)
-            .env("MUSTER_MONGODB__URI", &app.settings.mongodb.uri)
-            .env("MUSTER_MONGODB__DATABASE", &app.settings.mongodb.database)
-            .env("MUSTER_METRICS__TOKEN", SCRAPE_TOKEN)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file);
-        for (name, value) in env {
-            muster.env(name, value);
-        }
-        Process {
-            child: muster.spawn().expect("start muster"),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits for a clean exit: the metrics listener stops
-    /// with the rest.
-    async fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid}");
-        let child = &mut self.child;
-        let status = eventually(WAIT, "muster exits", || {
-            let exited = child.try_wait().expect("try_wait");
-            async move { exited }
-        })
-        .await;
-        assert!(status.success(), "{status}; log:\n{}", self.log_text());
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The status of `GET url` with the scrape token (or none), once the
 /// process answers at all.
 async fn status_of(url: &str, token: Option<&str>) -> StatusCode {
@@ -525,21 +462,25 @@ async fn metrics_addr_moves_metrics_to_a_listener_of_its_own() {
     // are the servers under test.
     let app = TestApp::spawn().await;
     let (main, metrics, worker_metrics) = (free_port(), free_port(), free_port());
-    let mut serve = Process::start(
+    let mut serve = MusterProcess::start(
         &app,
         "serve",
         &[
+            ("MUSTER_METRICS__TOKEN", SCRAPE_TOKEN.into()),
             ("MUSTER_HTTP__ADDR", format!("127.0.0.1:{main}")),
             ("MUSTER_METRICS__ADDR", format!("127.0.0.1:{metrics}")),
         ],
     );
-    let mut worker = Process::start(
+    let mut worker = MusterProcess::start(
         &app,
         "worker",
-        &[(
-            "MUSTER_METRICS__ADDR",
-            format!("127.0.0.1:{worker_metrics}"),
-        )],
+        &[
+            ("MUSTER_METRICS__TOKEN", SCRAPE_TOKEN.into()),
+            (
+                "MUSTER_METRICS__ADDR",
+                format!("127.0.0.1:{worker_metrics}"),
+            ),
+        ],
     );
 
     let main_url = format!("http://127.0.0.1:{main}");

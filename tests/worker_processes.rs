@@ -11,86 +11,29 @@
 
 use crate::common;
 
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::smtp::{SmtpServer, SmtpTarpit, invitation_token, parse_message};
-use common::{OrgFixture, TestApp, eventually, muster_command};
+use common::{MusterProcess, OrgFixture, TestApp, eventually};
 use mongodb::bson::{Document, doc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A `muster worker` process, killed when dropped; its log is kept for
-/// failure messages.
-struct WorkerProcess {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl WorkerProcess {
-    /// A worker whose jobs another one takes over `lease_seconds` after it
-    /// dies.
-    fn start(app: &TestApp, smtp_url: &str, lease_seconds: u32) -> WorkerProcess {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("worker.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = muster_command()
-            .arg("worker")
-            .env("MUSTER_MONGODB__URI", &app.settings.mongodb.uri)
-            .env("MUSTER_MONGODB__DATABASE", &app.settings.mongodb.database)
-            .env("MUSTER_HTTP__PUBLIC_URL", &app.base_url)
-            .env("MUSTER_SMTP__URL", smtp_url)
-            .env("MUSTER_SMTP__TIMEOUT_SECONDS", "600")
-            .env("MUSTER_JOBS__LEASE_SECONDS", lease_seconds.to_string())
-            .env("MUSTER_JOBS__POLL_INTERVAL_SECONDS", "1")
-            .env("MUSTER_LOG__LEVEL", "info")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start muster worker");
-        WorkerProcess {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL: the process gets no chance to release or finish anything.
-    fn kill(&mut self) {
-        self.child.kill().expect("kill the worker");
-        self.child.wait().expect("reap the worker");
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    async fn terminate(&mut self) {
-        let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid}");
-        let child = &mut self.child;
-        let status = eventually(Duration::from_secs(30), "the worker exits", || {
-            let exited = child.try_wait().expect("try_wait");
-            async move { exited }
-        })
-        .await;
-        assert!(status.success(), "{status}; log:\n{}", self.log_text());
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `muster worker` whose jobs another one takes over `lease_seconds`
+/// after it dies.
+fn start_worker(app: &TestApp, smtp_url: &str, lease_seconds: u32) -> MusterProcess {
+    MusterProcess::start(
+        app,
+        "worker",
+        &[
+            ("MUSTER_HTTP__PUBLIC_URL", app.base_url.clone()),
+            ("MUSTER_SMTP__URL", smtp_url.to_owned()),
+            ("MUSTER_SMTP__TIMEOUT_SECONDS", "600".into()),
+            ("MUSTER_JOBS__LEASE_SECONDS", lease_seconds.to_string()),
+            ("MUSTER_JOBS__POLL_INTERVAL_SECONDS", "1".into()),
+            ("MUSTER_LOG__LEVEL", "info".into()),
+        ],
+    )
 }
 
 async fn jobs(app: &TestApp) -> Vec<Document> {
@@ -162,8 +105,8 @@ async fn worker_processes_running_together_send_each_mail_once() {
     addresses.sort();
     let smtp = SmtpServer::start(&[]);
     // Long leases: a busy machine must not make a job change hands.
-    let mut first = WorkerProcess::start(&app, &smtp.url(), 60);
-    let mut second = WorkerProcess::start(&app, &smtp.url(), 60);
+    let mut first = start_worker(&app, &smtp.url(), 60);
+    let mut second = start_worker(&app, &smtp.url(), 60);
     invite(&app, &org, &addresses).await;
     let finished = all_done(&app).await;
     assert_eq!(finished.len(), addresses.len());
@@ -190,7 +133,7 @@ async fn a_worker_killed_mid_send_loses_no_mail_and_sends_none_twice() {
     // The first worker takes all three jobs and hangs in the middle of
     // each send.
     let tarpit = SmtpTarpit::start();
-    let mut first = WorkerProcess::start(&app, &tarpit.url(), 3);
+    let mut first = start_worker(&app, &tarpit.url(), 3);
     let held = eventually(
         Duration::from_secs(60),
         "the first worker is mid-send on every job",
@@ -210,7 +153,7 @@ async fn a_worker_killed_mid_send_loses_no_mail_and_sends_none_twice() {
     let smtp = SmtpServer::start(&[]);
     // Its own leases longer, so that a busy machine cannot make its jobs
     // change hands; it sweeps every 3 s.
-    let mut second = WorkerProcess::start(&app, &smtp.url(), 9);
+    let mut second = start_worker(&app, &smtp.url(), 9);
     let finished = all_done(&app).await;
     for job in &finished {
         // The killed attempt counts: it may have had effects.

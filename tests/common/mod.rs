@@ -423,6 +423,73 @@ pub fn muster_command() -> std::process::Command {
     command
 }
 
+/// A `muster` process against a test's database, as an operator runs it:
+/// killed when dropped, its output kept in a log for failure messages.
+pub struct MusterProcess {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl MusterProcess {
+    /// Runs `muster <command>` on `app`'s database with `env` on top.
+    pub fn start(app: &TestApp, command: &str, env: &[(&str, String)]) -> MusterProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("muster.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut muster = muster_command();
+        muster
+            .arg(command)
+            .env("MUSTER_MONGODB__URI", &app.settings.mongodb.uri)
+            .env("MUSTER_MONGODB__DATABASE", &app.settings.mongodb.database)
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file);
+        for (name, value) in env {
+            muster.env(name, value);
+        }
+        MusterProcess {
+            child: muster.spawn().expect("start muster"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the process gets no chance to release or finish anything.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill muster");
+        self.child.wait().expect("reap muster");
+    }
+
+    /// SIGTERM, then waits (30 s at most) for a clean exit.
+    pub async fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let child = &mut self.child;
+        let status = eventually(Duration::from_secs(30), "muster exits", || {
+            let exited = child.try_wait().expect("try_wait");
+            async move { exited }
+        })
+        .await;
+        assert!(status.success(), "{status}; log:\n{}", self.log_text());
+    }
+}
+
+impl Drop for MusterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A free TCP port on loopback (bound and released; good enough for a
 /// child process that binds it right away).
 pub fn free_port() -> u16 {
