@@ -170,14 +170,23 @@ fn tokens_match(sent: &str, expected: &str) -> bool {
     !expected.is_empty() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// The origin (`scheme://host[:port]`) of the public URL.
-fn public_origin(state: &AppState) -> String {
-    let url = state.settings().public_url();
+/// The origin (`scheme://host[:port]`) of a URL, as browsers send it in
+/// `Origin`: lower case, without a path, and without the scheme's default
+/// port (a public URL written `https://host:443` must still match).
+fn origin_of_url(url: &str) -> String {
     let host_start = url.find("://").map_or(0, |at| at + 3);
     let end = url[host_start..]
-        .find('/')
+        .find(['/', '?', '#'])
         .map_or(url.len(), |at| host_start + at);
-    url[..end].to_ascii_lowercase()
+    let origin = url[..end].to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if origin.starts_with(scheme)
+            && let Some(bare) = origin.strip_suffix(port)
+        {
+            return bare.to_owned();
+        }
+    }
+    origin
 }
 
 /// A POST whose `Origin` names another site (or `null`) did not come from
@@ -186,9 +195,9 @@ fn public_origin(state: &AppState) -> String {
 fn origin_allowed(state: &AppState, req: &Request) -> bool {
     match req.headers().get(header::ORIGIN) {
         None => true,
-        Some(origin) => origin
-            .to_str()
-            .is_ok_and(|origin| origin.to_ascii_lowercase() == public_origin(state)),
+        Some(origin) => origin.to_str().is_ok_and(|origin| {
+            origin.to_ascii_lowercase() == origin_of_url(state.settings().public_url())
+        }),
     }
 }
 
@@ -639,6 +648,26 @@ mod tests {
             let page = html(StatusCode::OK, name, "Title", values);
             assert_eq!(page.status(), StatusCode::OK, "{name}");
         }
+    }
+
+    #[test]
+    fn the_public_origin_is_what_browsers_send() {
+        assert_eq!(
+            origin_of_url("https://Muster.example.com/base"),
+            "https://muster.example.com"
+        );
+        assert_eq!(
+            origin_of_url("https://muster.example.com:443"),
+            "https://muster.example.com"
+        );
+        assert_eq!(
+            origin_of_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            origin_of_url("https://muster.example.com:8443/"),
+            "https://muster.example.com:8443"
+        );
     }
 
     #[test]
