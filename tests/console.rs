@@ -407,7 +407,7 @@ async fn console_members_page_lists_the_org_and_refuses_another() {
 #[tokio::test]
 async fn console_sign_in_asks_for_the_code_of_an_account_with_mfa() {
     let app = TestApp::spawn().await;
-    let (_, email) = app.owner_with_password("console").await;
+    let (output, email) = app.owner_with_password("console").await;
     let api = api_session(&app, &email).await;
     let (status, enrolment) = app
         .call(reqwest::Method::POST, "/me/mfa/totp", &api, None)
@@ -465,5 +465,48 @@ async fn console_sign_in_asks_for_the_code_of_an_account_with_mfa() {
     let session = set_cookie(right.headers(), "muster_console").expect("a session");
     browser.session = Some(cookie_value(&session));
     assert_eq!(browser.get("/console").await.status(), StatusCode::OK);
+
+    // The organization now requires a second factor: the owner (who has
+    // one) still sees the members; a member without one gets the API's 403.
+    let (status, body) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/orgs/{}", output.org_id),
+            &api,
+            Some(json!({ "settings": { "require_mfa": true } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let members = format!("/console/orgs/{}/members", output.org_id);
+    assert_eq!(browser.get(&members).await.status(), StatusCode::OK);
+    let member = app
+        .with_member(
+            &fixture_of(&app, &output).await,
+            muster::domain::Role::Admin,
+        )
+        .await;
+    let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
+    let store = &app.store;
+    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
+        muster::store::accounts::set_password_hash(
+            store,
+            session,
+            &member.account_id,
+            &hash,
+            Utc::now(),
+        )
+        .await
+    })
+    .expect("set a password");
+    assert!(set);
+    let mut without_mfa = Browser::open(&app).await;
+    assert_eq!(
+        without_mfa.sign_in(&member.email, PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let refused = without_mfa.get(&members).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await.expect("a page");
+    assert!(page.contains("two-factor"), "{page}");
     app.shutdown().await;
 }
