@@ -107,6 +107,24 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
             "/invite/:token/sign-out",
             poem::post(crate::invite_page::sign_out),
         )
+        .at("/console", get(crate::console::home))
+        .at(
+            "/console/sign-in",
+            get(crate::console::sign_in_page).post(crate::console::sign_in_submit),
+        )
+        .at(
+            "/console/sign-in/mfa",
+            get(crate::console::mfa_page).post(crate::console::mfa_submit),
+        )
+        .at("/console/sign-out", poem::post(crate::console::sign_out))
+        .at(
+            "/console/orgs/:org/members",
+            get(crate::console::members_page),
+        )
+        .at(
+            "/console/static/console.css",
+            get(crate::console::stylesheet),
+        )
         .data(state)
         .around(move |endpoint, request| limit_body(max_body_bytes, endpoint, request))
         .around(move |endpoint, request| {
@@ -235,6 +253,20 @@ pub fn route_template(path: &str) -> std::borrow::Cow<'static, str> {
     }
     if path.starts_with("/invite/") {
         return "/invite/{token}".into();
+    }
+    if let Some(rest) = path.strip_prefix("/console") {
+        return match rest {
+            "" | "/sign-in" | "/sign-in/mfa" | "/sign-out" | "/static/console.css" => {
+                path.to_owned().into()
+            }
+            _ if rest.starts_with("/orgs/")
+                && rest.ends_with("/members")
+                && rest.matches('/').count() == 3 =>
+            {
+                "/console/orgs/{org}/members".into()
+            }
+            _ => "other".into(),
+        };
     }
     match path {
         "/healthz" | "/readyz" | "/metrics" | "/docs" | "/openapi.json" | "/" => {
@@ -521,6 +553,8 @@ fn is_sign_in(req: &Request) -> bool {
     req.method() == poem::http::Method::POST
         && (path == "/api/v1/auth/login"
             || path == "/api/v1/auth/login/mfa"
+            || path == "/console/sign-in"
+            || path == "/console/sign-in/mfa"
             || path.starts_with("/invite/"))
 }
 
@@ -665,6 +699,25 @@ mod tests {
             poem::http::Method::POST,
             "/api/v1/auth/logout"
         )));
+        assert!(is_sign_in(&request(
+            poem::http::Method::POST,
+            "/console/sign-in/mfa"
+        )));
+        assert!(!is_sign_in(&request(
+            poem::http::Method::POST,
+            "/console/sign-out"
+        )));
+    }
+
+    #[test]
+    fn console_routes_have_templates_without_ids() {
+        assert_eq!(
+            route_template("/console/orgs/org_0123/members"),
+            "/console/orgs/{org}/members"
+        );
+        assert_eq!(route_template("/console/sign-in"), "/console/sign-in");
+        assert_eq!(route_template("/console/orgs/a/b/members"), "other");
+        assert_eq!(route_template("/console/x"), "other");
     }
 
     #[test]

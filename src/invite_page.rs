@@ -208,7 +208,7 @@ async fn signed_in(state: &AppState, req: &Request) -> Option<SignedIn> {
     })
 }
 
-fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()

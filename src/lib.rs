@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod client_ip;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod http;

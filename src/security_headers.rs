@@ -39,6 +39,8 @@ pub async fn around<E: Endpoint>(
     req: Request,
 ) -> poem::Result<Response> {
     let api = req.uri().path().starts_with("/api/");
+    // The console's pages use its stylesheet, a file of Muster's own.
+    let console = req.uri().path() == "/console" || req.uri().path().starts_with("/console/");
     let mut response = endpoint.call(req).await?.into_response();
     let is_html = response
         .headers()
@@ -48,7 +50,7 @@ pub async fn around<E: Endpoint>(
     if is_html {
         let (parts, body) = response.into_parts();
         let html = body.into_bytes().await.map_err(poem::Error::from)?;
-        let policy = policy_for(&html);
+        let policy = policy_for(&html, console);
         response = Response::from_parts(parts, Body::from(html));
         if let Ok(policy) = HeaderValue::from_str(&policy) {
             response
@@ -61,7 +63,15 @@ pub async fn around<E: Endpoint>(
     }
     let set = response.headers_mut();
     set.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    set.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // The console checks its forms' `Origin`, which browsers send as
+    // `null` under `no-referrer`; `same-origin` still tells other sites
+    // nothing, and console URLs hold no secrets.
+    let referrer_policy = if console {
+        "same-origin"
+    } else {
+        "no-referrer"
+    };
+    set.insert(REFERRER_POLICY, HeaderValue::from_static(referrer_policy));
     // API answers are one caller's (and some carry secrets shown once).
     if api && !set.contains_key(CACHE_CONTROL) {
         set.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -79,10 +89,15 @@ pub async fn around<E: Endpoint>(
 /// and styles (by hash), same-origin fetches (the Swagger UI reads
 /// `/openapi.json`), images from itself or `data:` URLs, and forms that
 /// post back to Muster.
-pub fn policy_for(html: &[u8]) -> String {
+/// `own_stylesheets` adds `'self'` to `style-src`, for pages that link a
+/// stylesheet Muster serves (the console) rather than inline one.
+pub fn policy_for(html: &[u8], own_stylesheets: bool) -> String {
     let text = String::from_utf8_lossy(html);
     let scripts = hashes(&inline_elements(&text, "script"));
-    let styles = hashes(&inline_elements(&text, "style"));
+    let mut styles = hashes(&inline_elements(&text, "style"));
+    if own_stylesheets {
+        styles = format!("'self' {styles}").trim_end().to_owned();
+    }
     let source = |hashes: &str| {
         if hashes.is_empty() {
             "'none'".to_owned()
@@ -164,7 +179,7 @@ mod tests {
 
     #[test]
     fn the_policy_allows_exactly_the_documents_own_inline_code() {
-        let policy = policy_for(b"<style>p{}</style><p>no script</p>");
+        let policy = policy_for(b"<style>p{}</style><p>no script</p>", false);
         assert!(policy.contains("script-src 'none'"), "{policy}");
         // echo -n 'p{}' | openssl dgst -sha256 -binary | base64
         let expected = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"p{}"));
@@ -174,5 +189,16 @@ mod tests {
         );
         assert!(policy.contains("frame-ancestors 'none'"));
         assert!(!policy.contains("unsafe-inline"));
+        assert!(!policy.contains("'self' 'sha256"), "{policy}");
+    }
+
+    #[test]
+    fn console_pages_may_load_only_muster_s_own_stylesheets() {
+        let policy = policy_for(
+            b"<link rel=\"stylesheet\" href=\"/console/static/console.css\">",
+            true,
+        );
+        assert!(policy.contains("style-src 'self';"), "{policy}");
+        assert!(policy.contains("script-src 'none'"), "{policy}");
     }
 }

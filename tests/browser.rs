@@ -445,3 +445,98 @@ async fn the_swagger_ui_renders_under_its_content_security_policy() {
         .count();
     assert!(rendered > 20, "{rendered} operations rendered");
 }
+
+/// The console in a real browser: the sign-in form (its CSRF token and
+/// the Origin check pass as a browser sends them), then the organization's
+/// members table, styled by the console's stylesheet under a policy
+/// without inline styles.
+#[tokio::test]
+async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
+    let driver = Driver::start().await;
+    let port = free_port();
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.http.addr = ([127, 0, 0, 1], port).into();
+            s.http.public_url = format!("http://127.0.0.1:{port}");
+        })
+        .spawn()
+        .await;
+    let (output, email) = app.owner_with_password("console").await;
+    let session = driver.session().await;
+    let go = |url: String| {
+        let session = session.clone();
+        let driver = &driver;
+        async move {
+            driver
+                .command(
+                    reqwest::Method::POST,
+                    &format!("/session/{session}/url"),
+                    json!({ "url": url }),
+                )
+                .await;
+        }
+    };
+    go(app.url("/console")).await;
+    eventually(Duration::from_secs(15), "the sign-in form", || async {
+        driver
+            .source(&session)
+            .await
+            .contains("id=\"password\"")
+            .then_some(())
+    })
+    .await;
+    for (css, value) in [("#email", email.as_str()), ("#password", PASSWORD)] {
+        let input = driver.element(&session, css).await;
+        driver
+            .command(
+                reqwest::Method::POST,
+                &format!("/session/{session}/element/{input}/value"),
+                json!({ "text": value }),
+            )
+            .await;
+    }
+    let submit = driver.element(&session, "button[type=submit]").await;
+    driver
+        .command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/element/{submit}/click"),
+            json!({}),
+        )
+        .await;
+    let members_link = format!("/console/orgs/{}/members", output.org_id);
+    eventually(
+        Duration::from_secs(15),
+        "the organizations page",
+        || async {
+            driver
+                .source(&session)
+                .await
+                .contains(&members_link)
+                .then_some(())
+        },
+    )
+    .await;
+    go(app.url(&members_link)).await;
+    let page = eventually(Duration::from_secs(15), "the members table", || async {
+        let page = driver.source(&session).await;
+        page.contains("<table").then_some(page)
+    })
+    .await;
+    assert!(page.contains(&email), "{page}");
+    // The stylesheet applied: the CSP let the file in.
+    let body = driver.element(&session, "body").await;
+    let width = driver
+        .command(
+            reqwest::Method::GET,
+            &format!("/session/{session}/element/{body}/css/max-width"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(width, "960px", "console.css is applied");
+    let _ = driver
+        .client
+        .delete(format!("{}/session/{session}", driver.base))
+        .send()
+        .await;
+    app.shutdown().await;
+}

@@ -48,7 +48,7 @@ fn layer_of_path(first: &str, second: Option<&str>) -> Option<u8> {
         ("auth", Some("token" | "password" | "totp" | "mfa_key")) => PROTOCOL,
         ("store" | "measure", _) => STORE,
         ("app" | "mail" | "auth" | "error" | "state", _) => USE_CASES,
-        ("api" | "scim" | "http" | "jobs" | "invite_page" | "bootstrap", _) => FACES,
+        ("api" | "scim" | "http" | "jobs" | "invite_page" | "console" | "bootstrap", _) => FACES,
         ("client_ip" | "security_headers", _) => FACES,
         ("telemetry" | "metrics_export", _) => FACES,
         _ => return None,

@@ -14,6 +14,7 @@ mod audit_seal;
 mod auth;
 mod browser;
 mod cli;
+mod console;
 mod docker;
 mod fuzz_regressions;
 mod http_shell;

@@ -58,11 +58,22 @@ impl OrgAccess {
         req: &Request,
         org: &str,
     ) -> Result<OrgAccess, AppError> {
+        Self::load_for(state, &auth.0, req, org).await
+    }
+
+    /// [`OrgAccess::load`] for a principal authenticated another way: the
+    /// console's session cookie gets exactly the API's checks.
+    pub async fn load_for(
+        state: &AppState,
+        principal: &Principal,
+        req: &Request,
+        org: &str,
+    ) -> Result<OrgAccess, AppError> {
         let org_id = OrgId::parse(org).map_err(|_| org_not_found())?;
-        let account_id = caller_account(&auth.0)?.clone();
+        let account_id = caller_account(principal)?.clone();
         if let Principal::PersonalToken {
             org_id: token_org, ..
-        } = &auth.0
+        } = principal
             && token_org != &org_id
         {
             return Err(org_not_found());
@@ -89,7 +100,7 @@ impl OrgAccess {
         let role = role_of(state, &member).await?;
         crate::http::log_org(&org_id);
         Ok(OrgAccess {
-            principal: auth.0.clone(),
+            principal: principal.clone(),
             account_id,
             org,
             member,

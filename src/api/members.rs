@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::{Example, MaybeUndefined};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::access::{OrgAccess, role_of};
+use super::access::{Granted, OrgAccess, role_of};
 use super::examples::{GROUP_ID, MEMBER_ID, PROJECT_ID, example_time};
 use super::paging;
 use super::projects::{EffectiveProjectRightsView, effective_rights_view, project_rights_of};
@@ -256,6 +256,32 @@ pub fn parse_rights(raw: Vec<ProjectRightsView>) -> Result<Vec<ProjectGrant>, Ap
     Ok(grants)
 }
 
+/// One page of the organization's members as `GET /orgs/{org}/members`
+/// answers it; the console's members table shows the same page.
+pub(crate) async fn list_page(
+    state: &AppState,
+    granted: &Granted<'_>,
+    query: &MemberQuery,
+) -> Result<MemberPage, AppError> {
+    let now = state.clock().now();
+    let (records, more) =
+        store::members::list_page(state.store(), granted.org_id(), query, now).await?;
+    let ids: Vec<&str> = records.iter().map(|r| r.member.id.as_str()).collect();
+    let mapped = store::groups::mapped_roles_of(state.store(), &ids).await?;
+    let empty = Vec::new();
+    let next_cursor = more
+        .then(|| records.last().map(|r| r.member.id.to_string()))
+        .flatten();
+    let items = records
+        .iter()
+        .map(|record| {
+            let groups = mapped.get(record.member.id.as_str()).unwrap_or(&empty);
+            member_view(record, groups, now)
+        })
+        .collect();
+    Ok(MemberPage { items, next_cursor })
+}
+
 async fn view_of(state: &AppState, record: &UserRecord) -> Result<MemberView, AppError> {
     let mapped =
         store::groups::mapped_roles_of(state.store(), &[record.member.id.as_str()]).await?;
@@ -298,7 +324,7 @@ impl MembersApi {
         limit: Query<u32>,
     ) -> Result<Json<MemberPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ViewDirectory)?;
+        let granted = access.require(Permission::ViewDirectory)?;
         let query = MemberQuery {
             role: role
                 .0
@@ -321,23 +347,7 @@ impl MembersApi {
             after: paging::cursor(cursor.0.as_deref(), MemberId::parse)?,
             limit: limit.0,
         };
-        let now = state.clock().now();
-        let (records, more) =
-            store::members::list_page(state.store(), access.org_id(), &query, now).await?;
-        let ids: Vec<&str> = records.iter().map(|r| r.member.id.as_str()).collect();
-        let mapped = store::groups::mapped_roles_of(state.store(), &ids).await?;
-        let empty = Vec::new();
-        let next_cursor = more
-            .then(|| records.last().map(|r| r.member.id.to_string()))
-            .flatten();
-        let items = records
-            .iter()
-            .map(|record| {
-                let groups = mapped.get(record.member.id.as_str()).unwrap_or(&empty);
-                member_view(record, groups, now)
-            })
-            .collect();
-        Ok(Json(MemberPage { items, next_cursor }))
+        Ok(Json(list_page(&state, &granted, &query).await?))
     }
 
     /// Get a member
