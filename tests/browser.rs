@@ -130,6 +130,37 @@ impl Driver {
             .to_owned()
     }
 
+    /// Loads `url` in the session's window.
+    async fn open(&self, session: &str, url: &str) {
+        self.command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/url"),
+            json!({ "url": url }),
+        )
+        .await;
+    }
+
+    /// Types each value into the field `css` selects, then clicks the
+    /// form's submit button.
+    async fn fill_and_submit(&self, session: &str, fields: &[(&str, &str)]) {
+        for (css, value) in fields {
+            let input = self.element(session, css).await;
+            self.command(
+                reqwest::Method::POST,
+                &format!("/session/{session}/element/{input}/value"),
+                json!({ "text": value }),
+            )
+            .await;
+        }
+        let submit = self.element(session, "button[type=submit]").await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/element/{submit}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
     async fn source(&self, session: &str) -> String {
         self.command(
             reqwest::Method::GET,
@@ -175,13 +206,7 @@ async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() 
     assert!(link.contains("/invite/mst_inv_"), "{link}");
 
     let session = driver.session().await;
-    driver
-        .command(
-            reqwest::Method::POST,
-            &format!("/session/{session}/url"),
-            json!({ "url": link }),
-        )
-        .await;
+    driver.open(&session, &link).await;
     // The source can be read before the page has loaded: wait for it.
     let page = eventually(Duration::from_secs(15), "the invitation page", || async {
         let page = driver.source(&session).await;
@@ -189,26 +214,14 @@ async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() 
     })
     .await;
     assert!(page.contains("contributor"), "{page}");
-    for (css, value) in [
-        ("#given_name", "Sam"),
-        ("#family_name", "Doe"),
-        ("#password", PASSWORD),
-    ] {
-        let input = driver.element(&session, css).await;
-        driver
-            .command(
-                reqwest::Method::POST,
-                &format!("/session/{session}/element/{input}/value"),
-                json!({ "text": value }),
-            )
-            .await;
-    }
-    let submit = driver.element(&session, "button[type=submit]").await;
     driver
-        .command(
-            reqwest::Method::POST,
-            &format!("/session/{session}/element/{submit}/click"),
-            json!({}),
+        .fill_and_submit(
+            &session,
+            &[
+                ("#given_name", "Sam"),
+                ("#family_name", "Doe"),
+                ("#password", PASSWORD),
+            ],
         )
         .await;
     let welcomed = eventually(Duration::from_secs(15), "the welcome page", || async {
@@ -333,13 +346,7 @@ async fn an_account_with_two_factor_authentication_accepts_with_its_code_in_a_br
     let link = mailed_link(&smtp).await;
 
     let browser = driver.session().await;
-    driver
-        .command(
-            reqwest::Method::POST,
-            &format!("/session/{browser}/url"),
-            json!({ "url": link }),
-        )
-        .await;
+    driver.open(&browser, &link).await;
     eventually(Duration::from_secs(15), "the invitation page", || async {
         let page = driver.source(&browser).await;
         page.contains("kai@example.com").then_some(())
@@ -347,22 +354,10 @@ async fn an_account_with_two_factor_authentication_accepts_with_its_code_in_a_br
     .await;
     // The page asks for the password and the code; the app computes it.
     let code = secret.code_at(step + 1);
-    for (css, value) in [("#password", PASSWORD), ("#code", code.as_str())] {
-        let input = driver.element(&browser, css).await;
-        driver
-            .command(
-                reqwest::Method::POST,
-                &format!("/session/{browser}/element/{input}/value"),
-                json!({ "text": value }),
-            )
-            .await;
-    }
-    let submit = driver.element(&browser, "button[type=submit]").await;
     driver
-        .command(
-            reqwest::Method::POST,
-            &format!("/session/{browser}/element/{submit}/click"),
-            json!({}),
+        .fill_and_submit(
+            &browser,
+            &[("#password", PASSWORD), ("#code", code.as_str())],
         )
         .await;
     let welcomed = eventually(Duration::from_secs(15), "the welcome page", || async {
@@ -463,20 +458,7 @@ async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
         .await;
     let (output, email) = app.owner_with_password("console").await;
     let session = driver.session().await;
-    let go = |url: String| {
-        let session = session.clone();
-        let driver = &driver;
-        async move {
-            driver
-                .command(
-                    reqwest::Method::POST,
-                    &format!("/session/{session}/url"),
-                    json!({ "url": url }),
-                )
-                .await;
-        }
-    };
-    go(app.url("/console")).await;
+    driver.open(&session, &app.url("/console")).await;
     eventually(Duration::from_secs(15), "the sign-in form", || async {
         driver
             .source(&session)
@@ -485,22 +467,10 @@ async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
             .then_some(())
     })
     .await;
-    for (css, value) in [("#email", email.as_str()), ("#password", PASSWORD)] {
-        let input = driver.element(&session, css).await;
-        driver
-            .command(
-                reqwest::Method::POST,
-                &format!("/session/{session}/element/{input}/value"),
-                json!({ "text": value }),
-            )
-            .await;
-    }
-    let submit = driver.element(&session, "button[type=submit]").await;
     driver
-        .command(
-            reqwest::Method::POST,
-            &format!("/session/{session}/element/{submit}/click"),
-            json!({}),
+        .fill_and_submit(
+            &session,
+            &[("#email", email.as_str()), ("#password", PASSWORD)],
         )
         .await;
     let members_link = format!("/console/orgs/{}/members", output.org_id);
@@ -516,7 +486,7 @@ async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
         },
     )
     .await;
-    go(app.url(&members_link)).await;
+    driver.open(&session, &app.url(&members_link)).await;
     let page = eventually(Duration::from_secs(15), "the members table", || async {
         let page = driver.source(&session).await;
         page.contains("<table").then_some(page)
