@@ -38,7 +38,6 @@ use crate::error::AppError;
 use crate::invite_page::cookie;
 use crate::scim::origin_of;
 use crate::state::AppState;
-use crate::store;
 use crate::store::members::MemberQuery;
 
 /// The console's session cookie: the session's secret.
@@ -510,28 +509,20 @@ pub async fn home(state: Data<&AppState>, req: &Request) -> Response {
     let Some(console) = signed_in(&state, req).await else {
         return see_other("/console/sign-in");
     };
-    let store = state.store();
-    let found = async {
-        let account = store::accounts::get(store, &console.account_id).await?;
-        let members = store::members::list_for_account(store, &console.account_id).await?;
-        let org_ids: Vec<_> = members.iter().map(|m| m.org_id.clone()).collect();
-        let orgs = store::orgs::get_many(store, &org_ids).await?;
-        Ok::<_, AppError>((account, members, orgs))
-    };
-    let (account, members, orgs) = match found.await {
-        Ok(found) => found,
+    // What `GET /me` answers: the same memberships, roles and statuses.
+    let me = match crate::api::me::me_response(&state, &console.principal).await {
+        Ok(me) => me,
         Err(err) => return error_page(&err, Some(&console)),
     };
-    let now = state.clock().now();
-    let orgs: Vec<_> = members
-        .iter()
-        .filter_map(|member| {
-            let org = orgs.iter().find(|org| org.id == member.org_id)?;
-            Some(context! {
-                id => org.id.to_string(),
-                name => org.name.clone(),
-                status => member.effective_status(now).as_str(),
-            })
+    let orgs: Vec<_> = me
+        .memberships
+        .into_iter()
+        .map(|membership| {
+            context! {
+                id => membership.org_id,
+                name => membership.org_name,
+                status => membership.status,
+            }
         })
         .collect();
     html(
@@ -540,7 +531,7 @@ pub async fn home(state: Data<&AppState>, req: &Request) -> Response {
         "Organizations",
         context! {
             csrf_session => console.csrf(),
-            email => account.map(|a| a.email.to_string()),
+            email => me.account.email,
             orgs,
         },
     )

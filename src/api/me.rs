@@ -293,8 +293,8 @@ impl MeApi {
 }
 
 /// The account and its memberships (with a personal token, only the
-/// token's organization).
-async fn me_response(state: &AppState, principal: &Principal) -> Result<MeResponse, AppError> {
+/// token's organization): `GET /me`, and the console's organizations.
+pub async fn me_response(state: &AppState, principal: &Principal) -> Result<MeResponse, AppError> {
     let account_id = caller_account(principal)?;
     let store = state.store();
     let credentials = store::accounts::get_credentials(store, None, account_id)
