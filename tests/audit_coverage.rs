@@ -20,7 +20,6 @@ use muster::auth::token::{TokenHash, TokenKind};
 use muster::bootstrap::{BootstrapInput, bootstrap};
 use muster::domain::Role;
 use muster::state::AppState;
-use muster_worker::JobsConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1006,17 +1005,6 @@ async fn sign_in_its_failure_and_sign_out_are_the_accounts_own_events() {
     .await;
 }
 
-fn quick_jobs() -> JobsConfig {
-    JobsConfig {
-        poll_interval: Duration::from_millis(200),
-        backoff_base: Duration::from_millis(200),
-        backoff_cap: Duration::from_secs(1),
-        heartbeat_interval: Duration::from_secs(1),
-        lease: Duration::from_secs(10),
-        ..JobsConfig::default()
-    }
-}
-
 /// Invites one address with a worker running that mails through `smtp_url`
 /// (or the outbox without one); returns the app, the invitation's id and the
 /// worker's stop switch.
@@ -1035,7 +1023,7 @@ async fn mail_one(
     let org = app.with_org_owner().await;
     let state = AppState::new(app.store.clone(), app.settings.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(muster::jobs::run_with(state, quick_jobs(), async {
+    tokio::spawn(muster::jobs::run_with(state, common::quick_jobs(), async {
         let _ = stopped.await;
     }));
     let o = org.org_id.to_string();

@@ -29,17 +29,6 @@ struct World {
     worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-fn quick_jobs() -> JobsConfig {
-    JobsConfig {
-        poll_interval: Duration::from_millis(200),
-        backoff_base: Duration::from_millis(200),
-        backoff_cap: Duration::from_secs(1),
-        heartbeat_interval: Duration::from_secs(1),
-        lease: Duration::from_secs(10),
-        ..JobsConfig::default()
-    }
-}
-
 impl World {
     async fn start() -> World {
         let smtp = SmtpServer::start(&[]);
@@ -54,7 +43,7 @@ impl World {
         let org = app.with_org_owner().await;
         let state = AppState::new(app.store.clone(), app.settings.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(muster::jobs::run_with(state, quick_jobs(), async {
+        let worker = tokio::spawn(muster::jobs::run_with(state, common::quick_jobs(), async {
             let _ = stopped.await;
         }));
         World {

@@ -21,7 +21,6 @@ use chrono::Utc;
 use common::smtp::{SmtpServer, invitation_token, parse_message};
 use common::{MusterProcess, TestApp, eventually, free_port};
 use mongodb::error::Error as MongoError;
-use muster_worker::JobsConfig;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -39,18 +38,6 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .find(|line| labels.iter().all(|label| line.contains(label)))
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
-}
-
-/// Short waits, so that the worker's mails go out in a moment.
-fn quick_jobs() -> JobsConfig {
-    JobsConfig {
-        poll_interval: Duration::from_millis(200),
-        backoff_base: Duration::from_millis(200),
-        backoff_cap: Duration::from_secs(1),
-        heartbeat_interval: Duration::from_secs(1),
-        lease: Duration::from_secs(10),
-        ..JobsConfig::default()
-    }
 }
 
 async fn scrape(app: &TestApp) -> String {
@@ -155,7 +142,7 @@ async fn metrics_count_every_surface_and_want_their_token() {
     let (stop_worker, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(muster::jobs::run_with(
         app.state.clone(),
-        quick_jobs(),
+        common::quick_jobs(),
         async {
             let _ = stopped.await;
         },

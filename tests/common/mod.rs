@@ -412,6 +412,18 @@ where
     }
 }
 
+/// A job worker with short waits, so that mails go out in a moment.
+pub fn quick_jobs() -> muster_worker::JobsConfig {
+    muster_worker::JobsConfig {
+        poll_interval: Duration::from_millis(200),
+        backoff_base: Duration::from_millis(200),
+        backoff_cap: Duration::from_secs(1),
+        heartbeat_interval: Duration::from_secs(1),
+        lease: Duration::from_secs(10),
+        ..muster_worker::JobsConfig::default()
+    }
+}
+
 /// The `muster` binary with a clean `MUSTER_*` environment.
 pub fn muster_command() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_muster"));
