@@ -107,24 +107,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
             "/invite/:token/sign-out",
             poem::post(crate::invite_page::sign_out),
         )
-        .at("/console", get(crate::console::home))
-        .at(
-            "/console/sign-in",
-            get(crate::console::sign_in_page).post(crate::console::sign_in_submit),
-        )
-        .at(
-            "/console/sign-in/mfa",
-            get(crate::console::mfa_page).post(crate::console::mfa_submit),
-        )
-        .at("/console/sign-out", poem::post(crate::console::sign_out))
-        .at(
-            "/console/orgs/:org/members",
-            get(crate::console::members_page),
-        )
-        .at(
-            "/console/static/console.css",
-            get(crate::console::stylesheet),
-        )
+        .nest("/console", crate::console::routes())
         .data(state)
         .around(move |endpoint, request| limit_body(max_body_bytes, endpoint, request))
         .around(move |endpoint, request| {
@@ -254,19 +237,10 @@ pub fn route_template(path: &str) -> std::borrow::Cow<'static, str> {
     if path.starts_with("/invite/") {
         return "/invite/{token}".into();
     }
-    if let Some(rest) = path.strip_prefix("/console") {
-        return match rest {
-            "" | "/sign-in" | "/sign-in/mfa" | "/sign-out" | "/static/console.css" => {
-                path.to_owned().into()
-            }
-            _ if rest.starts_with("/orgs/")
-                && rest.ends_with("/members")
-                && rest.matches('/').count() == 3 =>
-            {
-                "/console/orgs/{org}/members".into()
-            }
-            _ => "other".into(),
-        };
+    if let Some(rest) = path.strip_prefix("/console")
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        return crate::console::route_template(rest).map_or_else(|| "other".into(), Into::into);
     }
     match path {
         "/healthz" | "/readyz" | "/metrics" | "/docs" | "/openapi.json" | "/" => {

@@ -147,6 +147,42 @@ impl<'a> Browser<'a> {
         assert_eq!(response.status(), StatusCode::OK);
         form_token(&response.text().await.expect("a page"))
     }
+
+    /// A browser signed in as `email` (whose password is `PASSWORD`).
+    async fn signed_in(app: &'a TestApp, email: &str) -> Browser<'a> {
+        let mut browser = Browser::open(app).await;
+        let signed_in = browser.sign_in(email, PASSWORD).await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER, "sign in");
+        assert_eq!(signed_in.headers()[LOCATION], "/console");
+        browser
+    }
+
+    /// Submits a signed-in form as a console page would: with the
+    /// session's token and this server's `Origin`.
+    async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.session_token().await;
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post(path, &form, Some(&self.app.settings.http.public_url))
+            .await
+    }
+
+    /// A page's body, after checking its status.
+    async fn page(&self, path: &str, status: StatusCode) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), status, "GET {path}");
+        response.text().await.expect("a page")
+    }
+}
+
+/// An owner with a password in a new organization, signed in to the
+/// console: the browser, the organization (as `with_member` takes it) and
+/// the owner's email.
+async fn owner_in_console(app: &TestApp) -> (Browser<'_>, common::OrgFixture, String) {
+    let (output, email) = app.owner_with_password("console").await;
+    let org = fixture_of(app, &output).await;
+    let browser = Browser::signed_in(app, &email).await;
+    (browser, org, email)
 }
 
 async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
@@ -298,19 +334,11 @@ async fn console_posts_without_the_token_or_from_another_origin_are_refused() {
 #[tokio::test]
 async fn console_sign_out_ends_the_session_and_clears_the_cookie() {
     let app = TestApp::spawn().await;
-    let (_, email) = app.owner_with_password("console").await;
-    let mut browser = Browser::open(&app).await;
-    assert_eq!(
-        browser.sign_in(&email, PASSWORD).await.status(),
-        StatusCode::SEE_OTHER
-    );
+    let (browser, _, email) = owner_in_console(&app).await;
     let api = api_session(&app, &email).await;
     assert_eq!(sessions(&app, &api).await.len(), 2);
 
-    let token = browser.session_token().await;
-    let signed_out = browser
-        .post("/console/sign-out", &[("csrf", &token)], None)
-        .await;
+    let signed_out = browser.submit("/console/sign-out", &[]).await;
     assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
     assert_eq!(signed_out.headers()[LOCATION], "/console/sign-in");
     let cleared = set_cookie(signed_out.headers(), "muster_console").expect("cleared");
@@ -353,21 +381,16 @@ async fn fixture_of(
 #[tokio::test]
 async fn console_members_page_lists_the_org_and_refuses_another() {
     let app = TestApp::spawn().await;
-    let (output, email) = app.owner_with_password("console").await;
+    let (browser, org, email) = owner_in_console(&app).await;
     let other = app.with_org_owner().await;
-    let org = fixture_of(&app, &output).await;
     let member = app.with_member(&org, muster::domain::Role::Viewer).await;
-    let mut browser = Browser::open(&app).await;
-    assert_eq!(
-        browser.sign_in(&email, PASSWORD).await.status(),
-        StatusCode::SEE_OTHER
-    );
 
     let page = browser
-        .get(&format!("/console/orgs/{}/members", output.org_id))
+        .page(
+            &format!("/console/orgs/{}/members", org.org_id),
+            StatusCode::OK,
+        )
         .await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let page = page.text().await.expect("a page");
     assert!(page.contains(&email), "{page}");
     assert!(page.contains(&member.email), "{page}");
     assert!(page.contains("viewer") && page.contains("owner"), "{page}");
@@ -396,7 +419,7 @@ async fn console_members_page_lists_the_org_and_refuses_another() {
     );
     // Signed out, the page asks for a sign-in.
     let anonymous = client()
-        .get(app.url(&format!("/console/orgs/{}/members", output.org_id)))
+        .get(app.url(&format!("/console/orgs/{}/members", org.org_id)))
         .send()
         .await
         .expect("GET");

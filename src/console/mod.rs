@@ -1,0 +1,467 @@
+//! The admin console under `/console` (issue 15): server-rendered HTML,
+//! no scripts, one stylesheet served as a file so the
+//! Content-Security-Policy needs no inline style. One module per area
+//! (`sign_in`, `orgs`, `members`, …); this one holds what they share: the
+//! route table, rendering, cookies, the CSRF rules and who is signed in.
+//!
+//! Nothing here decides anything on its own: signing in and out are the
+//! use cases of `POST /auth/login`, `/auth/login/mfa` and the API's
+//! sign-out (same throttling, same audit events), the session is an
+//! ordinary session (listed in `/me/sessions`) kept in a cookie only
+//! console pages receive, and an organization's pages run the API's access
+//! check ([`OrgAccess`], through [`InOrg::open`]) and the API's use cases.
+//!
+//! Forms are protected against cross-site requests twice: every POST
+//! carries a token (before sign-in, a double-submit cookie; after, a value
+//! derived from the session's secret, which the page never shows), and a
+//! POST whose `Origin` is not the public URL's origin is refused. Both
+//! failures are 403 and change nothing.
+
+mod members;
+mod orgs;
+mod sign_in;
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use minijinja::{AutoEscape, Environment, context};
+use poem::http::{StatusCode, header};
+use poem::{Request, Response, Route, RouteMethod, get, handler, post};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::api::access::{Granted, OrgAccess};
+use crate::auth::{Principal, authenticate};
+use crate::domain::{AccountId, Permission, TokenId};
+use crate::error::AppError;
+use crate::invite_page::cookie;
+use crate::state::AppState;
+
+/// The console's session cookie: the session's secret.
+const SESSION_COOKIE: &str = "muster_console";
+
+const BASE: &str = "console/base.html";
+const MESSAGE: &str = "console/message.html";
+
+/// Every console route, below `/console`, in poem's syntax. The metrics'
+/// route labels come from the same table, so a new page is labelled
+/// without another list to keep in step.
+fn table() -> Vec<(&'static str, RouteMethod)> {
+    vec![
+        ("/", get(orgs::home)),
+        (
+            "/sign-in",
+            get(sign_in::sign_in_page).post(sign_in::sign_in_submit),
+        ),
+        (
+            "/sign-in/mfa",
+            get(sign_in::mfa_page).post(sign_in::mfa_submit),
+        ),
+        ("/sign-out", post(sign_in::sign_out)),
+        ("/orgs/:org/members", get(members::members_page)),
+        ("/static/console.css", get(stylesheet)),
+    ]
+}
+
+/// The console's routes, to nest under `/console`.
+pub fn routes() -> Route {
+    table()
+        .into_iter()
+        .fold(Route::new(), |route, (path, method)| route.at(path, method))
+}
+
+/// The route a console path (below `/console`) belongs to, with its
+/// parameters named (`/orgs/{org}/members`), for metrics' labels; `None`
+/// for a path no console route takes.
+pub fn route_template(rest: &str) -> Option<String> {
+    static PATHS: LazyLock<Vec<&'static str>> =
+        LazyLock::new(|| table().into_iter().map(|(path, _)| path).collect());
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let segments: Vec<&str> = rest.split('/').collect();
+    PATHS.iter().find_map(|path| {
+        let pattern: Vec<&str> = path.split('/').collect();
+        let matches = pattern.len() == segments.len()
+            && pattern
+                .iter()
+                .zip(&segments)
+                .all(|(want, got)| want == got || (want.starts_with(':') && !got.is_empty()));
+        matches.then(|| {
+            let named: Vec<String> = pattern
+                .iter()
+                .map(|part| match part.strip_prefix(':') {
+                    Some(name) => format!("{{{name}}}"),
+                    None => (*part).to_owned(),
+                })
+                .collect();
+            format!("/console{}", named.join("/").trim_end_matches('/'))
+        })
+    })
+}
+
+static PAGES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    let shared = [
+        (BASE, include_str!("../../templates/console/base.html")),
+        (
+            MESSAGE,
+            include_str!("../../templates/console/message.html"),
+        ),
+    ];
+    for &(name, source) in shared
+        .iter()
+        .chain(sign_in::TEMPLATES)
+        .chain(orgs::TEMPLATES)
+        .chain(members::TEMPLATES)
+    {
+        env.add_template(name, source)
+            .map_err(|err| format!("template {name}: {err}"))?;
+    }
+    Ok(env)
+});
+
+/// A page: its template's content inside `console/base.html` (two
+/// renders, as the minijinja build has no template inheritance), which
+/// shows the sign-out button when `values` has a `csrf_session`, and the
+/// organization's sections when it has an `org` (see [`InOrg::values`]).
+fn html(status: StatusCode, template: &str, title: &str, values: minijinja::Value) -> Response {
+    let render = |env: &Environment<'static>| -> Result<String, minijinja::Error> {
+        let main = env.get_template(template)?.render(&values)?;
+        env.get_template(BASE)?.render(context! {
+            title,
+            main => minijinja::Value::from_safe_string(main),
+            csrf_session => values.get_attr("csrf_session").ok(),
+            org => values.get_attr("org").ok(),
+        })
+    };
+    let rendered = PAGES
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|env| render(env).map_err(|err| err.to_string()));
+    match rendered {
+        Ok(body) => Response::builder()
+            .status(status)
+            .content_type("text/html; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(body),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot render a console page");
+            Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .content_type("text/plain; charset=utf-8")
+                .body("internal error")
+        }
+    }
+}
+
+fn message(status: StatusCode, title: &str, detail: &str, signed_in: Option<&Console>) -> Response {
+    html(
+        status,
+        MESSAGE,
+        title,
+        context! { title, detail, csrf_session => signed_in.map(Console::csrf) },
+    )
+}
+
+fn error_page(err: &AppError, signed_in: Option<&Console>) -> Response {
+    message(
+        err.status(),
+        "Something went wrong",
+        &err.problem().detail,
+        signed_in,
+    )
+}
+
+fn forbidden_form() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "This form cannot be accepted",
+        "It was not sent from this console, or it is too old. Go back, reload the page and try again.",
+        None,
+    )
+}
+
+fn see_other(to: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish()
+}
+
+/// The page that says why not: a refusal, an error, or the way to the
+/// sign-in page. Boxed, as a `Response` is large and most answers are not
+/// refusals.
+struct Refusal(Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(page: Response) -> Refusal {
+        Refusal(Box::new(page))
+    }
+}
+
+/// A handler's work, written with `?`.
+type Answer<T = Response> = Result<T, Refusal>;
+
+/// What a handler answers: the page, or the page that says why not.
+fn respond(answer: Answer) -> Response {
+    answer.unwrap_or_else(|Refusal(page)| *page)
+}
+
+/// A time as the console shows it: to the minute, in UTC, named so.
+fn shown_at(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+/// A `Set-Cookie` value for a console cookie: `HttpOnly`,
+/// `SameSite=Strict`, `Path=/console`, `Secure` whenever the public URL is
+/// HTTPS (as the invitation page decides it). `max_age_secs` 0 removes it.
+fn console_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) -> String {
+    let secure = if state.settings().public_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{name}={value}; Path=/console; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+    )
+}
+
+fn with_cookie(mut response: Response, value: String) -> Response {
+    if let Ok(value) = value.parse() {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Equal, in time that does not depend on where they differ; an empty
+/// token never matches.
+fn tokens_match(sent: &str, expected: &str) -> bool {
+    !expected.is_empty() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// The origin (`scheme://host[:port]`) of a URL, as browsers send it in
+/// `Origin`: lower case, without a path, and without the scheme's default
+/// port (a public URL written `https://host:443` must still match).
+fn origin_of_url(url: &str) -> String {
+    let host_start = url.find("://").map_or(0, |at| at + 3);
+    let end = url[host_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |at| host_start + at);
+    let origin = url[..end].to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if origin.starts_with(scheme)
+            && let Some(bare) = origin.strip_suffix(port)
+        {
+            return bare.to_owned();
+        }
+    }
+    origin
+}
+
+/// A POST whose `Origin` names another site (or `null`) did not come from
+/// a console page. Browsers send `Origin` on every form POST; a request
+/// without one still needs the token.
+fn origin_allowed(state: &AppState, req: &Request) -> bool {
+    match req.headers().get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin.to_str().is_ok_and(|origin| {
+            origin.to_ascii_lowercase() == origin_of_url(state.settings().public_url())
+        }),
+    }
+}
+
+/// A form that carries nothing but its CSRF token (sign-out, revoke, …).
+#[derive(Debug, Deserialize)]
+pub struct TokenOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The person signed in on this browser, from the console cookie.
+struct Console {
+    account_id: AccountId,
+    session_id: TokenId,
+    principal: Principal,
+    secret: String,
+}
+
+impl Console {
+    /// The forms' token while signed in: derived from the session's
+    /// secret, which only the HttpOnly cookie holds, so a page elsewhere
+    /// cannot compute it; and the session's own, so it dies with it.
+    /// Domain-separated, so it is never the secret's stored hash.
+    fn csrf(&self) -> String {
+        let mut digest = Sha256::new();
+        digest.update(b"muster console csrf\0");
+        digest.update(self.secret.as_bytes());
+        hex::encode(digest.finalize())
+    }
+
+    /// The person signed in, or the way to the sign-in page.
+    async fn required(state: &AppState, req: &Request) -> Answer<Console> {
+        signed_in(state, req)
+            .await
+            .ok_or_else(|| see_other("/console/sign-in").into())
+    }
+
+    /// A signed-in form's POST may go on: its origin is ours and it
+    /// carries this session's token.
+    fn check_form(&self, state: &AppState, req: &Request, sent: &str) -> Answer<()> {
+        if origin_allowed(state, req) && tokens_match(sent, &self.csrf()) {
+            Ok(())
+        } else {
+            Err(forbidden_form().into())
+        }
+    }
+
+    /// The page for an error of the API's use cases, signed in.
+    fn error(&self, err: &AppError) -> Refusal {
+        error_page(err, Some(self)).into()
+    }
+}
+
+/// Who the console cookie signs in, if it names a live session. An ended,
+/// expired or forged cookie counts as none, and so does a database error
+/// (logged): the person is asked to sign in.
+async fn signed_in(state: &AppState, req: &Request) -> Option<Console> {
+    let secret = cookie(req, SESSION_COOKIE).filter(|s| !s.is_empty())?;
+    let principal = match authenticate(state.store(), secret, state.clock().now()).await {
+        Ok(principal) => principal,
+        Err(crate::auth::AuthError::Store(err)) => {
+            tracing::warn!(error = %err, "cannot read the console's session");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let Principal::Session {
+        account_id,
+        session_id,
+    } = &principal
+    else {
+        return None;
+    };
+    Some(Console {
+        account_id: account_id.clone(),
+        session_id: session_id.clone(),
+        secret: secret.to_owned(),
+        principal,
+    })
+}
+
+/// One of an organization's pages, for the person signed in, past the
+/// API's access check: `access` is the `OrgAccess` an API request to the
+/// same organization would build (404 for a non-member, 403 for a member
+/// who may not act or lacks the second factor the organization requires).
+struct InOrg {
+    console: Console,
+    access: OrgAccess,
+}
+
+impl InOrg {
+    async fn open(state: &AppState, req: &Request, org: &str) -> Answer<InOrg> {
+        let console = Console::required(state, req).await?;
+        match OrgAccess::load_for(state, &console.principal, req, org).await {
+            Ok(access) => Ok(InOrg { console, access }),
+            Err(err) => Err(console.error(&err)),
+        }
+    }
+
+    /// The API's permission check, refused as a page.
+    fn require(&self, permission: Permission) -> Answer<Granted<'_>> {
+        self.access
+            .require(permission)
+            .map_err(|err| self.error(&err))
+    }
+
+    fn error(&self, err: &AppError) -> Refusal {
+        self.console.error(err)
+    }
+
+    /// What every organization page's template gets: the session's form
+    /// token and the organization (its id and name, for the sections'
+    /// links in `console/base.html`).
+    fn values(&self) -> minijinja::Value {
+        context! {
+            csrf_session => self.console.csrf(),
+            org => context! {
+                id => self.access.org.id.to_string(),
+                name => self.access.org.name.clone(),
+            },
+        }
+    }
+}
+
+/// The console's one stylesheet, a file so pages need no inline style.
+#[handler]
+fn stylesheet() -> Response {
+    Response::builder()
+        .content_type("text/css; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(include_str!("../../templates/console/console.css"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shared_page_renders() {
+        assert!(PAGES.is_ok(), "{:?}", PAGES.as_ref().err());
+        let page = html(
+            StatusCode::OK,
+            MESSAGE,
+            "Title",
+            context! { title => "t", detail => "d", csrf_session => "t", org => context! { id => "o", name => "O" } },
+        );
+        assert_eq!(page.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn routes_are_labelled_from_the_table() {
+        assert_eq!(route_template("").as_deref(), Some("/console"));
+        assert_eq!(route_template("/").as_deref(), Some("/console"));
+        assert_eq!(
+            route_template("/orgs/org_0123/members").as_deref(),
+            Some("/console/orgs/{org}/members")
+        );
+        assert_eq!(
+            route_template("/sign-in").as_deref(),
+            Some("/console/sign-in")
+        );
+        assert_eq!(route_template("/orgs/a/b/members"), None);
+        assert_eq!(route_template("/orgs//members"), None);
+        assert_eq!(route_template("/x"), None);
+    }
+
+    #[test]
+    fn the_public_origin_is_what_browsers_send() {
+        assert_eq!(
+            origin_of_url("https://Muster.example.com/base"),
+            "https://muster.example.com"
+        );
+        assert_eq!(
+            origin_of_url("https://muster.example.com:443"),
+            "https://muster.example.com"
+        );
+        assert_eq!(
+            origin_of_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            origin_of_url("https://muster.example.com:8443/"),
+            "https://muster.example.com:8443"
+        );
+    }
+
+    #[test]
+    fn tokens_match_only_when_equal_and_not_empty() {
+        assert!(tokens_match("abc", "abc"));
+        assert!(!tokens_match("abd", "abc"));
+        assert!(!tokens_match("ab", "abc"));
+        assert!(!tokens_match("", ""));
+    }
+}

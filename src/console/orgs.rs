@@ -1,0 +1,71 @@
+//! `GET /console`: the organizations the person belongs to, as `GET /me`
+//! lists them, each a link to its members (the organization switcher).
+
+use minijinja::context;
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{Request, Response, handler};
+
+use super::{Console, html, respond};
+use crate::state::AppState;
+
+const ORGS: &str = "console/orgs.html";
+
+pub(super) const TEMPLATES: &[(&str, &str)] =
+    &[(ORGS, include_str!("../../templates/console/orgs.html"))];
+
+#[handler]
+pub async fn home(state: Data<&AppState>, req: &Request) -> Response {
+    respond(
+        async {
+            let console = Console::required(&state, req).await?;
+            // What `GET /me` answers: the same memberships, roles and statuses.
+            let me = crate::api::me::me_response(&state, &console.principal)
+                .await
+                .map_err(|err| console.error(&err))?;
+            let orgs: Vec<_> = me
+                .memberships
+                .into_iter()
+                .map(|membership| {
+                    context! {
+                        id => membership.org_id,
+                        name => membership.org_name,
+                        status => membership.status,
+                    }
+                })
+                .collect();
+            Ok(html(
+                StatusCode::OK,
+                ORGS,
+                "Organizations",
+                context! {
+                    csrf_session => console.csrf(),
+                    email => me.account.email,
+                    orgs,
+                },
+            ))
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_renders_with_and_without_organizations() {
+        for orgs in [
+            vec![context! { id => "o", name => "O", status => "active" }],
+            Vec::new(),
+        ] {
+            let page = html(
+                StatusCode::OK,
+                ORGS,
+                "Title",
+                context! { csrf_session => "t", orgs },
+            );
+            assert_eq!(page.status(), StatusCode::OK);
+        }
+    }
+}
