@@ -152,13 +152,86 @@ impl Driver {
             )
             .await;
         }
-        let submit = self.element(session, "button[type=submit]").await;
+        self.click(session, "button[type=submit]").await;
+    }
+
+    /// The page's source once it contains `needle` (the source can be
+    /// read before a page has loaded).
+    async fn wait_for(&self, session: &str, what: &str, needle: &str) -> String {
+        eventually(Duration::from_secs(15), what, || async {
+            let page = self.source(session).await;
+            page.contains(needle).then_some(page)
+        })
+        .await
+    }
+
+    async fn click(&self, session: &str, css: &str) {
+        let element = self.element(session, css).await;
         self.command(
             reqwest::Method::POST,
-            &format!("/session/{session}/element/{submit}/click"),
+            &format!("/session/{session}/element/{element}/click"),
             json!({}),
         )
         .await;
+    }
+
+    /// Runs `script` in the page (as a function body, with `args` as its
+    /// `arguments`); what it returns. WebDriver's scripts are not subject
+    /// to the page's Content-Security-Policy.
+    async fn execute(&self, session: &str, script: &str, args: Value) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/execute/sync"),
+            json!({ "script": script, "args": args }),
+        )
+        .await
+    }
+
+    /// axe-core's serious and critical violations on the page as it is
+    /// now (WCAG 2.x A and AA rules and axe's best practices).
+    async fn accessibility_violations(&self, session: &str) -> Vec<Value> {
+        let axe = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/dev/browser/node_modules/axe-core/axe.min.js"
+        ))
+        .expect("axe-core: run `npm ci --prefix dev/browser` (dev/test does)");
+        self.execute(session, &format!("{axe}\nreturn true;"), json!([]))
+            .await;
+        let found = self
+            .command(
+                reqwest::Method::POST,
+                &format!("/session/{session}/execute/async"),
+                json!({
+                    "script": "const done = arguments[arguments.length - 1];\
+                        axe.run(document, { resultTypes: ['violations'] })\
+                          .then(r => done(r.violations\
+                            .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                            .map(v => ({ id: v.id, impact: v.impact, help: v.help,\
+                              nodes: v.nodes.map(n => n.html) }))))\
+                          .catch(e => done([{ id: 'axe-failed', help: String(e) }]));",
+                    "args": [],
+                }),
+            )
+            .await;
+        found.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The page has no serious or critical accessibility violation.
+    async fn assert_accessible(&self, session: &str, page: &str) {
+        let violations = self.accessibility_violations(session).await;
+        assert!(
+            violations.is_empty(),
+            "the {page} page: {}",
+            serde_json::to_string_pretty(&violations).unwrap_or_default()
+        );
+    }
+
+    async fn close(&self, session: &str) {
+        let _ = self
+            .client
+            .delete(format!("{}/session/{session}", self.base))
+            .send()
+            .await;
     }
 
     async fn source(&self, session: &str) -> String {
@@ -245,6 +318,20 @@ async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() 
     assert_eq!(login.status(), StatusCode::OK);
     let _ = stop.send(());
     let _ = worker.await;
+}
+
+/// A server for console tests: its public URL is the address it listens
+/// on, as the forms' Origin check needs.
+async fn console_app(configure: impl FnOnce(&mut muster::config::Settings)) -> TestApp {
+    let port = free_port();
+    TestApp::builder()
+        .settings(|s| {
+            s.http.addr = ([127, 0, 0, 1], port).into();
+            s.http.public_url = format!("http://127.0.0.1:{port}");
+            configure(s);
+        })
+        .spawn()
+        .await
 }
 
 /// The link of the first invitation mail the SMTP server received.
@@ -444,29 +531,18 @@ async fn the_swagger_ui_renders_under_its_content_security_policy() {
 /// The console in a real browser: the sign-in form (its CSRF token and
 /// the Origin check pass as a browser sends them), then the organization's
 /// members table, styled by the console's stylesheet under a policy
-/// without inline styles.
+/// without inline styles; each page passes axe-core.
 #[tokio::test]
 async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
     let driver = Driver::start().await;
-    let port = free_port();
-    let app = TestApp::builder()
-        .settings(|s| {
-            s.http.addr = ([127, 0, 0, 1], port).into();
-            s.http.public_url = format!("http://127.0.0.1:{port}");
-        })
-        .spawn()
-        .await;
+    let app = console_app(|_| {}).await;
     let (output, email) = app.owner_with_password("console").await;
     let session = driver.session().await;
     driver.open(&session, &app.url("/console")).await;
-    eventually(Duration::from_secs(15), "the sign-in form", || async {
-        driver
-            .source(&session)
-            .await
-            .contains("id=\"password\"")
-            .then_some(())
-    })
-    .await;
+    driver
+        .wait_for(&session, "the sign-in form", "id=\"password\"")
+        .await;
+    driver.assert_accessible(&session, "sign-in").await;
     driver
         .fill_and_submit(
             &session,
@@ -474,25 +550,16 @@ async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
         )
         .await;
     let members_link = format!("/console/orgs/{}/members", output.org_id);
-    eventually(
-        Duration::from_secs(15),
-        "the organizations page",
-        || async {
-            driver
-                .source(&session)
-                .await
-                .contains(&members_link)
-                .then_some(())
-        },
-    )
-    .await;
+    driver
+        .wait_for(&session, "the organizations page", &members_link)
+        .await;
+    driver.assert_accessible(&session, "organizations").await;
     driver.open(&session, &app.url(&members_link)).await;
-    let page = eventually(Duration::from_secs(15), "the members table", || async {
-        let page = driver.source(&session).await;
-        page.contains("<table").then_some(page)
-    })
-    .await;
+    let page = driver
+        .wait_for(&session, "the members table", "<table")
+        .await;
     assert!(page.contains(&email), "{page}");
+    driver.assert_accessible(&session, "members").await;
     // The stylesheet applied: the CSP let the file in.
     let body = driver.element(&session, "body").await;
     let width = driver
@@ -503,10 +570,6 @@ async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
         )
         .await;
     assert_eq!(width, "960px", "console.css is applied");
-    let _ = driver
-        .client
-        .delete(format!("{}/session/{session}", driver.base))
-        .send()
-        .await;
+    driver.close(&session).await;
     app.shutdown().await;
 }
