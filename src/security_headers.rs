@@ -39,7 +39,7 @@ pub async fn around<E: Endpoint>(
     req: Request,
 ) -> poem::Result<Response> {
     let api = req.uri().path().starts_with("/api/");
-    // The console's pages use its stylesheet, a file of Muster's own.
+    // The console's pages use its stylesheet and script, files of Muster's own.
     let console = req.uri().path() == "/console" || req.uri().path().starts_with("/console/");
     let mut response = endpoint.call(req).await?.into_response();
     let is_html = response
@@ -89,13 +89,15 @@ pub async fn around<E: Endpoint>(
 /// and styles (by hash), same-origin fetches (the Swagger UI reads
 /// `/openapi.json`), images from itself or `data:` URLs, and forms that
 /// post back to Muster.
-/// `own_stylesheets` adds `'self'` to `style-src`, for pages that link a
-/// stylesheet Muster serves (the console) rather than inline one.
-pub fn policy_for(html: &[u8], own_stylesheets: bool) -> String {
+/// `own_files` adds `'self'` to `script-src` and `style-src`, for pages
+/// that load a script and stylesheet Muster serves (the console) rather
+/// than inline them.
+pub fn policy_for(html: &[u8], own_files: bool) -> String {
     let text = String::from_utf8_lossy(html);
-    let scripts = hashes(&inline_elements(&text, "script"));
+    let mut scripts = hashes(&inline_elements(&text, "script"));
     let mut styles = hashes(&inline_elements(&text, "style"));
-    if own_stylesheets {
+    if own_files {
+        scripts = format!("'self' {scripts}").trim_end().to_owned();
         styles = format!("'self' {styles}").trim_end().to_owned();
     }
     let source = |hashes: &str| {
@@ -193,12 +195,12 @@ mod tests {
     }
 
     #[test]
-    fn console_pages_may_load_only_muster_s_own_stylesheets() {
+    fn console_pages_may_load_only_muster_s_own_files() {
         let policy = policy_for(
             b"<link rel=\"stylesheet\" href=\"/console/static/console.css\">",
             true,
         );
         assert!(policy.contains("style-src 'self';"), "{policy}");
-        assert!(policy.contains("script-src 'none'"), "{policy}");
+        assert!(policy.contains("script-src 'self';"), "{policy}");
     }
 }

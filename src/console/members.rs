@@ -1,11 +1,12 @@
 //! An organization's members: the table `GET /orgs/{org}/members` lists.
 
 use minijinja::context;
+use minijinja::value::Serde;
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 
-use super::{InOrg, html, respond, shown_at};
+use super::{InOrg, html, respond};
 use crate::domain::Permission;
 use crate::state::AppState;
 use crate::store::members::MemberQuery;
@@ -50,7 +51,7 @@ pub async fn members_page(
                         email => member.email.clone(),
                         role => member.role.clone(),
                         status => member.status.clone(),
-                        suspended_until => member.suspended_until.map(shown_at),
+                        suspended_until => Serde(member.suspended_until),
                     }
                 })
                 .collect();

@@ -61,6 +61,7 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
         ("/sign-out", post(sign_in::sign_out)),
         ("/orgs/:org/members", get(members::members_page)),
         ("/static/console.css", get(stylesheet)),
+        ("/static/console.js", get(script)),
     ]
 }
 
@@ -102,6 +103,7 @@ pub fn route_template(rest: &str) -> Option<String> {
 static PAGES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.add_filter("time", time);
     let shared = [
         (BASE, include_str!("../../templates/console/base.html")),
         (
@@ -209,11 +211,19 @@ fn respond(answer: Answer) -> Response {
     answer.unwrap_or_else(|Refusal(page)| *page)
 }
 
-/// A time as the console shows it: to the minute, in UTC, named so.
-fn shown_at(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-        .replace('T', " ")
-        .replace('Z', " UTC")
+/// `{{ at|time }}`: an instant (RFC 3339, as a `DateTime<Utc>` reaches a
+/// template) as a `<time>` element reading in UTC, which `console.js`
+/// shows in the viewer's time zone. Anything else is shown as it is.
+fn time(at: String) -> minijinja::Value {
+    match DateTime::parse_from_rfc3339(&at) {
+        Ok(parsed) => {
+            let utc = parsed.with_timezone(&Utc);
+            let iso = utc.to_rfc3339_opts(SecondsFormat::Secs, true);
+            let text = utc.format("%Y-%m-%d %H:%M UTC");
+            minijinja::Value::from_safe_string(format!("<time datetime=\"{iso}\">{text}</time>"))
+        }
+        Err(_) => minijinja::Value::from(at),
+    }
 }
 
 /// A `Set-Cookie` value for a console cookie: `HttpOnly`,
@@ -404,9 +414,34 @@ fn stylesheet() -> Response {
         .body(include_str!("../../templates/console/console.css"))
 }
 
+/// The console's one script: times in the viewer's time zone, copy
+/// buttons. Pages work without it.
+#[handler]
+fn script() -> Response {
+    Response::builder()
+        .content_type("text/javascript; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(include_str!("../../templates/console/console.js"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_in_utc_until_the_script_localizes_them() {
+        let env = PAGES.as_ref().expect("templates");
+        let shown = |at: &str| {
+            env.render_str("{{ at|time }}", context! { at })
+                .expect("renders")
+        };
+        assert_eq!(
+            shown("2026-12-02T15:04:05.123Z"),
+            "<time datetime=\"2026-12-02T15:04:05Z\">2026-12-02 15:04 UTC</time>"
+        );
+        // Not an instant: shown as text, escaped.
+        assert_eq!(shown("<b>"), "&lt;b&gt;");
+    }
 
     #[test]
     fn every_shared_page_renders() {
