@@ -179,7 +179,8 @@ impl AppError {
         }
     }
 
-    fn log_if_internal(&self) {
+    /// Logs what the client is not told: an internal or database error.
+    pub(crate) fn log_if_internal(&self) {
         match self {
             // Runs inside the request's span, so the line carries its id.
             AppError::Internal(source) => {
@@ -236,17 +237,23 @@ impl AppError {
     }
 
     fn with_headers(&self, builder: poem::ResponseBuilder) -> poem::ResponseBuilder {
+        match (self, self.retry_after_secs()) {
+            (_, Some(secs)) => builder.header(RETRY_AFTER, secs.to_string()),
+            (AppError::Unauthorized(_), _) => builder.header("WWW-Authenticate", "Bearer"),
+            _ => builder,
+        }
+    }
+
+    /// How long a client should wait before trying again, when waiting
+    /// helps: a quota, or a database that is away or busy (a client that
+    /// waits a moment will likely succeed).
+    pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             AppError::TooManyRequests { retry_after_secs }
-            | AppError::Busy { retry_after_secs } => {
-                builder.header(RETRY_AFTER, retry_after_secs.to_string())
-            }
-            AppError::Unauthorized(_) => builder.header("WWW-Authenticate", "Bearer"),
-            // The database is away or busy: a client that waits a moment
-            // will likely succeed.
-            AppError::Unavailable(_) => builder.header(RETRY_AFTER, "1"),
-            AppError::Store(err) if store_is_unavailable(err) => builder.header(RETRY_AFTER, "1"),
-            _ => builder,
+            | AppError::Busy { retry_after_secs } => Some(*retry_after_secs),
+            AppError::Unavailable(_) => Some(1),
+            AppError::Store(err) if store_is_unavailable(err) => Some(1),
+            _ => None,
         }
     }
 

@@ -40,6 +40,8 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub enum Surface {
     Api,
     Scim,
+    /// The admin console's pages: errors are pages too.
+    Console,
     Other,
 }
 
@@ -49,6 +51,8 @@ impl Surface {
             Surface::Scim
         } else if path == "/api/v1" || path.starts_with("/api/") {
             Surface::Api
+        } else if path == "/console" || path.starts_with("/console/") {
+            Surface::Console
         } else {
             Surface::Other
         }
@@ -57,6 +61,7 @@ impl Surface {
     pub fn render(self, err: &AppError) -> Response {
         match self {
             Surface::Scim => err.scim_response(),
+            Surface::Console => crate::console::problem_page(err),
             Surface::Api | Surface::Other => err.problem_response(),
         }
     }
@@ -424,7 +429,8 @@ impl RateLimits {
         match surface {
             Surface::Api => &self.api,
             Surface::Scim => &self.scim,
-            Surface::Other => &self.other,
+            // The console's pages share the quota of everything else.
+            Surface::Console | Surface::Other => &self.other,
         }
     }
 
@@ -577,7 +583,7 @@ async fn rate_limit<E: Endpoint>(
                 _ if sign_in => "sign_in",
                 Surface::Api => "api",
                 Surface::Scim => "scim",
-                Surface::Other => "other",
+                Surface::Console | Surface::Other => "other",
             });
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -167,12 +167,28 @@ fn message(status: StatusCode, title: &str, detail: &str, signed_in: Option<&Con
 }
 
 fn error_page(err: &AppError, signed_in: Option<&Console>) -> Response {
-    message(
-        err.status(),
-        "Something went wrong",
-        &err.problem().detail,
-        signed_in,
-    )
+    // The cause goes to the log only, as with the API's problems.
+    err.log_if_internal();
+    let title = match err.status() {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::TOO_MANY_REQUESTS => "Too many requests",
+        status if status.is_server_error() => "Something went wrong on our side",
+        _ => "This cannot be done",
+    };
+    let mut page = message(err.status(), title, &err.problem().detail, signed_in);
+    if let Some(secs) = err.retry_after_secs() {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    page
+}
+
+/// An error met outside a console handler (a quota, a body too large, a
+/// path no console route takes, a panic) as a console page rather than
+/// the API's problem JSON.
+pub fn problem_page(err: &AppError) -> Response {
+    error_page(err, None)
 }
 
 fn forbidden_form() -> Response {

@@ -533,3 +533,47 @@ async fn console_sign_in_asks_for_the_code_of_an_account_with_mfa() {
     assert!(page.contains("two-factor"), "{page}");
     app.shutdown().await;
 }
+
+/// Errors met before a console handler runs (an unknown page, a quota)
+/// are pages too, not the API's problem JSON; a quota says when to retry.
+#[tokio::test]
+async fn console_errors_outside_handlers_are_pages() {
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.rate_limit.enabled = true;
+            s.rate_limit.other_per_second = 1;
+            s.rate_limit.other_burst = 1;
+        })
+        .spawn()
+        .await;
+    let missing = client()
+        .get(app.url("/console/no-such-page"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let content_type = missing.headers()["content-type"].to_str().expect("ascii");
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = missing.text().await.expect("a page");
+    assert!(page.contains("<h1>Not found</h1>"), "{page}");
+
+    // The burst of one went on the page above; one a second comes back,
+    // so a slow machine may get one more page before the refusal.
+    let mut limited = None;
+    for _ in 0..5 {
+        let response = client()
+            .get(app.url("/console/sign-in"))
+            .send()
+            .await
+            .expect("GET");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("a 429 within five requests at one a second");
+    assert!(limited.headers().contains_key("retry-after"));
+    let content_type = limited.headers()["content-type"].to_str().expect("ascii");
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    app.shutdown().await;
+}
