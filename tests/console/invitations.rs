@@ -357,3 +357,113 @@ async fn console_invitation_forms_without_the_token_or_from_another_origin_chang
     assert_eq!(listed(&app, &org, "pending").await.len(), 2);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn console_invites_with_project_rights_as_the_api_stores_them() {
+    let app = TestApp::spawn().await;
+    let (browser, org, _) = owner_in_console(&app).await;
+    let (code, project) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/orgs/{}/projects", org.org_id),
+            &org.owner.token,
+            Some(json!({ "name": "Website" })),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{project}");
+    let project_id = project["id"].as_str().expect("an id").to_owned();
+    let invite = format!("/console/orgs/{}/invite", org.org_id);
+    let form = browser.page(&invite, StatusCode::OK).await;
+    assert!(
+        form.contains(&format!(
+            "<label for=\"rights-{project_id}\">Website</label>"
+        )),
+        "{form}"
+    );
+
+    let field = format!("rights:{project_id}");
+    let answer = browser
+        .submit(
+            &invite,
+            &[
+                ("emails", "pia@example.com"),
+                ("role", "contributor"),
+                (&field, "write"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let pending = listed(&app, &org, "pending").await;
+    assert_eq!(
+        pending[0]["project_rights"],
+        json!([{ "project_id": project_id, "rights": ["read", "write"] }])
+    );
+
+    // A right the API does not know is its 422, with the form again.
+    let answer = browser
+        .submit(
+            &invite,
+            &[
+                ("emails", "quinn@example.com"),
+                ("role", "contributor"),
+                (&field, "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = answer.text().await.expect("a page");
+    assert!(page.contains("unknown right"), "{page}");
+    assert_eq!(listed(&app, &org, "pending").await.len(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn console_refuses_an_invitation_past_the_hourly_cap_with_the_api_status() {
+    let app = TestApp::builder()
+        .settings(|s| s.invitations.max_per_org_per_hour = 2)
+        .spawn()
+        .await;
+    let (browser, org, _) = owner_in_console(&app).await;
+    let answer = browser
+        .submit(
+            &format!("/console/orgs/{}/invite", org.org_id),
+            &[
+                ("emails", "a@example.com\nb@example.com\nc@example.com"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    let page = answer.text().await.expect("a page");
+    assert!(
+        page.contains("<p class=\"error\" role=\"alert\">"),
+        "{page}"
+    );
+    assert!(page.contains("c@example.com</textarea>"), "{page}");
+    assert!(listed(&app, &org, "pending").await.is_empty());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn console_invitations_page_through_the_api_cursor() {
+    let app = TestApp::spawn().await;
+    let (browser, org, _) = owner_in_console(&app).await;
+    let addresses: Vec<String> = (0..51).map(|i| format!("p{i}@example.com")).collect();
+    assert_eq!(
+        invite_by_api(&app, &org, &addresses.join(",")).await.len(),
+        51
+    );
+
+    let base = format!("/console/orgs/{}/invitations", org.org_id);
+    let first = browser.page(&base, StatusCode::OK).await;
+    assert_eq!(first.matches("/resend\"").count(), 50, "{first}");
+    let at = first.find("rel=\"next\"").expect("a next page link");
+    let href_at = first[..at].rfind("href=\"").expect("its href") + "href=\"".len();
+    let next = first[href_at..].split('"').next().expect("the link");
+    let next = next.replace("&amp;", "&");
+    assert!(next.contains("cursor="), "{next}");
+    let second = browser.page(&next, StatusCode::OK).await;
+    assert_eq!(second.matches("/resend\"").count(), 1, "{second}");
+    assert!(!second.contains("rel=\"next\""), "{second}");
+    app.shutdown().await;
+}
