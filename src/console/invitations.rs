@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use minijinja::context;
 use minijinja::value::Serde;
-use poem::http::StatusCode;
+use poem::http::{StatusCode, header};
 use poem::web::{Data, Form, Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
@@ -144,6 +144,17 @@ fn outcome_sentence(outcome: InviteOutcome) -> &'static str {
     }
 }
 
+/// `page`, with the API's `Retry-After` when `refused` is its 429, so a
+/// browser or script sees when to try again as an API client would.
+fn with_retry_after(mut page: Response, refused: Option<&AppError>) -> Response {
+    if let Some(AppError::TooManyRequests { retry_after_secs }) = refused
+        && let Ok(value) = retry_after_secs.to_string().parse()
+    {
+        page.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    page
+}
+
 /// The invite form, with `error` (and the status it came with) when the
 /// last attempt was refused whole.
 async fn invite_form(
@@ -180,7 +191,7 @@ async fn invite_form(
         typed.role.clone()
     };
     let status = refused.map_or(StatusCode::OK, AppError::status);
-    Ok(html(
+    let form = html(
         status,
         INVITE,
         &format!("Invite people to {}", page.access.org.name),
@@ -195,7 +206,8 @@ async fn invite_form(
             allowed_domains => page.access.org.settings.allowed_email_domains.clone(),
             ..page.values()
         },
-    ))
+    );
+    Ok(with_retry_after(form, refused))
 }
 
 /// The invite form; for those who may invite (the API's check).
@@ -372,7 +384,7 @@ async fn invitations_list(
     let next = listed
         .next_cursor
         .map(|cursor| format!("?status={status}&cursor={cursor}"));
-    Ok(html(
+    let list = html(
         refused.map_or(StatusCode::OK, AppError::status),
         INVITATIONS,
         &format!("Invitations to {}", page.access.org.name),
@@ -387,7 +399,8 @@ async fn invitations_list(
             next,
             ..page.values()
         },
-    ))
+    );
+    Ok(with_retry_after(list, refused))
 }
 
 /// The organization's invitations, pending ones first, a page at a time.

@@ -434,6 +434,7 @@ async fn console_refuses_an_invitation_past_the_hourly_cap_with_the_api_status()
         )
         .await;
     assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(answer.headers().contains_key("retry-after"), "as the API");
     let page = answer.text().await.expect("a page");
     assert!(
         page.contains("<p class=\"error\" role=\"alert\">"),
