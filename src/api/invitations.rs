@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 
-use super::access::OrgAccess;
+use super::access::{Granted, OrgAccess};
 use super::examples::{ORG_ID, example_time};
 use super::members::{ProjectRightsView, parse_rights, rights_view};
 use super::paging;
@@ -299,6 +299,104 @@ fn parse_invitation_id(raw: &str) -> Result<InvitationId, AppError> {
     InvitationId::parse(raw).map_err(|_| invitation_not_found())
 }
 
+// What the routes below do, for the API and the console alike (the
+// console's invitation pages call these, so a person can do exactly the
+// same there as here, past the same checks).
+
+/// `POST /orgs/{org}/invitations` once its addresses are a list: the role
+/// and project rights parsed as the API parses them, then the use case,
+/// with the configured hourly cap. One outcome per address.
+pub(crate) async fn invite_addresses(
+    state: &AppState,
+    granted: &Granted<'_>,
+    addresses: Vec<String>,
+    role: &str,
+    project_rights: Vec<ProjectRightsView>,
+    message: Option<String>,
+) -> Result<Vec<invitations::InviteResult>, AppError> {
+    let role: Role = role.parse().map_err(|err| AppError::invalid("role", err))?;
+    let input = InviteInput {
+        addresses,
+        role,
+        project_rights: parse_rights(project_rights)?,
+        message,
+    };
+    invitations::invite(
+        state.store(),
+        state.clock().now(),
+        &granted.acting(),
+        &input,
+        state.settings().invitations.max_per_org_per_hour,
+    )
+    .await
+}
+
+/// One page of `GET /orgs/{org}/invitations`: `status` and `cursor` as
+/// sent (pending by default), `limit` already within 1 to 200.
+pub(crate) async fn list_page(
+    state: &AppState,
+    granted: &Granted<'_>,
+    status: Option<&str>,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<InvitationPage, AppError> {
+    let status = status
+        .map(str::parse::<InvitationStatus>)
+        .transpose()
+        .map_err(|err| AppError::invalid("status", err))?
+        .unwrap_or(InvitationStatus::Pending);
+    let after = paging::cursor(cursor, InvitationId::parse)?;
+    let now = state.clock().now();
+    let (invitations, more) = store::invitations::list_page(
+        state.store(),
+        granted.org_id(),
+        status,
+        after.as_ref(),
+        limit,
+        now,
+    )
+    .await?;
+    let next_cursor = more
+        .then(|| invitations.last().map(|i| i.id.to_string()))
+        .flatten();
+    Ok(InvitationPage {
+        items: invitations
+            .iter()
+            .map(|i| invitation_view(i, now))
+            .collect(),
+        next_cursor,
+    })
+}
+
+/// `POST /orgs/{org}/invitations/{id}/resend`, with the id as sent.
+pub(crate) async fn resend_invitation(
+    state: &AppState,
+    granted: &Granted<'_>,
+    id: &str,
+) -> Result<InvitationView, AppError> {
+    let id = parse_invitation_id(id)?;
+    let now = state.clock().now();
+    let invitation = invitations::resend(
+        state.store(),
+        now,
+        &granted.acting(),
+        &id,
+        state.settings().invitations.max_per_org_per_hour,
+    )
+    .await?;
+    Ok(invitation_view(&invitation, now))
+}
+
+/// `DELETE /orgs/{org}/invitations/{id}`, with the id as sent.
+pub(crate) async fn revoke_invitation(
+    state: &AppState,
+    granted: &Granted<'_>,
+    id: &str,
+) -> Result<(), AppError> {
+    let id = parse_invitation_id(id)?;
+    invitations::revoke(state.store(), state.clock().now(), &granted.acting(), &id).await
+}
+
 #[OpenApi(tag = "ApiTags::Invitations")]
 impl InvitationsApi {
     /// Invite people
@@ -327,22 +425,17 @@ impl InvitationsApi {
             project_rights,
             message,
         } = body.0;
-        let role: Role = role.parse().map_err(|err| AppError::invalid("role", err))?;
-        let input = InviteInput {
-            addresses: match emails {
-                Addresses::List(list) => list.into_iter().map(Text::into_string).collect(),
-                Addresses::Pasted(text) => invitation::split_addresses(&text),
-            },
-            role,
-            project_rights: parse_rights(project_rights)?,
-            message: message.map(Text::into_string),
+        let addresses = match emails {
+            Addresses::List(list) => list.into_iter().map(Text::into_string).collect(),
+            Addresses::Pasted(text) => invitation::split_addresses(&text),
         };
-        let results = invitations::invite(
-            state.store(),
-            state.clock().now(),
-            &granted.acting(),
-            &input,
-            state.settings().invitations.max_per_org_per_hour,
+        let results = invite_addresses(
+            &state,
+            &granted,
+            addresses,
+            &role,
+            project_rights,
+            message.map(Text::into_string),
         )
         .await?
         .into_iter()
@@ -380,35 +473,16 @@ impl InvitationsApi {
         limit: Query<u32>,
     ) -> Result<Json<InvitationPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ManageInvitations)?;
-        let status = status
-            .0
-            .as_deref()
-            .map(str::parse::<InvitationStatus>)
-            .transpose()
-            .map_err(|err| AppError::invalid("status", err))?
-            .unwrap_or(InvitationStatus::Pending);
-        let after = paging::cursor(cursor.0.as_deref(), InvitationId::parse)?;
-        let now = state.clock().now();
-        let (invitations, more) = store::invitations::list_page(
-            state.store(),
-            access.org_id(),
-            status,
-            after.as_ref(),
+        let granted = access.require(Permission::ManageInvitations)?;
+        let page = list_page(
+            &state,
+            &granted,
+            status.0.as_deref(),
+            cursor.0.as_deref(),
             limit.0,
-            now,
         )
         .await?;
-        let next_cursor = more
-            .then(|| invitations.last().map(|i| i.id.to_string()))
-            .flatten();
-        Ok(Json(InvitationPage {
-            items: invitations
-                .iter()
-                .map(|i| invitation_view(i, now))
-                .collect(),
-            next_cursor,
-        }))
+        Ok(Json(page))
     }
 
     /// Resend an invitation
@@ -431,17 +505,7 @@ impl InvitationsApi {
     ) -> Result<Json<InvitationView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageInvitations)?;
-        let id = parse_invitation_id(&id)?;
-        let now = state.clock().now();
-        let invitation = invitations::resend(
-            state.store(),
-            now,
-            &granted.acting(),
-            &id,
-            state.settings().invitations.max_per_org_per_hour,
-        )
-        .await?;
-        Ok(Json(invitation_view(&invitation, now)))
+        Ok(Json(resend_invitation(&state, &granted, &id).await?))
     }
 
     /// Revoke an invitation
@@ -462,8 +526,7 @@ impl InvitationsApi {
     ) -> Result<Revoked, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageInvitations)?;
-        let id = parse_invitation_id(&id)?;
-        invitations::revoke(state.store(), state.clock().now(), &granted.acting(), &id).await?;
+        revoke_invitation(&state, &granted, &id).await?;
         Ok(Revoked::Revoked)
     }
 

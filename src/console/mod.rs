@@ -17,6 +17,7 @@
 //! POST whose `Origin` is not the public URL's origin is refused. Both
 //! failures are 403 and change nothing.
 
+mod invitations;
 mod members;
 mod orgs;
 mod sign_in;
@@ -60,6 +61,19 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
         ),
         ("/sign-out", post(sign_in::sign_out)),
         ("/orgs/:org/members", get(members::members_page)),
+        (
+            "/orgs/:org/invite",
+            get(invitations::invite_page).post(invitations::invite_submit),
+        ),
+        ("/orgs/:org/invitations", get(invitations::invitations_page)),
+        (
+            "/orgs/:org/invitations/:id/resend",
+            post(invitations::resend),
+        ),
+        (
+            "/orgs/:org/invitations/:id/withdraw",
+            post(invitations::withdraw),
+        ),
         ("/static/console.css", get(stylesheet)),
         ("/static/console.js", get(script)),
     ]
@@ -116,6 +130,7 @@ static PAGES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| 
         .chain(sign_in::TEMPLATES)
         .chain(orgs::TEMPLATES)
         .chain(members::TEMPLATES)
+        .chain(invitations::TEMPLATES)
     {
         env.add_template(name, source)
             .map_err(|err| format!("template {name}: {err}"))?;
@@ -482,6 +497,10 @@ mod tests {
         assert_eq!(
             route_template("/sign-in").as_deref(),
             Some("/console/sign-in")
+        );
+        assert_eq!(
+            route_template("/orgs/org_0123/invitations/inv_1/resend").as_deref(),
+            Some("/console/orgs/{org}/invitations/{id}/resend")
         );
         assert_eq!(route_template("/orgs/a/b/members"), None);
         assert_eq!(route_template("/orgs//members"), None);
