@@ -10,12 +10,12 @@ use std::collections::HashMap;
 
 use minijinja::context;
 use minijinja::value::Serde;
-use poem::http::{StatusCode, header};
+use poem::http::StatusCode;
 use poem::web::{Data, Form, Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use super::{Answer, InOrg, TokenOnly, html, respond, see_other};
+use super::{Answer, InOrg, TokenOnly, html, respond, see_other, with_retry_after};
 use crate::api::invitations::{
     InvitationView, invite_addresses, list_page, resend_invitation, revoke_invitation,
 };
@@ -142,17 +142,6 @@ fn outcome_sentence(outcome: InviteOutcome) -> &'static str {
             "Not invited: the organization only accepts addresses in its allowed domains."
         }
     }
-}
-
-/// `page`, with the API's `Retry-After` when `refused` is its 429, so a
-/// browser or script sees when to try again as an API client would.
-fn with_retry_after(mut page: Response, refused: Option<&AppError>) -> Response {
-    if let Some(AppError::TooManyRequests { retry_after_secs }) = refused
-        && let Ok(value) = retry_after_secs.to_string().parse()
-    {
-        page.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    page
 }
 
 /// The invite form, with `error` (and the status it came with) when the

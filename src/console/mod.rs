@@ -191,8 +191,15 @@ fn error_page(err: &AppError, signed_in: Option<&Console>) -> Response {
         status if status.is_server_error() => "Something went wrong on our side",
         _ => "This cannot be done",
     };
-    let mut page = message(err.status(), title, &err.problem().detail, signed_in);
-    if let Some(secs) = err.retry_after_secs() {
+    let page = message(err.status(), title, &err.problem().detail, signed_in);
+    with_retry_after(page, Some(err))
+}
+
+/// `page`, with the API's `Retry-After` when the error it shows is one
+/// that waiting cures (a quota, a busy database), so a browser or script
+/// sees when to try again as an API client would.
+fn with_retry_after(mut page: Response, refused: Option<&AppError>) -> Response {
+    if let Some(secs) = refused.and_then(AppError::retry_after_secs) {
         page.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
     }
