@@ -17,6 +17,8 @@
 //! POST whose `Origin` is not the public URL's origin is refused. Both
 //! failures are 403 and change nothing.
 
+mod audit;
+mod integrations;
 mod members;
 mod orgs;
 mod sign_in;
@@ -60,6 +62,22 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
         ),
         ("/sign-out", post(sign_in::sign_out)),
         ("/orgs/:org/members", get(members::members_page)),
+        (
+            "/orgs/:org/integrations",
+            get(integrations::integrations_page),
+        ),
+        (
+            "/orgs/:org/integrations/scim-tokens",
+            post(integrations::create_token),
+        ),
+        (
+            "/orgs/:org/integrations/scim-tokens/:id/revoke",
+            get(integrations::revoke_page).post(integrations::revoke_token),
+        ),
+        ("/orgs/:org/audit", get(audit::audit_page)),
+        ("/orgs/:org/audit/export.csv", get(audit::export_csv)),
+        ("/orgs/:org/audit/export.jsonl", get(audit::export_jsonl)),
+        ("/me/activity", get(audit::my_activity)),
         ("/static/console.css", get(stylesheet)),
         ("/static/console.js", get(script)),
     ]
@@ -116,6 +134,8 @@ static PAGES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| 
         .chain(sign_in::TEMPLATES)
         .chain(orgs::TEMPLATES)
         .chain(members::TEMPLATES)
+        .chain(integrations::TEMPLATES)
+        .chain(audit::TEMPLATES)
     {
         env.add_template(name, source)
             .map_err(|err| format!("template {name}: {err}"))?;
