@@ -95,8 +95,10 @@ pub async fn integrations_page(
     state: Data<&AppState>,
     req: &Request,
     Path(org): Path<String>,
-    Query(notice): Query<Notice>,
+    notice: poem::Result<Query<Notice>>,
 ) -> Response {
+    // A query string that is not ours shows the page without a notice.
+    let notice = notice.map(|Query(notice)| notice).unwrap_or_default();
     respond(
         async {
             let page = InOrg::open(&state, req, &org).await?;

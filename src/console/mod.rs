@@ -487,6 +487,18 @@ mod tests {
             route_template("/sign-in").as_deref(),
             Some("/console/sign-in")
         );
+        assert_eq!(
+            route_template("/orgs/org_0123/integrations/scim-tokens/t_1/revoke").as_deref(),
+            Some("/console/orgs/{org}/integrations/scim-tokens/{id}/revoke")
+        );
+        assert_eq!(
+            route_template("/orgs/org_0123/audit/export.csv").as_deref(),
+            Some("/console/orgs/{org}/audit/export.csv")
+        );
+        assert_eq!(
+            route_template("/me/activity").as_deref(),
+            Some("/console/me/activity")
+        );
         assert_eq!(route_template("/orgs/a/b/members"), None);
         assert_eq!(route_template("/orgs//members"), None);
         assert_eq!(route_template("/x"), None);

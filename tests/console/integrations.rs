@@ -286,6 +286,15 @@ async fn console_audit_page_filters_pages_and_downloads_the_api_export() {
     );
     assert!(only_tokens.contains("Entra audit"), "{only_tokens}");
     assert!(!only_tokens.contains(&row_of("organization.bootstrapped")));
+    // An actor's name links to their events alone.
+    let by_owner = format!("{audit}?actor={}", org.owner.account_id);
+    assert!(only_tokens.contains(&by_owner), "{only_tokens}");
+    let owners = browser.page(&by_owner, StatusCode::OK).await;
+    assert!(owners.contains("Entra audit"), "{owners}");
+    let by_nobody = browser
+        .page(&format!("{audit}?actor=nobody"), StatusCode::OK)
+        .await;
+    assert!(!by_nobody.contains("Entra audit"), "{by_nobody}");
     let none = browser
         .page(&format!("{audit}?action=member.removed"), StatusCode::OK)
         .await;
