@@ -269,6 +269,7 @@ async fn console_audit_page_filters_pages_and_downloads_the_api_export() {
         )
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
+    let secret = field_value(&created.text().await.expect("a page"), "scim-token");
     let audit = format!("/console/orgs/{}/audit", org.org_id);
 
     let page = browser.page(&audit, StatusCode::OK).await;
@@ -370,6 +371,8 @@ async fn console_audit_page_filters_pages_and_downloads_the_api_export() {
     let body = csv.text().await.expect("a body");
     assert!(body.starts_with("id,at,actor_kind,"), "{body}");
     assert!(body.contains("scim_token.created") && body.contains("Entra audit"));
+    assert!(!body.contains(&secret), "secrets never reach the log");
+    assert!(!page.contains(&secret), "{page}");
     let csv_events = body.lines().count() - 1;
     assert!(
         csv_events >= 51,
