@@ -23,8 +23,8 @@ use super::paging;
 use super::{ApiTags, BearerAuth, SessionAuth};
 use crate::app;
 use crate::app::audit::{LogItem, LogPage, Named};
-use crate::domain::AuditEventId;
 use crate::domain::audit::{ACTIONS, ActionFilter, Change, time_range};
+use crate::domain::{AccountId, AuditEventId};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::audit::{LogQuery, LogScope};
@@ -469,14 +469,14 @@ fn export_body(
 }
 
 /// The filters and page every log read takes.
-struct Filters {
-    actor: Option<String>,
-    action: Option<ActionParam>,
-    target: Option<String>,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-    cursor: Option<String>,
-    limit: u32,
+pub struct Filters {
+    pub actor: Option<String>,
+    pub action: Option<ActionParam>,
+    pub target: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub cursor: Option<String>,
+    pub limit: u32,
 }
 
 impl Filters {
@@ -558,7 +558,7 @@ impl AuditApi {
                     .and_then(|accept| accept.to_str().ok()),
             )
         });
-        let query = Filters {
+        let filters = Filters {
             actor: actor.0,
             action: action.0,
             target: target.0,
@@ -566,34 +566,18 @@ impl AuditApi {
             until: until.0,
             cursor: cursor.0,
             limit: limit.0,
-        }
-        .query(LogScope::Org(access.org_id().clone()))?;
+        };
         if format == ExportFormat::Json {
-            let page =
-                app::audit::org_log(state.store(), access.role, access.org_id(), query).await?;
+            let page = org_page(&state, &access, filters).await?;
             return Ok(AuditEventsResponse::Ok(
-                AuditEventsBody::Json(Json(list_view(page))),
+                AuditEventsBody::Json(Json(page)),
                 None,
             ));
         }
-        let items =
-            app::audit::org_export(state.store(), access.role, access.org_id(), query).await?;
-        let (extension, body) = (
-            if format == ExportFormat::Csv {
-                "csv"
-            } else {
-                "jsonl"
-            },
-            Binary(export_body(format, items)),
-        );
-        let disposition = format!(
-            "attachment; filename=\"audit-{}-{}.{extension}\"",
-            access.org_id().as_str(),
-            Utc::now().format("%Y-%m-%d"),
-        );
+        let (body, disposition) = org_export_file(&state, &access, format, filters).await?;
         let body = match format {
-            ExportFormat::Csv => AuditEventsBody::Csv(body),
-            _ => AuditEventsBody::Jsonl(body),
+            ExportFormat::Csv => AuditEventsBody::Csv(Binary(body)),
+            _ => AuditEventsBody::Jsonl(Binary(body)),
         };
         Ok(AuditEventsResponse::Ok(body, Some(disposition)))
     }
@@ -631,7 +615,7 @@ impl AuditApi {
         )]
         limit: Query<u32>,
     ) -> Result<Json<AuditEventList>, AppError> {
-        let query = Filters {
+        let filters = Filters {
             actor: actor.0,
             action: action.0,
             target: target.0,
@@ -639,11 +623,59 @@ impl AuditApi {
             until: until.0,
             cursor: cursor.0,
             limit: limit.0,
-        }
-        .query(LogScope::Account(auth.account_id().clone()))?;
-        let page = app::audit::own_log(state.store(), auth.account_id(), query).await?;
-        Ok(Json(list_view(page)))
+        };
+        Ok(Json(own_page(&state, auth.account_id(), filters).await?))
     }
+}
+
+// The log's reads as the API runs them, shared with the console (issue
+// 15): the same filters' checks, the same use cases (which check
+// `view_audit_log`), the same export file.
+
+/// One page of the organization's log.
+pub async fn org_page(
+    state: &AppState,
+    access: &OrgAccess,
+    filters: Filters,
+) -> Result<AuditEventList, AppError> {
+    let query = filters.query(LogScope::Org(access.org_id().clone()))?;
+    let page = app::audit::org_log(state.store(), access.role, access.org_id(), query).await?;
+    Ok(list_view(page))
+}
+
+/// Every event of the organization's log the filters select, as a CSV or
+/// JSONL body streamed while it is read (`format` is not `Json`), with its
+/// `Content-Disposition`.
+pub async fn org_export_file(
+    state: &AppState,
+    access: &OrgAccess,
+    format: ExportFormat,
+    filters: Filters,
+) -> Result<(Body, String), AppError> {
+    let query = filters.query(LogScope::Org(access.org_id().clone()))?;
+    let items = app::audit::org_export(state.store(), access.role, access.org_id(), query).await?;
+    let extension = if format == ExportFormat::Csv {
+        "csv"
+    } else {
+        "jsonl"
+    };
+    let disposition = format!(
+        "attachment; filename=\"audit-{}-{}.{extension}\"",
+        access.org_id().as_str(),
+        Utc::now().format("%Y-%m-%d"),
+    );
+    Ok((export_body(format, items), disposition))
+}
+
+/// One page of the caller's own account-level events.
+pub async fn own_page(
+    state: &AppState,
+    account_id: &AccountId,
+    filters: Filters,
+) -> Result<AuditEventList, AppError> {
+    let query = filters.query(LogScope::Account(account_id.clone()))?;
+    let page = app::audit::own_log(state.store(), account_id, query).await?;
+    Ok(list_view(page))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::access::OrgAccess;
+use super::access::{Granted, OrgAccess};
 use super::examples::{ORG_ID, example_time};
 use super::me::account_acting;
 use super::text::Text;
@@ -390,11 +390,9 @@ impl ScimTokensApi {
         org: Path<String>,
     ) -> Result<Json<ScimTokenList>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ManageIntegrations)?;
-        let records =
-            store::tokens::list_for_org(state.store(), TokenKind::Scim, access.org_id()).await?;
+        let granted = access.require(Permission::ManageIntegrations)?;
         Ok(Json(ScimTokenList {
-            items: records.into_iter().map(scim_view).collect(),
+            items: list_scim(&state, &granted).await?,
             next_cursor: None,
         }))
     }
@@ -421,27 +419,15 @@ impl ScimTokensApi {
             expires_at,
             allow_owner_changes,
         } = body.0;
-        let name = app::tokens::checked_name(&name)?;
-        let now = state.clock().now();
-        let expires_at = app::tokens::checked_expiry(expires_at, now)?;
-        let (record, issued) = app::tokens::issue_scim(
-            state.store(),
-            now,
-            &granted.acting(),
-            name.clone(),
+        let created = create_scim(
+            &state,
+            &granted,
+            &name,
             expires_at,
             allow_owner_changes.unwrap_or(false),
         )
         .await?;
-        Ok(CreatedScimToken::Created(Json(CreatedScimTokenView {
-            id: record.id.to_string(),
-            name,
-            token: issued.secret.into_exposed(),
-            display_prefix: record.display_prefix,
-            created_at: now,
-            expires_at,
-            allow_owner_changes: record.allow_owner_changes,
-        })))
+        Ok(CreatedScimToken::Created(Json(created)))
     }
 
     /// Delete a SCIM token
@@ -461,9 +447,63 @@ impl ScimTokensApi {
     ) -> Result<DeletedToken, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageIntegrations)?;
-        let id = token_id(&id)?;
-        app::tokens::revoke_scim(state.store(), state.clock().now(), &granted.acting(), &id)
-            .await?;
+        revoke_scim(&state, &granted, &id).await?;
         Ok(DeletedToken::Deleted)
     }
+}
+
+// The SCIM tokens' use cases as the API runs them, shared with the
+// console (issue 15), so that both faces check and answer alike.
+
+/// The organization's SCIM tokens, oldest first, for a caller granted
+/// `manage_integrations`.
+pub async fn list_scim(
+    state: &AppState,
+    granted: &Granted<'_>,
+) -> Result<Vec<ScimTokenView>, AppError> {
+    let records =
+        store::tokens::list_for_org(state.store(), TokenKind::Scim, granted.org_id()).await?;
+    Ok(records.into_iter().map(scim_view).collect())
+}
+
+/// A new SCIM token, its secret exposed this once: the name and expiry
+/// checked as `POST /orgs/{org}/scim-tokens` checks them.
+pub async fn create_scim(
+    state: &AppState,
+    granted: &Granted<'_>,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+    allow_owner_changes: bool,
+) -> Result<CreatedScimTokenView, AppError> {
+    let name = app::tokens::checked_name(name)?;
+    let now = state.clock().now();
+    let expires_at = app::tokens::checked_expiry(expires_at, now)?;
+    let (record, issued) = app::tokens::issue_scim(
+        state.store(),
+        now,
+        &granted.acting(),
+        name.clone(),
+        expires_at,
+        allow_owner_changes,
+    )
+    .await?;
+    Ok(CreatedScimTokenView {
+        id: record.id.to_string(),
+        name,
+        token: issued.secret.into_exposed(),
+        display_prefix: record.display_prefix,
+        created_at: now,
+        expires_at,
+        allow_owner_changes: record.allow_owner_changes,
+    })
+}
+
+/// Revokes the SCIM token `id` names (404 for a malformed id).
+pub async fn revoke_scim(
+    state: &AppState,
+    granted: &Granted<'_>,
+    id: &str,
+) -> Result<(), AppError> {
+    let id = token_id(id)?;
+    app::tokens::revoke_scim(state.store(), state.clock().now(), &granted.acting(), &id).await
 }

@@ -17,6 +17,8 @@
 //! POST whose `Origin` is not the public URL's origin is refused. Both
 //! failures are 403 and change nothing.
 
+mod audit;
+mod integrations;
 mod invitations;
 mod members;
 mod orgs;
@@ -74,6 +76,22 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
             "/orgs/:org/invitations/:id/withdraw",
             post(invitations::withdraw),
         ),
+        (
+            "/orgs/:org/integrations",
+            get(integrations::integrations_page),
+        ),
+        (
+            "/orgs/:org/integrations/scim-tokens",
+            post(integrations::create_token),
+        ),
+        (
+            "/orgs/:org/integrations/scim-tokens/:id/revoke",
+            get(integrations::revoke_page).post(integrations::revoke_token),
+        ),
+        ("/orgs/:org/audit", get(audit::audit_page)),
+        ("/orgs/:org/audit/export.csv", get(audit::export_csv)),
+        ("/orgs/:org/audit/export.jsonl", get(audit::export_jsonl)),
+        ("/me/activity", get(audit::my_activity)),
         ("/static/console.css", get(stylesheet)),
         ("/static/console.js", get(script)),
     ]
@@ -131,6 +149,8 @@ static PAGES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| 
         .chain(orgs::TEMPLATES)
         .chain(members::TEMPLATES)
         .chain(invitations::TEMPLATES)
+        .chain(integrations::TEMPLATES)
+        .chain(audit::TEMPLATES)
     {
         env.add_template(name, source)
             .map_err(|err| format!("template {name}: {err}"))?;
@@ -508,6 +528,18 @@ mod tests {
         assert_eq!(
             route_template("/orgs/org_0123/invitations/inv_1/resend").as_deref(),
             Some("/console/orgs/{org}/invitations/{id}/resend")
+        );
+        assert_eq!(
+            route_template("/orgs/org_0123/integrations/scim-tokens/t_1/revoke").as_deref(),
+            Some("/console/orgs/{org}/integrations/scim-tokens/{id}/revoke")
+        );
+        assert_eq!(
+            route_template("/orgs/org_0123/audit/export.csv").as_deref(),
+            Some("/console/orgs/{org}/audit/export.csv")
+        );
+        assert_eq!(
+            route_template("/me/activity").as_deref(),
+            Some("/console/me/activity")
         );
         assert_eq!(route_template("/orgs/a/b/members"), None);
         assert_eq!(route_template("/orgs//members"), None);
