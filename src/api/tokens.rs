@@ -261,7 +261,7 @@ fn token_not_found() -> AppError {
 }
 
 /// A token id from the path: anything malformed names no token.
-fn token_id(raw: &str) -> Result<TokenId, AppError> {
+pub fn token_id(raw: &str) -> Result<TokenId, AppError> {
     TokenId::parse(raw).map_err(|_| token_not_found())
 }
 
