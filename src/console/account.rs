@@ -238,7 +238,9 @@ pub async fn name_submit(
     )
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a password or a code, which must never reach a
+/// log.
+#[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
     csrf: String,
@@ -324,7 +326,9 @@ pub async fn leave_submit(
     )
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a password or a code, which must never reach a
+/// log.
+#[derive(Deserialize)]
 pub struct DeleteForm {
     #[serde(default)]
     csrf: String,
@@ -499,7 +503,9 @@ pub async fn mfa_start(
     )
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a password or a code, which must never reach a
+/// log.
+#[derive(Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]
     csrf: String,
@@ -558,7 +564,9 @@ pub async fn mfa_confirm(
     )
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a password or a code, which must never reach a
+/// log.
+#[derive(Deserialize)]
 pub struct ProofForm {
     #[serde(default)]
     csrf: String,

@@ -547,7 +547,25 @@ async fn console_account_forms_without_the_token_or_from_another_origin_change_n
     let token = browser.session_token().await;
     let origin = app.settings.http.public_url.clone();
     let org_id = org.org_id.to_string();
-    let forms: [(&str, Vec<(&str, &str)>); 6] = [
+    let listed = sessions(&app, &api).await;
+    let api_session_id = listed
+        .iter()
+        .find(|s| s["current"] == true)
+        .and_then(|s| s["id"].as_str())
+        .expect("the API session")
+        .to_owned();
+    let (_, tokens) = app.call(Method::GET, "/me/tokens", &api, None).await;
+    let token_id = tokens["items"][0]["id"]
+        .as_str()
+        .expect("the owner's token")
+        .to_owned();
+    let leave = format!("/console/me/orgs/{org_id}/leave");
+    let end = format!("/console/me/sessions/{api_session_id}/end");
+    let revoke = format!("/console/me/tokens/{token_id}/revoke");
+    let forms: [(&str, Vec<(&str, &str)>); 9] = [
+        (leave.as_str(), vec![]),
+        (end.as_str(), vec![]),
+        (revoke.as_str(), vec![]),
         ("/console/me/name", vec![("display_name", "Mallory")]),
         (
             "/console/me/password",
@@ -581,6 +599,11 @@ async fn console_account_forms_without_the_token_or_from_another_origin_change_n
     }
     let after = me(&app, &api).await;
     assert!(after["account"]["display_name"].is_null(), "{after}");
+    assert_eq!(
+        after["memberships"].as_array().map(Vec::len),
+        Some(1),
+        "{after}"
+    );
     assert_eq!(sessions(&app, &api).await.len(), 2, "no session ended");
     let (_, tokens) = app.call(Method::GET, "/me/tokens", &api, None).await;
     assert_eq!(tokens["items"].as_array().map(Vec::len), tokens_before);
