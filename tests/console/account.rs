@@ -238,6 +238,35 @@ async fn console_mfa_enrolment_turns_on_the_code_step_at_sign_in() {
     assert_eq!(password.status(), StatusCode::SEE_OTHER);
     assert_eq!(password.headers()[LOCATION], "/console/sign-in/mfa");
     assert!(again.session.is_none());
+
+    // Off again with a recovery code; a wrong one is refused as by the API.
+    let wrong = [("recovery_code", "zzzz-zzzz-zzzz")];
+    let refused = browser.submit("/console/me/mfa/disable", &wrong).await;
+    let (api_status, body) = app
+        .call(
+            Method::DELETE,
+            "/me/mfa/totp",
+            &api,
+            Some(json!({ "recovery_code": "zzzz-zzzz-zzzz" })),
+        )
+        .await;
+    assert!(api_status.is_client_error(), "{body}");
+    assert_eq!(refused.status(), api_status);
+    assert_eq!(me(&app, &api).await["account"]["mfa_enabled"], true);
+    let recovery = code_text(
+        &page.replacen("<li><code>", "<code id=\"first\">", 1),
+        "first",
+    );
+    let off = browser
+        .submit(
+            "/console/me/mfa/disable",
+            &[("recovery_code", recovery.as_str())],
+        )
+        .await;
+    assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    assert_eq!(off.headers()[LOCATION], "/console/me/mfa?done=mfa-off");
+    let api = api_session(&app, &email).await;
+    assert_eq!(me(&app, &api).await["account"]["mfa_enabled"], false);
     app.shutdown().await;
 }
 
