@@ -100,6 +100,12 @@ async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() 
         .wait_for(&session, "the recovery codes", "id=\"recovery-codes\"")
         .await;
     assert_eq!(codes.matches("<li><code>").count(), 10);
+    driver.assert_accessible(&session, "recovery codes").await;
+    driver.open(&session, &app.url("/console/me/mfa")).await;
+    driver
+        .wait_for(&session, "the MFA page, on", "id=\"disable-mfa\"")
+        .await;
+    driver.assert_accessible(&session, "MFA on").await;
 
     driver
         .open(&session, &app.url("/console/me/sessions"))
