@@ -26,6 +26,23 @@ async fn fill(driver: &Driver, session: &str, fields: &[(&str, &str)]) {
     }
 }
 
+/// The page itself does not scroll sideways: a wide table scrolls in its
+/// own box.
+async fn assert_no_sideways_scroll(driver: &Driver, session: &str, page: &str) {
+    let overflow = driver
+        .execute(
+            session,
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        overflow.as_i64(),
+        Some(0),
+        "the {page} page scrolls sideways"
+    );
+}
+
 #[tokio::test]
 async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() {
     let driver = Driver::start().await;
@@ -114,6 +131,7 @@ async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() 
         .wait_for(&session, "the sessions page", "id=\"end-others\"")
         .await;
     driver.assert_accessible(&session, "sessions").await;
+    assert_no_sideways_scroll(&driver, &session, "sessions").await;
 
     driver.open(&session, &app.url("/console/me/tokens")).await;
     driver
@@ -128,6 +146,7 @@ async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() 
         .wait_for(&session, "the new token", "id=\"new-token\"")
         .await;
     driver.assert_accessible(&session, "new token").await;
+    assert_no_sideways_scroll(&driver, &session, "tokens").await;
 
     // Signed out, the password alone no longer signs in: the code step.
     driver.click(&session, "form.sign-out button").await;
