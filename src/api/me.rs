@@ -219,33 +219,11 @@ impl MeApi {
         req: &poem::Request,
         body: Json<UpdateMeRequest>,
     ) -> Result<Json<MeResponse>, AppError> {
-        let UpdateMeRequest {
-            display_name: name,
-            password,
-        } = body.0;
-        // The name is checked before any work, as the password is by the
-        // use case.
-        let display_name = match name {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(raw) => Some(Some(display_name(&raw)?)),
-        };
-        let change = AccountChange {
-            display_name,
-            password: password.map(|PasswordChange { current, new }| {
-                app::accounts::PasswordChange {
-                    current: current.into_string(),
-                    new: new.into_string(),
-                }
-            }),
-        };
-        app::accounts::update(
-            state.store(),
-            state.0,
-            state.clock().now(),
+        update_me(
+            &state,
             &account_acting(&auth, req),
             auth.session_id(),
-            change,
+            body.0,
         )
         .await?;
         Ok(Json(me_response(&state, &auth.principal()).await?))
@@ -268,28 +246,76 @@ impl MeApi {
         req: &poem::Request,
         body: Json<DeleteMeRequest>,
     ) -> Result<AccountDeleted, AppError> {
-        let DeleteMeRequest {
-            password,
-            code,
-            recovery_code,
-        } = body.0;
-        let mfa = MfaProof::from_fields(
-            code.map(Text::into_string),
-            recovery_code.map(Text::into_string),
-        )?;
-        app::accounts::delete(
-            state.store(),
-            state.0,
-            state.clock().now(),
-            &account_acting(&auth, req),
-            app::accounts::DeletionProof {
-                password: password.into_string(),
-                mfa,
-            },
-        )
-        .await?;
+        delete_me(&state, &account_acting(&auth, req), body.0).await?;
         Ok(AccountDeleted::Deleted)
     }
+}
+
+/// `PATCH /me`'s work, for the API and the console alike: the name is
+/// checked before any work (as the password is by the use case), then
+/// the use case runs. `keep` is the caller's session, which a password
+/// change does not end.
+pub async fn update_me(
+    state: &AppState,
+    caller: &AccountActing,
+    keep: &crate::domain::TokenId,
+    body: UpdateMeRequest,
+) -> Result<(), AppError> {
+    let UpdateMeRequest {
+        display_name: name,
+        password,
+    } = body;
+    let display_name = match name {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(raw) => Some(Some(display_name(&raw)?)),
+    };
+    let change = AccountChange {
+        display_name,
+        password: password.map(
+            |PasswordChange { current, new }| app::accounts::PasswordChange {
+                current: current.into_string(),
+                new: new.into_string(),
+            },
+        ),
+    };
+    app::accounts::update(
+        state.store(),
+        state,
+        state.clock().now(),
+        caller,
+        keep,
+        change,
+    )
+    .await
+}
+
+/// `DELETE /me`'s work, for the API and the console alike.
+pub async fn delete_me(
+    state: &AppState,
+    caller: &AccountActing,
+    body: DeleteMeRequest,
+) -> Result<(), AppError> {
+    let DeleteMeRequest {
+        password,
+        code,
+        recovery_code,
+    } = body;
+    let mfa = MfaProof::from_fields(
+        code.map(Text::into_string),
+        recovery_code.map(Text::into_string),
+    )?;
+    app::accounts::delete(
+        state.store(),
+        state,
+        state.clock().now(),
+        caller,
+        app::accounts::DeletionProof {
+            password: password.into_string(),
+            mfa,
+        },
+    )
+    .await
 }
 
 /// The account and its memberships (with a personal token, only the

@@ -481,13 +481,19 @@ impl MembersApi {
         org: Path<String>,
     ) -> Result<Removed, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        app::members::leave(
-            state.store(),
-            state.clock().now(),
-            &access.acting(),
-            &access.member.id,
-        )
-        .await?;
+        leave(&state, &access).await?;
         Ok(Removed::Removed)
     }
+}
+
+/// `POST /orgs/{org}/leave`'s work once the access is loaded, for the API
+/// and the console alike (the last active owner is refused, 409).
+pub async fn leave(state: &AppState, access: &OrgAccess) -> Result<(), AppError> {
+    app::members::leave(
+        state.store(),
+        state.clock().now(),
+        &access.acting(),
+        &access.member.id,
+    )
+    .await
 }

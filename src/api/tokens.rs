@@ -261,7 +261,7 @@ fn token_not_found() -> AppError {
 }
 
 /// A token id from the path: anything malformed names no token.
-fn token_id(raw: &str) -> Result<TokenId, AppError> {
+pub fn token_id(raw: &str) -> Result<TokenId, AppError> {
     TokenId::parse(raw).map_err(|_| token_not_found())
 }
 
@@ -274,6 +274,46 @@ fn personal_view(record: TokenRecord) -> Option<PersonalTokenView> {
         created_at: record.created_at,
         expires_at: record.expires_at,
         last_used_at: record.last_used_at,
+    })
+}
+
+/// `GET /me/tokens`'s list, for the API and the console alike.
+pub async fn list_personal(
+    state: &AppState,
+    account_id: &crate::domain::AccountId,
+) -> Result<PersonalTokenList, AppError> {
+    let records =
+        store::tokens::list_for_account(state.store(), TokenKind::Personal, account_id, None)
+            .await?;
+    Ok(PersonalTokenList {
+        items: records.into_iter().filter_map(personal_view).collect(),
+        next_cursor: None,
+    })
+}
+
+/// `POST /me/tokens`'s work once the organization's access is loaded, for
+/// the API and the console alike: the permission, the name and expiry
+/// checks, then the use case. The answer holds the secret, shown once.
+pub async fn create_personal(
+    state: &AppState,
+    access: &OrgAccess,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<CreatedPersonalTokenView, AppError> {
+    access.require(Permission::CreatePersonalTokens)?;
+    let name = app::tokens::checked_name(name)?;
+    let now = state.clock().now();
+    let expires_at = app::tokens::checked_expiry(expires_at, now)?;
+    let (record, issued) =
+        app::tokens::issue_personal(state.store(), now, &access.acting(), name, expires_at).await?;
+    Ok(CreatedPersonalTokenView {
+        id: record.id.to_string(),
+        org_id: access.org_id().to_string(),
+        name: record.name.unwrap_or_default(),
+        token: issued.secret.into_exposed(),
+        display_prefix: record.display_prefix,
+        created_at: now,
+        expires_at,
     })
 }
 
@@ -301,17 +341,7 @@ impl TokensApi {
         state: Data<&AppState>,
         auth: SessionAuth,
     ) -> Result<Json<PersonalTokenList>, AppError> {
-        let records = store::tokens::list_for_account(
-            state.store(),
-            TokenKind::Personal,
-            auth.account_id(),
-            None,
-        )
-        .await?;
-        Ok(Json(PersonalTokenList {
-            items: records.into_iter().filter_map(personal_view).collect(),
-            next_cursor: None,
-        }))
+        Ok(Json(list_personal(&state, auth.account_id()).await?))
     }
 
     /// Create a personal API token
@@ -334,23 +364,8 @@ impl TokensApi {
             expires_at,
         } = body.0;
         let access = OrgAccess::load(&state, &auth.bearer(), req, &org_id).await?;
-        access.require(Permission::CreatePersonalTokens)?;
-        let name = app::tokens::checked_name(&name)?;
-        let now = state.clock().now();
-        let expires_at = app::tokens::checked_expiry(expires_at, now)?;
-        let (record, issued) =
-            app::tokens::issue_personal(state.store(), now, &access.acting(), name, expires_at)
-                .await?;
         Ok(CreatedPersonalToken::Created(Json(
-            CreatedPersonalTokenView {
-                id: record.id.to_string(),
-                org_id: access.org_id().to_string(),
-                name: record.name.unwrap_or_default(),
-                token: issued.secret.into_exposed(),
-                display_prefix: record.display_prefix,
-                created_at: now,
-                expires_at,
-            },
+            create_personal(&state, &access, &name, expires_at).await?,
         )))
     }
 

@@ -17,6 +17,7 @@
 //! POST whose `Origin` is not the public URL's origin is refused. Both
 //! failures are 403 and change nothing.
 
+mod account;
 mod audit;
 mod integrations;
 mod invitations;
@@ -92,6 +93,25 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
         ("/orgs/:org/audit/export.csv", get(audit::export_csv)),
         ("/orgs/:org/audit/export.jsonl", get(audit::export_jsonl)),
         ("/me/activity", get(audit::my_activity)),
+        ("/me", get(account::me_page)),
+        ("/me/name", post(account::name_submit)),
+        ("/me/password", post(account::password_submit)),
+        ("/me/orgs/:org/leave", post(account::leave_submit)),
+        ("/me/delete", post(account::delete_submit)),
+        ("/me/mfa", get(account::mfa_page).post(account::mfa_start)),
+        ("/me/mfa/confirm", post(account::mfa_confirm)),
+        ("/me/mfa/disable", post(account::mfa_disable)),
+        ("/me/sessions", get(account::sessions_page)),
+        (
+            "/me/sessions/end-others",
+            post(account::sessions_end_others),
+        ),
+        ("/me/sessions/:id/end", post(account::session_end)),
+        (
+            "/me/tokens",
+            get(account::tokens_page).post(account::token_create),
+        ),
+        ("/me/tokens/:id/revoke", post(account::token_revoke)),
         ("/static/console.css", get(stylesheet)),
         ("/static/console.js", get(script)),
     ]
@@ -151,6 +171,7 @@ static PAGES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| 
         .chain(invitations::TEMPLATES)
         .chain(integrations::TEMPLATES)
         .chain(audit::TEMPLATES)
+        .chain(account::TEMPLATES)
     {
         env.add_template(name, source)
             .map_err(|err| format!("template {name}: {err}"))?;
@@ -540,6 +561,14 @@ mod tests {
         assert_eq!(
             route_template("/me/activity").as_deref(),
             Some("/console/me/activity")
+        );
+        assert_eq!(
+            route_template("/me/sessions/0194d571/end").as_deref(),
+            Some("/console/me/sessions/{id}/end")
+        );
+        assert_eq!(
+            route_template("/me/sessions/end-others").as_deref(),
+            Some("/console/me/sessions/end-others")
         );
         assert_eq!(route_template("/orgs/a/b/members"), None);
         assert_eq!(route_template("/orgs//members"), None);

@@ -4,7 +4,7 @@
 
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::web::{Data, Form};
+use poem::web::{Data, Form, Query};
 use poem::{Request, Response, handler};
 use rand::RngCore as _;
 use serde::Deserialize;
@@ -67,12 +67,23 @@ fn sign_in_form(
     error: Option<String>,
     email: &str,
 ) -> Response {
+    sign_in_form_with(state, req, status, error, email, None)
+}
+
+fn sign_in_form_with(
+    state: &AppState,
+    req: &Request,
+    status: StatusCode,
+    error: Option<String>,
+    email: &str,
+    notice: Option<&str>,
+) -> Response {
     let (csrf, new) = pre_session_token(req);
     let page = html(
         status,
         SIGN_IN,
         "Sign in",
-        context! { csrf => csrf.clone(), error, email },
+        context! { csrf => csrf.clone(), error, email, notice },
     );
     if new {
         with_cookie(page, console_cookie(state, CSRF_COOKIE, &csrf, 3600))
@@ -128,11 +139,27 @@ async fn signed_in_now(
 }
 
 #[handler]
-pub async fn sign_in_page(state: Data<&AppState>, req: &Request) -> Response {
+pub async fn sign_in_page(
+    state: Data<&AppState>,
+    req: &Request,
+    query: poem::Result<Query<Done>>,
+) -> Response {
     if signed_in(&state, req).await.is_some() {
         return see_other("/console");
     }
-    sign_in_form(&state, req, StatusCode::OK, None, "")
+    // Fixed text for the one thing that lands here having just happened:
+    // the query never puts words of its own on the page.
+    let notice = query
+        .ok()
+        .filter(|Query(done)| done.done.as_deref() == Some("account-deleted"))
+        .map(|_| "Your account is deleted. Thank you for using Muster.");
+    sign_in_form_with(&state, req, StatusCode::OK, None, "", notice)
+}
+
+/// `?done=` on the sign-in page.
+#[derive(Debug, Deserialize)]
+pub struct Done {
+    done: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,6 +2,7 @@
 //! `chromium` and `chromium-driver`, which `dev/test` installs) driven over
 //! WebDriver, following the link of a mail a real SMTP server received.
 
+mod console_account;
 mod console_integrations;
 mod console_invitations;
 
