@@ -9,6 +9,8 @@
 
 use crate::common;
 
+mod orgadmin;
+
 use chrono::Utc;
 use common::{PASSWORD, TestApp};
 use muster::auth::totp::{TotpSecret, step_of};
