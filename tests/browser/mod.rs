@@ -4,6 +4,8 @@
 
 use crate::common;
 
+mod console_orgadmin;
+
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
