@@ -247,6 +247,7 @@ pub async fn group_page(
 enum Change {
     Rename(String),
     Map(Option<String>),
+    Clear,
     Add(String),
     Remove(String),
     Delete,
@@ -256,7 +257,7 @@ impl Change {
     fn form(&self) -> &'static str {
         match self {
             Change::Rename(_) => "rename",
-            Change::Map(_) => "mapping",
+            Change::Map(_) | Change::Clear => "mapping",
             Change::Add(_) | Change::Remove(_) => "members",
             Change::Delete => "delete",
         }
@@ -265,8 +266,8 @@ impl Change {
     fn done(&self) -> &'static str {
         match self {
             Change::Rename(_) => "group-renamed",
-            Change::Map(Some(_)) => "role-mapped",
-            Change::Map(None) => "mapping-cleared",
+            Change::Map(_) => "role-mapped",
+            Change::Clear => "mapping-cleared",
             Change::Add(_) => "member-added",
             Change::Remove(_) => "member-removed",
             Change::Delete => "group-deleted",
@@ -306,13 +307,13 @@ async fn change(
             }
             Change::Map(role) => {
                 // The form sets the role only: the project rights the
-                // mapping grants are sent back as they are (the API's PUT
-                // replaces both), and cleared with the role.
+                // mapping grants are sent back as they are, as the API's
+                // PUT replaces both.
                 let current = crate::api::groups::group_of(state, access, group).await?;
-                let rights: Vec<ProjectRightsView> = match (role, current.role_mapping) {
-                    (Some(_), Some(mapping)) => mapping.project_rights,
-                    _ => Vec::new(),
-                };
+                let rights: Vec<ProjectRightsView> = current
+                    .role_mapping
+                    .map(|mapping| mapping.project_rights)
+                    .unwrap_or_default();
                 let rights: Vec<_> = rights
                     .iter()
                     .map(|grant| {
@@ -324,6 +325,11 @@ async fn change(
                     .collect();
                 let request: RoleMappingRequest =
                     api_request(json!({ "role": role, "project_rights": rights }))?;
+                crate::api::groups::map_group_role(state, access, group, request).await?;
+            }
+            Change::Clear => {
+                let request: RoleMappingRequest =
+                    api_request(json!({ "role": null, "project_rights": [] }))?;
                 crate::api::groups::map_group_role(state, access, group, request).await?;
             }
             Change::Delete => crate::api::groups::delete_group(state, access, group).await?,
@@ -370,8 +376,9 @@ pub async fn rename(
     )
 }
 
-/// The mapping form: `role` is a role's name, or empty (or the "clear"
-/// button) for none.
+/// The mapping form: `role` is a role's name, or empty for none (the
+/// project rights the mapping grants stay); its "clear" button removes
+/// the role and the rights.
 #[handler]
 pub async fn map_role(
     state: Data<&AppState>,
@@ -382,10 +389,10 @@ pub async fn map_role(
     respond(
         change(&state, req, &org, &group, &body, |fields| {
             let role = fields.get("role");
-            if fields.has("clear") || role.is_empty() {
-                Change::Map(None)
+            if fields.has("clear") {
+                Change::Clear
             } else {
-                Change::Map(Some(role.to_owned()))
+                Change::Map(Some(role.to_owned()).filter(|role| !role.is_empty()))
             }
         })
         .await,

@@ -469,3 +469,60 @@ async fn console_orgadmin_forms_without_the_token_or_from_another_origin_change_
     assert_eq!(api(&app, owner, Method::GET, &api_org, None).await, before);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn console_role_form_keeps_the_project_rights_a_mapping_grants_until_cleared() {
+    let app = TestApp::spawn().await;
+    let (browser, org, _) = owner_in_console(&app).await;
+    let owner = &org.owner.token;
+    let project = api(
+        &app,
+        owner,
+        Method::POST,
+        &format!("/orgs/{}/projects", org.org_id),
+        Some(json!({ "name": "Website" })),
+    )
+    .await;
+    let project_id = project["id"].as_str().expect("an id");
+    let group = api(
+        &app,
+        owner,
+        Method::POST,
+        &format!("/orgs/{}/groups", org.org_id),
+        Some(json!({ "display_name": "Web" })),
+    )
+    .await;
+    let group_id = group["id"].as_str().expect("an id");
+    let api_group = format!("/orgs/{}/groups/{group_id}", org.org_id);
+    let rights = json!([{ "project_id": project_id, "rights": ["read", "write"] }]);
+    api(
+        &app,
+        owner,
+        Method::PUT,
+        &format!("{api_group}/role-mapping"),
+        Some(json!({ "role": "contributor", "project_rights": rights })),
+    )
+    .await;
+    let page = format!("/console/orgs/{}/groups/{group_id}", org.org_id);
+    let shown = browser.page(&page, StatusCode::OK).await;
+    assert!(shown.contains(project_id), "the rights are shown: {shown}");
+
+    let mapped = browser
+        .submit(&format!("{page}/role-mapping"), &[("role", "viewer")])
+        .await;
+    redirected(&mapped, &format!("{page}?done=role-mapped"));
+    let seen = api(&app, owner, Method::GET, &api_group, None).await;
+    assert_eq!(seen["role_mapping"]["role"], "viewer");
+    assert_eq!(seen["role_mapping"]["project_rights"], rights);
+
+    let cleared = browser
+        .submit(
+            &format!("{page}/role-mapping"),
+            &[("role", "viewer"), ("clear", "1")],
+        )
+        .await;
+    redirected(&cleared, &format!("{page}?done=mapping-cleared"));
+    let seen = api(&app, owner, Method::GET, &api_group, None).await;
+    assert!(seen.get("role_mapping").is_none(), "{seen}");
+    app.shutdown().await;
+}
