@@ -5,6 +5,8 @@
 //! so a group an identity provider manages, or a mapping to owner by a
 //! non-owner, is refused here exactly as there.
 
+use std::collections::HashMap;
+
 use minijinja::context;
 use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
@@ -50,12 +52,15 @@ fn group_url(page: &InOrg, group: &str) -> String {
     format!("{}/{group}", groups_url(page))
 }
 
-fn mapping_context(group: &GroupView) -> minijinja::Value {
+/// The mapping for the page; each project named when the person can see
+/// it in the API's project list (`names`), otherwise by its id.
+fn mapping_context(group: &GroupView, names: &HashMap<String, String>) -> minijinja::Value {
     match &group.role_mapping {
         Some(mapping) => context! {
             role => mapping.role.clone(),
             project_rights => mapping.project_rights.iter().map(|grant| context! {
                 project_id => grant.project_id.0.clone(),
+                project => names.get(&grant.project_id.0).cloned(),
                 rights => grant.rights.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
             }).collect::<Vec<_>>(),
         },
@@ -147,6 +152,17 @@ async fn show(
             }
         })
         .collect();
+    let project_names: HashMap<String, String> = if group.role_mapping.is_some() {
+        crate::api::projects::list_projects(state, &page.access, None, SHOWN)
+            .await
+            .map_err(|err| page.error(&err))?
+            .items
+            .into_iter()
+            .map(|project| (project.id, project.name))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let status = refused.as_ref().map_or(StatusCode::OK, |r| r.status);
     let (error_form, error) = match refused {
         Some(r) => (Some(r.form), Some(r.reason)),
@@ -164,7 +180,7 @@ async fn show(
                 members => group.member_count,
                 created_at => group.created_at.to_rfc3339(),
                 updated_at => group.updated_at.to_rfc3339(),
-                mapping => mapping_context(&group),
+                mapping => mapping_context(&group, &project_names),
             },
             roles => Role::ALL.iter().rev().map(|r| r.as_str()).collect::<Vec<_>>(),
             choices,
