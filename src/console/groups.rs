@@ -72,11 +72,12 @@ fn mapping_context(group: &GroupView, names: &HashMap<String, String>) -> miniji
 async fn list(
     state: &AppState,
     page: &InOrg,
+    cursor: Option<&str>,
     done: Option<&str>,
     refused: Option<Refused>,
     typed: &str,
 ) -> Answer {
-    let listed = crate::api::groups::list_groups(state, &page.access, None, SHOWN)
+    let listed = crate::api::groups::list_groups(state, &page.access, cursor, SHOWN)
         .await
         .map_err(|err| page.error(&err))?;
     let rows: Vec<_> = listed
@@ -99,7 +100,8 @@ async fn list(
         &format!("Groups of {}", page.access.org.name),
         context! {
             groups => rows,
-            more => listed.next_cursor.is_some(),
+            next_cursor => listed.next_cursor.clone(),
+            paged => cursor.is_some(),
             shown => SHOWN,
             notice => notice(done, DONE),
             error => refused.map(|r| r.reason),
@@ -204,7 +206,15 @@ pub async fn groups_page(
     respond(
         async {
             let page = InOrg::open(&state, req, &org).await?;
-            list(&state, &page, done.done.as_deref(), None, "").await
+            list(
+                &state,
+                &page,
+                done.cursor.as_deref(),
+                done.done.as_deref(),
+                None,
+                "",
+            )
+            .await
         }
         .await,
     )
@@ -235,7 +245,15 @@ pub async fn create(
                     group_url(&page, &group.id)
                 ))),
                 Err(err) => {
-                    list(&state, &page, None, Some(Refused::of("create", &err)), name).await
+                    list(
+                        &state,
+                        &page,
+                        None,
+                        None,
+                        Some(Refused::of("create", &err)),
+                        name,
+                    )
+                    .await
                 }
             }
         }
@@ -461,7 +479,7 @@ mod tests {
                 StatusCode::OK,
                 GROUPS,
                 "Title",
-                context! { csrf_session => "t", org => org.clone(), groups, notice => "n", error => "e" },
+                context! { csrf_session => "t", org => org.clone(), groups, notice => "n", error => "e", next_cursor => "g 1", paged => true, shown => 200 },
             );
             assert_eq!(page.status(), StatusCode::OK);
         }

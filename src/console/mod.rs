@@ -392,10 +392,12 @@ fn notice(done: Option<&str>, known: &[(&str, &'static str)]) -> Option<&'static
         .map(|(_, text)| *text)
 }
 
-/// `?done=` of a console URL, after a form's redirect.
+/// A console page's query: `?done=` after a form's redirect, and on a
+/// list, `?cursor=`, the API's cursor of the page to show.
 #[derive(Debug, Default, Deserialize)]
 struct Done {
     done: Option<String>,
+    cursor: Option<String>,
 }
 
 /// A refusal shown in the page, next to the form that caused it: which

@@ -32,10 +32,11 @@ const DONE: &[(&str, &str)] = &[
 async fn list(
     state: &AppState,
     page: &InOrg,
+    cursor: Option<&str>,
     done: Option<&str>,
     refused: Option<(Option<String>, Refused)>,
 ) -> Answer {
-    let listed = crate::api::projects::list_projects(state, &page.access, None, SHOWN)
+    let listed = crate::api::projects::list_projects(state, &page.access, cursor, SHOWN)
         .await
         .map_err(|err| page.error(&err))?;
     let rows: Vec<_> = listed
@@ -64,7 +65,8 @@ async fn list(
         &format!("Projects of {}", page.access.org.name),
         context! {
             projects => rows,
-            more => listed.next_cursor.is_some(),
+            next_cursor => listed.next_cursor.clone(),
+            paged => cursor.is_some(),
             shown => SHOWN,
             notice => notice(done, DONE),
             error_row,
@@ -89,7 +91,14 @@ pub async fn projects_page(
     respond(
         async {
             let page = InOrg::open(&state, req, &org).await?;
-            list(&state, &page, done.done.as_deref(), None).await
+            list(
+                &state,
+                &page,
+                done.cursor.as_deref(),
+                done.done.as_deref(),
+                None,
+            )
+            .await
         }
         .await,
     )
@@ -139,7 +148,7 @@ async fn change(
                 Change::Rename(project, _) => (Some(project), Refused::of("rename", &err)),
                 Change::Delete(project) => (Some(project), Refused::of("delete", &err)),
             };
-            list(state, &page, None, Some(refused)).await
+            list(state, &page, None, None, Some(refused)).await
         }
     }
 }
@@ -205,6 +214,9 @@ mod tests {
                     org => context! { id => "o", name => "O" },
                     projects,
                     error_row => "p",
+                    next_cursor => "p 1",
+                    paged => true,
+                    shown => 200,
                     error_form => "rename",
                     error => "taken",
                 },

@@ -73,6 +73,14 @@ async fn console_group_mapped_to_a_role_raises_its_members_role_in_the_api() {
 
     let empty = browser.page(&groups, StatusCode::OK).await;
     assert!(empty.contains("has no groups yet"), "{empty}");
+    // A cursor the API does not take: its 422, as a page.
+    let bad = browser
+        .page(
+            &format!("{groups}?cursor=nope"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert!(bad.contains("not a cursor"), "{bad}");
 
     let created = browser
         .submit(&groups, &[("display_name", "Engineering")])
