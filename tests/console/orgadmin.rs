@@ -421,6 +421,11 @@ async fn console_deletes_an_organization_only_when_its_name_is_typed() {
 
     let right = browser.submit(&delete, &[("confirm", &name)]).await;
     redirected(&right, "/console?done=organization-deleted");
+    let home = browser
+        .page("/console?done=organization-deleted", StatusCode::OK)
+        .await;
+    assert!(home.contains("The organization was deleted."), "{home}");
+    assert!(!home.contains(org.org_id.as_str()), "{home}");
     let (status, body) = app.call(Method::GET, &api_org, &session, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     app.shutdown().await;
