@@ -206,6 +206,178 @@ async fn count_members(store: &Store, group_id: &str) -> Result<u64, AppError> {
     Ok(counts.get(group_id).copied().unwrap_or(0))
 }
 
+// What each operation does after authentication, shared by the API's
+// handlers and the console's forms (issue 15), so both faces run the
+// same permission check, input rules and use case.
+
+/// One page of groups, as `GET /orgs/{org}/groups` answers it.
+pub(crate) async fn list_groups(
+    state: &AppState,
+    access: &OrgAccess,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<GroupPage, AppError> {
+    access.require(Permission::ViewDirectory)?;
+    let after = paging::cursor(cursor, |raw| GroupId::parse(raw).map(GroupId::into_string))?;
+    let store = state.store();
+    let (groups, more) =
+        store::groups::list_after(store, access.org_id(), after.as_deref(), limit).await?;
+    let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    let counts = store::groups::member_counts(store, &ids).await?;
+    let next_cursor = more.then(|| groups.last().map(|g| g.id.clone())).flatten();
+    Ok(GroupPage {
+        items: groups
+            .iter()
+            .map(|g| group_view(g, counts.get(&g.id).copied().unwrap_or(0)))
+            .collect(),
+        next_cursor,
+    })
+}
+
+/// `POST /orgs/{org}/groups`.
+pub(crate) async fn create_group(
+    state: &AppState,
+    access: &OrgAccess,
+    body: CreateGroupRequest,
+) -> Result<GroupView, AppError> {
+    let granted = access.require(Permission::ManageNonOwnerMembers)?;
+    let display_name = body.display_name.trim().to_owned();
+    if display_name.is_empty() {
+        return Err(AppError::invalid("display_name", "must not be blank"));
+    }
+    let members = parse_member_ids("members", &body.members)?;
+    let (group, added) = app::groups::create(
+        state.store(),
+        state.clock().now(),
+        &granted.acting(),
+        GroupAttributes {
+            display_name,
+            external_id: None,
+            extension_assigned: false,
+        },
+        &members,
+        UnknownMembers::Refuse { field: "members" },
+    )
+    .await?;
+    Ok(group_view(&group, added))
+}
+
+/// `GET /orgs/{org}/groups/{group}`.
+pub(crate) async fn group_of(
+    state: &AppState,
+    access: &OrgAccess,
+    group: &str,
+) -> Result<GroupView, AppError> {
+    access.require(Permission::ViewDirectory)?;
+    let id = parse_group_id(group)?;
+    let store = state.store();
+    let group = store::groups::get(store, None, access.org_id(), &id)
+        .await?
+        .ok_or_else(group_not_found)?;
+    Ok(group_view(&group, count_members(store, &id).await?))
+}
+
+/// `PATCH /orgs/{org}/groups/{group}`.
+pub(crate) async fn update_group(
+    state: &AppState,
+    access: &OrgAccess,
+    group: &str,
+    body: UpdateGroupRequest,
+) -> Result<GroupView, AppError> {
+    let granted = access.require(Permission::ManageNonOwnerMembers)?;
+    let id = parse_group_id(group)?;
+    let UpdateGroupRequest {
+        display_name,
+        add_members,
+        remove_members,
+    } = body;
+    let display_name = display_name.map(|n| n.trim().to_owned());
+    if display_name.as_deref() == Some("") {
+        return Err(AppError::invalid("display_name", "must not be blank"));
+    }
+    let add = parse_member_ids("add_members", &add_members)?;
+    let remove = parse_member_ids("remove_members", &remove_members)?;
+    let changes = [
+        MembershipChange::Remove(remove),
+        MembershipChange::Add(
+            add,
+            UnknownMembers::Refuse {
+                field: "add_members",
+            },
+        ),
+    ];
+    let store = state.store();
+    let group = app::groups::update(
+        store,
+        state.clock().now(),
+        &granted.acting(),
+        &id,
+        &app::any_version,
+        |current| {
+            Ok(GroupAttributes {
+                display_name: display_name
+                    .clone()
+                    .unwrap_or_else(|| current.display_name.clone()),
+                external_id: current.external_id.clone(),
+                extension_assigned: current.extension_assigned,
+            })
+        },
+        &changes,
+    )
+    .await?;
+    Ok(group_view(&group, count_members(store, &id).await?))
+}
+
+/// `DELETE /orgs/{org}/groups/{group}`.
+pub(crate) async fn delete_group(
+    state: &AppState,
+    access: &OrgAccess,
+    group: &str,
+) -> Result<(), AppError> {
+    let granted = access.require(Permission::ManageNonOwnerMembers)?;
+    let id = parse_group_id(group)?;
+    app::groups::delete(
+        state.store(),
+        state.clock().now(),
+        &granted.acting(),
+        &id,
+        &app::any_version,
+    )
+    .await
+}
+
+/// `PUT /orgs/{org}/groups/{group}/role-mapping`.
+pub(crate) async fn map_group_role(
+    state: &AppState,
+    access: &OrgAccess,
+    group: &str,
+    body: RoleMappingRequest,
+) -> Result<GroupView, AppError> {
+    let granted = access.require(Permission::ManageNonOwnerMembers)?;
+    let id = parse_group_id(group)?;
+    let RoleMappingRequest {
+        role,
+        project_rights,
+    } = body;
+    let role = role
+        .as_deref()
+        .map(str::parse::<Role>)
+        .transpose()
+        .map_err(|err| AppError::invalid("role", err))?;
+    let project_rights = parse_rights(project_rights)?;
+    let store = state.store();
+    let group = app::groups::map_role(
+        store,
+        state.clock().now(),
+        &granted.acting(),
+        &id,
+        role,
+        &project_rights,
+    )
+    .await?;
+    Ok(group_view(&group, count_members(store, &id).await?))
+}
+
 #[OpenApi(tag = "ApiTags::Groups")]
 impl GroupsApi {
     /// List groups
@@ -230,24 +402,9 @@ impl GroupsApi {
         limit: Query<u32>,
     ) -> Result<Json<GroupPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ViewDirectory)?;
-        let after = paging::cursor(cursor.0.as_deref(), |raw| {
-            GroupId::parse(raw).map(GroupId::into_string)
-        })?;
-        let limit = limit.0;
-        let store = state.store();
-        let (groups, more) =
-            store::groups::list_after(store, access.org_id(), after.as_deref(), limit).await?;
-        let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
-        let counts = store::groups::member_counts(store, &ids).await?;
-        let next_cursor = more.then(|| groups.last().map(|g| g.id.clone())).flatten();
-        Ok(Json(GroupPage {
-            items: groups
-                .iter()
-                .map(|g| group_view(g, counts.get(&g.id).copied().unwrap_or(0)))
-                .collect(),
-            next_cursor,
-        }))
+        Ok(Json(
+            list_groups(&state, &access, cursor.0.as_deref(), limit.0).await?,
+        ))
     }
 
     /// Create a group
@@ -265,26 +422,9 @@ impl GroupsApi {
         body: Json<CreateGroupRequest>,
     ) -> Result<CreatedGroup, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageNonOwnerMembers)?;
-        let display_name = body.0.display_name.trim().to_owned();
-        if display_name.is_empty() {
-            return Err(AppError::invalid("display_name", "must not be blank"));
-        }
-        let members = parse_member_ids("members", &body.0.members)?;
-        let (group, added) = app::groups::create(
-            state.store(),
-            state.clock().now(),
-            &granted.acting(),
-            GroupAttributes {
-                display_name,
-                external_id: None,
-                extension_assigned: false,
-            },
-            &members,
-            UnknownMembers::Refuse { field: "members" },
-        )
-        .await?;
-        Ok(CreatedGroup::Created(Json(group_view(&group, added))))
+        Ok(CreatedGroup::Created(Json(
+            create_group(&state, &access, body.0).await?,
+        )))
     }
 
     /// Get a group
@@ -302,13 +442,7 @@ impl GroupsApi {
         group: Path<String>,
     ) -> Result<Json<GroupView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ViewDirectory)?;
-        let id = parse_group_id(&group)?;
-        let store = state.store();
-        let group = store::groups::get(store, None, access.org_id(), &id)
-            .await?
-            .ok_or_else(group_not_found)?;
-        Ok(Json(group_view(&group, count_members(store, &id).await?)))
+        Ok(Json(group_of(&state, &access, &group).await?))
     }
 
     /// Rename a group or change its members
@@ -330,48 +464,7 @@ impl GroupsApi {
         body: Json<UpdateGroupRequest>,
     ) -> Result<Json<GroupView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageNonOwnerMembers)?;
-        let id = parse_group_id(&group)?;
-        let UpdateGroupRequest {
-            display_name,
-            add_members,
-            remove_members,
-        } = body.0;
-        let display_name = display_name.map(|n| n.trim().to_owned());
-        if display_name.as_deref() == Some("") {
-            return Err(AppError::invalid("display_name", "must not be blank"));
-        }
-        let add = parse_member_ids("add_members", &add_members)?;
-        let remove = parse_member_ids("remove_members", &remove_members)?;
-        let changes = [
-            MembershipChange::Remove(remove),
-            MembershipChange::Add(
-                add,
-                UnknownMembers::Refuse {
-                    field: "add_members",
-                },
-            ),
-        ];
-        let store = state.store();
-        let group = app::groups::update(
-            store,
-            state.clock().now(),
-            &granted.acting(),
-            &id,
-            &app::any_version,
-            |current| {
-                Ok(GroupAttributes {
-                    display_name: display_name
-                        .clone()
-                        .unwrap_or_else(|| current.display_name.clone()),
-                    external_id: current.external_id.clone(),
-                    extension_assigned: current.extension_assigned,
-                })
-            },
-            &changes,
-        )
-        .await?;
-        Ok(Json(group_view(&group, count_members(store, &id).await?)))
+        Ok(Json(update_group(&state, &access, &group, body.0).await?))
     }
 
     /// Delete a group
@@ -390,16 +483,7 @@ impl GroupsApi {
         group: Path<String>,
     ) -> Result<DeletedGroup, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageNonOwnerMembers)?;
-        let id = parse_group_id(&group)?;
-        app::groups::delete(
-            state.store(),
-            state.clock().now(),
-            &granted.acting(),
-            &id,
-            &app::any_version,
-        )
-        .await?;
+        delete_group(&state, &access, &group).await?;
         Ok(DeletedGroup::Deleted)
     }
 
@@ -423,28 +507,6 @@ impl GroupsApi {
         body: Json<RoleMappingRequest>,
     ) -> Result<Json<GroupView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let granted = access.require(Permission::ManageNonOwnerMembers)?;
-        let id = parse_group_id(&group)?;
-        let RoleMappingRequest {
-            role,
-            project_rights,
-        } = body.0;
-        let role = role
-            .as_deref()
-            .map(str::parse::<Role>)
-            .transpose()
-            .map_err(|err| AppError::invalid("role", err))?;
-        let project_rights = parse_rights(project_rights)?;
-        let store = state.store();
-        let group = app::groups::map_role(
-            store,
-            state.clock().now(),
-            &granted.acting(),
-            &id,
-            role,
-            &project_rights,
-        )
-        .await?;
-        Ok(Json(group_view(&group, count_members(store, &id).await?)))
+        Ok(Json(map_group_role(&state, &access, &group, body.0).await?))
     }
 }

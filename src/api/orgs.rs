@@ -176,6 +176,47 @@ fn org_view(org: &Organization, your_role: Role, active_owners: u64) -> OrgView 
     }
 }
 
+// What each operation does after authentication, shared by the API's
+// handlers and the console's forms (issue 15), so both faces run the
+// same permission checks, input rules and use cases.
+
+/// `GET /orgs/{org}`.
+pub(crate) async fn org_of(state: &AppState, access: &OrgAccess) -> Result<OrgView, AppError> {
+    access.require(Permission::ViewDirectory)?;
+    let owners = store::members::count_active_owners(state.store(), None, access.org_id()).await?;
+    Ok(org_view(&access.org, access.role, owners))
+}
+
+/// `PATCH /orgs/{org}`: the use case checks that the caller is an owner.
+pub(crate) async fn update_org(
+    state: &AppState,
+    access: &OrgAccess,
+    body: UpdateOrgRequest,
+) -> Result<OrgView, AppError> {
+    let UpdateOrgRequest { name, settings } = body;
+    let mut update = app::orgs::OrgUpdate {
+        name: name.map(Text::into_string),
+        ..Default::default()
+    };
+    if let Some(settings) = settings {
+        update.invitation_ttl_days = settings.invitation_ttl_days;
+        update.audit_retention_days = settings.audit_retention_days;
+        update.allowed_email_domains = settings
+            .allowed_email_domains
+            .map(|domains| domains.into_iter().map(Text::into_string).collect());
+        update.scim_activation_emails = settings.scim_activation_emails;
+        update.require_mfa = settings.require_mfa;
+    }
+    let changed =
+        app::orgs::update(state.store(), state.clock().now(), &access.acting(), update).await?;
+    Ok(org_view(&changed.org, access.role, changed.active_owners))
+}
+
+/// `DELETE /orgs/{org}`: the use case checks that the caller is an owner.
+pub(crate) async fn delete_org(state: &AppState, access: &OrgAccess) -> Result<(), AppError> {
+    app::orgs::delete(state.store(), state.clock().now(), &access.acting()).await
+}
+
 #[OpenApi(tag = "ApiTags::Organizations")]
 impl OrgsApi {
     /// Create an organization
@@ -215,10 +256,7 @@ impl OrgsApi {
         org: Path<String>,
     ) -> Result<Json<OrgView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ViewDirectory)?;
-        let owners =
-            store::members::count_active_owners(state.store(), None, access.org_id()).await?;
-        Ok(Json(org_view(&access.org, access.role, owners)))
+        Ok(Json(org_of(&state, &access).await?))
     }
 
     /// Change an organization's name or settings
@@ -235,27 +273,7 @@ impl OrgsApi {
         body: Json<UpdateOrgRequest>,
     ) -> Result<Json<OrgView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        let UpdateOrgRequest { name, settings } = body.0;
-        let mut update = app::orgs::OrgUpdate {
-            name: name.map(Text::into_string),
-            ..Default::default()
-        };
-        if let Some(settings) = settings {
-            update.invitation_ttl_days = settings.invitation_ttl_days;
-            update.audit_retention_days = settings.audit_retention_days;
-            update.allowed_email_domains = settings
-                .allowed_email_domains
-                .map(|domains| domains.into_iter().map(Text::into_string).collect());
-            update.scim_activation_emails = settings.scim_activation_emails;
-            update.require_mfa = settings.require_mfa;
-        }
-        let changed =
-            app::orgs::update(state.store(), state.clock().now(), &access.acting(), update).await?;
-        Ok(Json(org_view(
-            &changed.org,
-            access.role,
-            changed.active_owners,
-        )))
+        Ok(Json(update_org(&state, &access, body.0).await?))
     }
 
     /// Delete an organization
@@ -273,7 +291,7 @@ impl OrgsApi {
         org: Path<String>,
     ) -> Result<DeletedOrg, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        app::orgs::delete(state.store(), state.clock().now(), &access.acting()).await?;
+        delete_org(&state, &access).await?;
         Ok(DeletedOrg::Deleted)
     }
 }

@@ -207,6 +207,91 @@ fn project_id(raw: &str) -> Result<ProjectId, AppError> {
     ProjectId::parse(raw).map_err(|_| app::projects::not_found())
 }
 
+// What each operation does after authentication, shared by the API's
+// handlers and the console's forms (issue 15), so both faces run the
+// same permission checks, input rules and use cases.
+
+/// One page of the projects the caller may read, as
+/// `GET /orgs/{org}/projects` answers it.
+pub(crate) async fn list_projects(
+    state: &AppState,
+    access: &OrgAccess,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<ProjectList, AppError> {
+    access.require(Permission::ViewDirectory)?;
+    let after = paging::cursor(cursor, ProjectId::parse)?;
+    let rights = caller_rights(state, access).await?;
+    let readable = rights.projects_with(ProjectRight::Read);
+    let (projects, more) = store::projects::list(
+        state.store(),
+        access.org_id(),
+        readable.as_deref(),
+        after.as_ref(),
+        limit,
+    )
+    .await?;
+    let next_cursor = more
+        .then(|| projects.last().map(|p| p.id.to_string()))
+        .flatten();
+    Ok(ProjectList {
+        items: projects.iter().map(|p| project_view(p, &rights)).collect(),
+        next_cursor,
+    })
+}
+
+/// `POST /orgs/{org}/projects`.
+pub(crate) async fn create_project(
+    state: &AppState,
+    access: &OrgAccess,
+    body: CreateProjectRequest,
+) -> Result<ProjectView, AppError> {
+    access.require(Permission::ManageProjects)?;
+    let name = valid_name(&body.name)?;
+    let now = state.clock().now();
+    let project = app::projects::create(
+        state.store(),
+        &access.acting(),
+        &access.member.id,
+        name,
+        now,
+    )
+    .await?;
+    let rights = caller_rights(state, access).await?;
+    Ok(project_view(&project, &rights))
+}
+
+/// `PATCH /orgs/{org}/projects/{project}`.
+pub(crate) async fn update_project(
+    state: &AppState,
+    access: &OrgAccess,
+    project: &str,
+    body: UpdateProjectRequest,
+) -> Result<ProjectView, AppError> {
+    access.require(Permission::ManageProjects)?;
+    let id = project_id(project)?;
+    let rights = caller_rights(state, access).await?;
+    let UpdateProjectRequest { name } = body;
+    let name = name.as_deref().map(valid_name).transpose()?;
+    let now = state.clock().now();
+    let changed =
+        app::projects::update(state.store(), &access.acting(), &rights, &id, name, now).await?;
+    Ok(project_view(&changed, &rights))
+}
+
+/// `DELETE /orgs/{org}/projects/{project}`.
+pub(crate) async fn delete_project(
+    state: &AppState,
+    access: &OrgAccess,
+    project: &str,
+) -> Result<(), AppError> {
+    access.require(Permission::ManageProjects)?;
+    let id = project_id(project)?;
+    let rights = caller_rights(state, access).await?;
+    let now = state.clock().now();
+    app::projects::delete(state.store(), &access.acting(), &rights, &id, now).await
+}
+
 /// The caller as the use cases take it.
 #[OpenApi(tag = "ApiTags::Projects")]
 impl ProjectsApi {
@@ -235,26 +320,9 @@ impl ProjectsApi {
         limit: Query<u32>,
     ) -> Result<Json<ProjectList>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ViewDirectory)?;
-        let limit = limit.0;
-        let after = paging::cursor(cursor.0.as_deref(), ProjectId::parse)?;
-        let rights = caller_rights(&state, &access).await?;
-        let readable = rights.projects_with(ProjectRight::Read);
-        let (projects, more) = store::projects::list(
-            state.store(),
-            access.org_id(),
-            readable.as_deref(),
-            after.as_ref(),
-            limit,
-        )
-        .await?;
-        let next_cursor = more
-            .then(|| projects.last().map(|p| p.id.to_string()))
-            .flatten();
-        Ok(Json(ProjectList {
-            items: projects.iter().map(|p| project_view(p, &rights)).collect(),
-            next_cursor,
-        }))
+        Ok(Json(
+            list_projects(&state, &access, cursor.0.as_deref(), limit.0).await?,
+        ))
     }
 
     /// Create a project
@@ -273,21 +341,9 @@ impl ProjectsApi {
         body: Json<CreateProjectRequest>,
     ) -> Result<CreatedProject, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ManageProjects)?;
-        let name = valid_name(&body.0.name)?;
-        let now = state.clock().now();
-        let project = app::projects::create(
-            state.store(),
-            &access.acting(),
-            &access.member.id,
-            name,
-            now,
-        )
-        .await?;
-        let rights = caller_rights(&state, &access).await?;
-        Ok(CreatedProject::Created(Json(project_view(
-            &project, &rights,
-        ))))
+        Ok(CreatedProject::Created(Json(
+            create_project(&state, &access, body.0).await?,
+        )))
     }
 
     /// Get a project
@@ -332,15 +388,9 @@ impl ProjectsApi {
         body: Json<UpdateProjectRequest>,
     ) -> Result<Json<ProjectView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ManageProjects)?;
-        let id = project_id(&project)?;
-        let rights = caller_rights(&state, &access).await?;
-        let UpdateProjectRequest { name } = body.0;
-        let name = name.as_deref().map(valid_name).transpose()?;
-        let now = state.clock().now();
-        let changed =
-            app::projects::update(state.store(), &access.acting(), &rights, &id, name, now).await?;
-        Ok(Json(project_view(&changed, &rights)))
+        Ok(Json(
+            update_project(&state, &access, &project, body.0).await?,
+        ))
     }
 
     /// Delete a project
@@ -359,11 +409,7 @@ impl ProjectsApi {
         project: Path<String>,
     ) -> Result<DeletedProject, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ManageProjects)?;
-        let id = project_id(&project)?;
-        let rights = caller_rights(&state, &access).await?;
-        let now = state.clock().now();
-        app::projects::delete(state.store(), &access.acting(), &rights, &id, now).await?;
+        delete_project(&state, &access, &project).await?;
         Ok(DeletedProject::Deleted)
     }
 }

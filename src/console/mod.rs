@@ -19,10 +19,13 @@
 
 mod account;
 mod audit;
+mod groups;
 mod integrations;
 mod invitations;
 mod members;
 mod orgs;
+mod projects;
+mod settings;
 mod sign_in;
 
 use std::sync::LazyLock;
@@ -112,6 +115,38 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
             get(account::tokens_page).post(account::token_create),
         ),
         ("/me/tokens/:id/revoke", post(account::token_revoke)),
+        (
+            "/orgs/:org/groups",
+            get(groups::groups_page).post(groups::create),
+        ),
+        ("/orgs/:org/groups/:group", get(groups::group_page)),
+        ("/orgs/:org/groups/:group/rename", post(groups::rename)),
+        (
+            "/orgs/:org/groups/:group/role-mapping",
+            post(groups::map_role),
+        ),
+        (
+            "/orgs/:org/groups/:group/members",
+            post(groups::members_form),
+        ),
+        ("/orgs/:org/groups/:group/delete", post(groups::delete)),
+        (
+            "/orgs/:org/projects",
+            get(projects::projects_page).post(projects::create),
+        ),
+        (
+            "/orgs/:org/projects/:project/rename",
+            post(projects::rename),
+        ),
+        (
+            "/orgs/:org/projects/:project/delete",
+            post(projects::delete),
+        ),
+        (
+            "/orgs/:org/settings",
+            get(settings::settings_page).post(settings::save),
+        ),
+        ("/orgs/:org/delete", post(settings::delete)),
         ("/static/console.css", get(stylesheet)),
         ("/static/console.js", get(script)),
     ]
@@ -172,6 +207,9 @@ static PAGES: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| 
         .chain(integrations::TEMPLATES)
         .chain(audit::TEMPLATES)
         .chain(account::TEMPLATES)
+        .chain(groups::TEMPLATES)
+        .chain(projects::TEMPLATES)
+        .chain(settings::TEMPLATES)
     {
         env.add_template(name, source)
             .map_err(|err| format!("template {name}: {err}"))?;
@@ -368,6 +406,98 @@ fn origin_allowed(state: &AppState, req: &Request) -> bool {
 pub struct TokenOnly {
     #[serde(default)]
     csrf: String,
+}
+
+/// A signed-in form's fields as the browser sent them
+/// (`application/x-www-form-urlencoded`), repeated names kept: a form
+/// with several checkboxes of one name sends each checked one.
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn parse(body: &str) -> Fields {
+        Fields(
+            form_urlencoded::parse(body.as_bytes())
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The first value sent for `name`; empty when there is none.
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(sent, _)| sent == name)
+            .map_or("", |(_, value)| value.as_str())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(sent, _)| sent == name)
+    }
+}
+
+/// A form's fields as the API's request body `T`, parsed by the API's
+/// own parser (poem-openapi's, with the same validators and unknown-field
+/// rules), so a value the API refuses is refused here too, as the same
+/// 400 the API answers for a body that does not parse.
+fn api_request<T: poem_openapi::types::ParseFromJSON>(
+    json: serde_json::Value,
+) -> Result<T, AppError> {
+    T::parse_from_json(Some(json)).map_err(|err| {
+        AppError::BadRequest(format!(
+            "failed to parse \"{}\": {}",
+            T::name(),
+            err.into_message()
+        ))
+    })
+}
+
+/// A form's number as JSON: a number when it reads as one, otherwise the
+/// text, which the API's parser then refuses with its own message.
+fn json_number(raw: &str) -> serde_json::Value {
+    let raw = raw.trim();
+    raw.parse::<u64>()
+        .map(serde_json::Value::from)
+        .unwrap_or_else(|_| serde_json::Value::from(raw))
+}
+
+/// The notice for `?done=<slug>` after a form succeeded: only the page's
+/// own slugs are shown, as fixed text, so a link cannot make the page
+/// say anything else.
+fn notice(done: Option<&str>, known: &[(&str, &'static str)]) -> Option<&'static str> {
+    let done = done?;
+    known
+        .iter()
+        .find(|(slug, _)| *slug == done)
+        .map(|(_, text)| *text)
+}
+
+/// A console page's query: `?done=` after a form's redirect, and on a
+/// list, `?cursor=`, the API's cursor of the page to show.
+#[derive(Debug, Default, Deserialize)]
+struct Done {
+    done: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A refusal shown in the page, next to the form that caused it: which
+/// form (`form`), the reason, and the API's status code for the answer.
+struct Refused {
+    form: &'static str,
+    status: StatusCode,
+    reason: String,
+}
+
+impl Refused {
+    fn of(form: &'static str, err: &AppError) -> Refused {
+        if err.status().is_server_error() {
+            tracing::error!(error = %err, "a console form failed");
+        }
+        Refused {
+            form,
+            status: err.status(),
+            reason: err.problem().detail,
+        }
+    }
 }
 
 /// The person signed in on this browser, from the console cookie.
@@ -569,6 +699,14 @@ mod tests {
         assert_eq!(
             route_template("/me/sessions/end-others").as_deref(),
             Some("/console/me/sessions/end-others")
+        );
+        assert_eq!(
+            route_template("/orgs/org_0123/groups/grp_1/role-mapping").as_deref(),
+            Some("/console/orgs/{org}/groups/{group}/role-mapping")
+        );
+        assert_eq!(
+            route_template("/orgs/org_0123/settings").as_deref(),
+            Some("/console/orgs/{org}/settings")
         );
         assert_eq!(route_template("/orgs/a/b/members"), None);
         assert_eq!(route_template("/orgs//members"), None);

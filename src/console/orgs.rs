@@ -3,10 +3,10 @@
 
 use minijinja::context;
 use poem::http::StatusCode;
-use poem::web::Data;
+use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 
-use super::{Console, html, respond};
+use super::{Console, Done, html, notice, respond};
 use crate::state::AppState;
 
 const ORGS: &str = "console/orgs.html";
@@ -14,8 +14,12 @@ const ORGS: &str = "console/orgs.html";
 pub(super) const TEMPLATES: &[(&str, &str)] =
     &[(ORGS, include_str!("../../templates/console/orgs.html"))];
 
+/// The notices of forms that end here: an organization deleted from its
+/// settings page has no page of its own to go back to.
+const DONE: &[(&str, &str)] = &[("organization-deleted", "The organization was deleted.")];
+
 #[handler]
-pub async fn home(state: Data<&AppState>, req: &Request) -> Response {
+pub async fn home(state: Data<&AppState>, req: &Request, Query(done): Query<Done>) -> Response {
     respond(
         async {
             let console = Console::required(&state, req).await?;
@@ -42,6 +46,7 @@ pub async fn home(state: Data<&AppState>, req: &Request) -> Response {
                     csrf_session => console.csrf(),
                     email => me.account.email,
                     orgs,
+                    notice => notice(done.done.as_deref(), DONE),
                 },
             ))
         }

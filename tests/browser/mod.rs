@@ -8,6 +8,8 @@ mod console_invitations;
 
 use crate::common;
 
+mod console_orgadmin;
+
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -13,6 +13,8 @@ mod invitations;
 
 use crate::common;
 
+mod orgadmin;
+
 use chrono::Utc;
 use common::{PASSWORD, TestApp};
 use muster::auth::totp::{TotpSecret, step_of};
