@@ -207,6 +207,34 @@ fn project_id(raw: &str) -> Result<ProjectId, AppError> {
     ProjectId::parse(raw).map_err(|_| app::projects::not_found())
 }
 
+/// One page of the projects the caller may read, as `GET
+/// /orgs/{org}/projects` answers it; the console's project rights form
+/// lists the same.
+pub(crate) async fn list_page(
+    state: &AppState,
+    access: &OrgAccess,
+    after: Option<&ProjectId>,
+    limit: u32,
+) -> Result<ProjectList, AppError> {
+    let rights = caller_rights(state, access).await?;
+    let readable = rights.projects_with(ProjectRight::Read);
+    let (projects, more) = store::projects::list(
+        state.store(),
+        access.org_id(),
+        readable.as_deref(),
+        after,
+        limit,
+    )
+    .await?;
+    let next_cursor = more
+        .then(|| projects.last().map(|p| p.id.to_string()))
+        .flatten();
+    Ok(ProjectList {
+        items: projects.iter().map(|p| project_view(p, &rights)).collect(),
+        next_cursor,
+    })
+}
+
 /// The caller as the use cases take it.
 #[OpenApi(tag = "ApiTags::Projects")]
 impl ProjectsApi {
@@ -236,25 +264,10 @@ impl ProjectsApi {
     ) -> Result<Json<ProjectList>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         access.require(Permission::ViewDirectory)?;
-        let limit = limit.0;
         let after = paging::cursor(cursor.0.as_deref(), ProjectId::parse)?;
-        let rights = caller_rights(&state, &access).await?;
-        let readable = rights.projects_with(ProjectRight::Read);
-        let (projects, more) = store::projects::list(
-            state.store(),
-            access.org_id(),
-            readable.as_deref(),
-            after.as_ref(),
-            limit,
-        )
-        .await?;
-        let next_cursor = more
-            .then(|| projects.last().map(|p| p.id.to_string()))
-            .flatten();
-        Ok(Json(ProjectList {
-            items: projects.iter().map(|p| project_view(p, &rights)).collect(),
-            next_cursor,
-        }))
+        Ok(Json(
+            list_page(&state, &access, after.as_ref(), limit.0).await?,
+        ))
     }
 
     /// Create a project
