@@ -256,6 +256,36 @@ pub fn parse_rights(raw: Vec<ProjectRightsView>) -> Result<Vec<ProjectGrant>, Ap
     Ok(grants)
 }
 
+/// The filters of `GET /orgs/{org}/members` as the store takes them,
+/// refused as the API refuses them; the console's filters go through here
+/// too.
+pub(crate) fn member_query(
+    role: Option<&str>,
+    status: Option<&str>,
+    text: Option<String>,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<MemberQuery, AppError> {
+    Ok(MemberQuery {
+        role: role
+            .map(str::parse::<Role>)
+            .transpose()
+            .map_err(|err| AppError::invalid("role", err))?,
+        status: status
+            .map(str::parse::<MemberStatus>)
+            .transpose()
+            .map_err(|err| AppError::invalid("status", err))?,
+        text: match text {
+            Some(q) if q.chars().count() > 200 => {
+                return Err(AppError::invalid("q", "at most 200 characters"));
+            }
+            q => q,
+        },
+        after: paging::cursor(cursor, MemberId::parse)?,
+        limit,
+    })
+}
+
 /// One page of the organization's members as `GET /orgs/{org}/members`
 /// answers it; the console's members table shows the same page.
 pub(crate) async fn list_page(
@@ -408,28 +438,13 @@ impl MembersApi {
     ) -> Result<Json<MemberPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ViewDirectory)?;
-        let query = MemberQuery {
-            role: role
-                .0
-                .as_deref()
-                .map(str::parse::<Role>)
-                .transpose()
-                .map_err(|err| AppError::invalid("role", err))?,
-            status: status
-                .0
-                .as_deref()
-                .map(str::parse::<MemberStatus>)
-                .transpose()
-                .map_err(|err| AppError::invalid("status", err))?,
-            text: match q.0 {
-                Some(q) if q.chars().count() > 200 => {
-                    return Err(AppError::invalid("q", "at most 200 characters"));
-                }
-                q => q,
-            },
-            after: paging::cursor(cursor.0.as_deref(), MemberId::parse)?,
-            limit: limit.0,
-        };
+        let query = member_query(
+            role.0.as_deref(),
+            status.0.as_deref(),
+            q.0,
+            cursor.0.as_deref(),
+            limit.0,
+        )?;
         Ok(Json(list_page(&state, &granted, &query).await?))
     }
 
