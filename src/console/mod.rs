@@ -60,6 +60,23 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
         ),
         ("/sign-out", post(sign_in::sign_out)),
         ("/orgs/:org/members", get(members::members_page)),
+        ("/orgs/:org/members/:member", get(members::member_page)),
+        (
+            "/orgs/:org/members/:member/role",
+            post(members::change_role),
+        ),
+        (
+            "/orgs/:org/members/:member/status",
+            post(members::change_status),
+        ),
+        (
+            "/orgs/:org/members/:member/rights",
+            post(members::change_rights),
+        ),
+        (
+            "/orgs/:org/members/:member/remove",
+            post(members::remove_member),
+        ),
         ("/static/console.css", get(stylesheet)),
         ("/static/console.js", get(script)),
     ]
@@ -466,6 +483,10 @@ mod tests {
         assert_eq!(
             route_template("/sign-in").as_deref(),
             Some("/console/sign-in")
+        );
+        assert_eq!(
+            route_template("/orgs/org_0123/members/m_1/role").as_deref(),
+            Some("/console/orgs/{org}/members/{member}/role")
         );
         assert_eq!(route_template("/orgs/a/b/members"), None);
         assert_eq!(route_template("/orgs//members"), None);
