@@ -7,6 +7,8 @@
 //! A wrong password answers 401 with the form again (not 200): the same
 //! status as `POST /auth/login`, and what a test or a log can tell apart.
 
+mod members;
+
 use crate::common;
 
 use chrono::Utc;
