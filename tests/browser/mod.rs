@@ -2,6 +2,8 @@
 //! `chromium` and `chromium-driver`, which `dev/test` installs) driven over
 //! WebDriver, following the link of a mail a real SMTP server received.
 
+mod console_members;
+
 use crate::common;
 
 use std::os::unix::process::CommandExt;
