@@ -65,6 +65,34 @@ async fn signed_in(driver: &Driver, app: &TestApp, email: &str) -> String {
     session
 }
 
+/// On a phone-sized window the page does not scroll sideways (the
+/// members table scrolls inside its own box).
+async fn assert_fits_a_phone(driver: &Driver, session: &str, page: &str) {
+    driver
+        .command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/window/rect"),
+            json!({ "width": 375, "height": 800 }),
+        )
+        .await;
+    // The widths, and what sticks out (to say what to fix).
+    let widths = driver
+        .execute(
+            session,
+            "const width = document.documentElement.clientWidth;\
+             const wide = [...document.body.querySelectorAll('*')]\
+               .filter(e => (e.getBoundingClientRect().right > width || e.scrollWidth > e.clientWidth + 1) && !e.closest('.table'))\
+               .map(e => e.tagName + '.' + e.className + ':' + e.scrollWidth + '/' + e.clientWidth + ' ' + e.textContent.slice(0, 40));\
+             return [document.documentElement.scrollWidth, width, wide.slice(0, 10)];",
+            json!([]),
+        )
+        .await;
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "the {page} page is wider than a phone: {widths}"
+    );
+}
+
 async fn api_member(app: &TestApp, org: &OrgFixture, member: &MemberFixture) -> Value {
     let (status, body) = app
         .call(
@@ -150,6 +178,7 @@ async fn an_owner_changes_a_role_and_suspends_a_member_in_the_console() {
     driver
         .assert_accessible(&session, "member, after a change")
         .await;
+    assert_fits_a_phone(&driver, &session, "member").await;
 
     // The table, filtered, with the suspension's end.
     driver
@@ -172,6 +201,7 @@ async fn an_owner_changes_a_role_and_suspends_a_member_in_the_console() {
     driver
         .assert_accessible(&session, "members (filtered)")
         .await;
+    assert_fits_a_phone(&driver, &session, "members").await;
     driver.close(&session).await;
     app.shutdown().await;
 }
