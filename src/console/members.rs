@@ -624,6 +624,35 @@ mod tests {
     }
 
     #[test]
+    fn a_role_says_where_it_comes_from() {
+        let mut member = MemberView {
+            id: "m".into(),
+            account_id: None,
+            user_name: "u".into(),
+            email: None,
+            display_name: None,
+            role: "admin".into(),
+            direct_role: "viewer".into(),
+            group_roles: vec![api::members::GroupRoleView {
+                group_id: "g".into(),
+                group_name: "Ops".into(),
+                role: "admin".into(),
+            }],
+            status: "active".into(),
+            suspended_until: None,
+            project_rights: Vec::new(),
+            effective_project_rights: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        assert_eq!(role_source(&member), "via group Ops");
+        member.direct_role = "admin".into();
+        assert_eq!(role_source(&member), "direct, via group Ops");
+        member.group_roles.clear();
+        assert_eq!(role_source(&member), "direct");
+    }
+
+    #[test]
     fn only_known_slugs_show_a_notice() {
         assert_eq!(notice(Some("role")), Some("The role was changed."));
         assert_eq!(notice(Some("<script>")), None);

@@ -528,3 +528,48 @@ async fn console_member_page_of_another_org_s_member_is_not_found() {
     assert_eq!(api_role(&app, &elsewhere, &stranger).await, "viewer");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn console_shows_a_role_held_through_a_group_and_the_member_s_groups() {
+    let app = TestApp::spawn().await;
+    let (browser, org, _) = owner_in_console(&app).await;
+    let viewer = app.with_member(&org, Role::Viewer).await;
+    let (status, group) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/orgs/{}/groups", org.org_id),
+            &org.owner.token,
+            Some(json!({ "display_name": "Release managers", "members": [viewer.member_id.to_string()] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let group_id = group["id"].as_str().expect("an id");
+    let (status, body) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/orgs/{}/groups/{group_id}/role-mapping", org.org_id),
+            &org.owner.token,
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let table = browser.page(&members_path(&org), StatusCode::OK).await;
+    assert!(
+        table.contains("admin <span class=\"source\">(via group Release managers)</span>"),
+        "{table}"
+    );
+    let page = browser
+        .page(&member_path(&org, &viewer), StatusCode::OK)
+        .await;
+    assert!(page.contains("<li>Direct role: viewer</li>"), "{page}");
+    assert!(
+        page.contains("<li>Via group Release managers: admin</li>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<dt>Groups</dt><dd>Release managers</dd>"),
+        "{page}"
+    );
+    app.shutdown().await;
+}
