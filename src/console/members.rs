@@ -427,9 +427,9 @@ fn status_change(fields: &[(String, String)]) -> Result<Change, AppError> {
 fn rights_change(fields: &[(String, String)]) -> Change {
     let mut grants: Vec<ProjectRightsView> = Vec::new();
     for (_, value) in fields.iter().filter(|(key, _)| key == "right") {
-        let Some((project, right)) = value.rsplit_once(':') else {
-            continue;
-        };
+        // A value this form never sends still goes to the API, whose
+        // parsing refuses it with a reason, rather than being dropped.
+        let (project, right) = value.rsplit_once(':').unwrap_or((value.as_str(), ""));
         match grants.iter_mut().find(|g| &*g.project_id == project) {
             Some(grant) => grant.rights.push(right.into()),
             None => grants.push(ProjectRightsView {
@@ -650,6 +650,29 @@ mod tests {
         assert_eq!(role_source(&member), "direct, via group Ops");
         member.group_roles.clear();
         assert_eq!(role_source(&member), "direct");
+    }
+
+    #[test]
+    fn rights_boxes_become_the_api_s_project_rights() {
+        let sent = fields(b"csrf=t&right=p1%3Aread&right=p2%3Adelete&right=p1%3Awrite&right=junk");
+        let Change::Update("rights", request) = rights_change(&sent) else {
+            panic!("a rights update");
+        };
+        let grants: Vec<(String, Vec<String>)> = request
+            .project_rights
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| (g.project_id.0, g.rights.into_iter().map(|r| r.0).collect()))
+            .collect();
+        assert_eq!(
+            grants,
+            vec![
+                ("p1".into(), vec!["read".into(), "write".into()]),
+                ("p2".into(), vec!["delete".into()]),
+                // Left for the API to refuse, not dropped.
+                ("junk".into(), vec!["".into()]),
+            ]
+        );
     }
 
     #[test]
