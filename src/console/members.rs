@@ -31,8 +31,9 @@ const MEMBER: &str = "console/member.html";
 /// Rows per page unless the viewer picks another of `PAGE_SIZES`.
 const DEFAULT_PAGE_SIZE: u32 = 50;
 const PAGE_SIZES: [u32; 4] = [25, 50, 100, 200];
-/// The rights form lists this many of the organization's projects (the
-/// API's largest page), and every project the member already has rights on.
+/// The member page names this many of the projects the viewer may read
+/// (the API's largest page); the rights form lists them and every project
+/// the member already has rights on.
 const PROJECTS_LISTED: u32 = 200;
 
 pub(super) const TEMPLATES: &[(&str, &str)] = &[
@@ -206,7 +207,7 @@ pub async fn members_page(
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct MemberQuery {
+pub struct PageQuery {
     done: Option<String>,
 }
 
@@ -217,7 +218,7 @@ pub async fn member_page(
     state: Data<&AppState>,
     req: &Request,
     Path((org, member)): Path<(String, String)>,
-    query: poem::Result<Query<MemberQuery>>,
+    query: poem::Result<Query<PageQuery>>,
 ) -> Response {
     respond(
         async {
@@ -256,14 +257,12 @@ async fn render_member(state: &AppState, page: &InOrg, member: &str, shown: Show
         .map_err(|err| page.error(&err.into()))?
         .remove(view.id.as_str())
         .unwrap_or_default();
-    let projects = if may_manage {
-        api::projects::list_page(state, &page.access, None, PROJECTS_LISTED)
-            .await
-            .map_err(|err| page.error(&err))?
-            .items
-    } else {
-        Vec::new()
-    };
+    // The projects the viewer may read (the API's listing), for names and
+    // the rights form; a project they may not read shows as its id.
+    let projects = api::projects::list_page(state, &page.access, None, PROJECTS_LISTED)
+        .await
+        .map_err(|err| page.error(&err))?
+        .items;
     let named = |id: &str| {
         projects
             .iter()
@@ -287,10 +286,8 @@ async fn render_member(state: &AppState, page: &InOrg, member: &str, shown: Show
     }
     let rights_rows: Vec<_> = rows
         .iter()
-        .enumerate()
-        .map(|(i, id)| {
+        .map(|id| {
             context! {
-                index => i,
                 id => id.clone(),
                 name => named(id),
                 rights => held(id),
