@@ -256,6 +256,36 @@ pub fn parse_rights(raw: Vec<ProjectRightsView>) -> Result<Vec<ProjectGrant>, Ap
     Ok(grants)
 }
 
+/// The filters of `GET /orgs/{org}/members` as the store takes them,
+/// refused as the API refuses them; the console's filters go through here
+/// too.
+pub(crate) fn member_query(
+    role: Option<&str>,
+    status: Option<&str>,
+    text: Option<String>,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<MemberQuery, AppError> {
+    Ok(MemberQuery {
+        role: role
+            .map(str::parse::<Role>)
+            .transpose()
+            .map_err(|err| AppError::invalid("role", err))?,
+        status: status
+            .map(str::parse::<MemberStatus>)
+            .transpose()
+            .map_err(|err| AppError::invalid("status", err))?,
+        text: match text {
+            Some(q) if q.chars().count() > 200 => {
+                return Err(AppError::invalid("q", "at most 200 characters"));
+            }
+            q => q,
+        },
+        after: paging::cursor(cursor, MemberId::parse)?,
+        limit,
+    })
+}
+
 /// One page of the organization's members as `GET /orgs/{org}/members`
 /// answers it; the console's members table shows the same page.
 pub(crate) async fn list_page(
@@ -292,6 +322,89 @@ async fn view_of(state: &AppState, record: &UserRecord) -> Result<MemberView, Ap
     Ok(member_view(record, groups, state.clock().now()))
 }
 
+/// One member as `GET /orgs/{org}/members/{member}` answers it, with the
+/// effective project rights; the console's member page shows the same.
+pub(crate) async fn member_page(
+    state: &AppState,
+    granted: &Granted<'_>,
+    member: &str,
+) -> Result<MemberView, AppError> {
+    let id = parse_member_id(member)?;
+    let record = store::members::get_user(state.store(), None, granted.org_id(), &id)
+        .await?
+        .ok_or_else(member_not_found)?;
+    let mut view = view_of(state, &record).await?;
+    let role = role_of(state, &record.member).await?;
+    let rights = project_rights_of(state, &record.member, role).await?;
+    view.effective_project_rights = Some(effective_rights_view(&rights));
+    Ok(view)
+}
+
+/// `PATCH /orgs/{org}/members/{member}`: the request's fields parsed as
+/// the API parses them, then `app::members::update`. The console's member
+/// forms send the same request, so both faces refuse the same things.
+pub(crate) async fn update(
+    state: &AppState,
+    granted: &Granted<'_>,
+    member: &str,
+    request: UpdateMemberRequest,
+) -> Result<MemberView, AppError> {
+    let id = parse_member_id(member)?;
+    let UpdateMemberRequest {
+        role,
+        status,
+        suspended_until,
+        project_rights,
+    } = request;
+    let change = MemberChange {
+        role: role
+            .as_deref()
+            .map(str::parse::<Role>)
+            .transpose()
+            .map_err(|err| AppError::invalid("role", err))?,
+        status: status
+            .as_deref()
+            .map(str::parse::<MemberStatus>)
+            .transpose()
+            .map_err(|err| AppError::invalid("status", err))?,
+        suspended_until: match suspended_until {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(at) => Some(Some(at)),
+        },
+        touches_project_rights: project_rights.is_some(),
+    };
+    let rights = project_rights.map(parse_rights).transpose()?;
+    let record = app::members::update(
+        state.store(),
+        state.clock().now(),
+        &granted.acting(),
+        &id,
+        &change,
+        rights.as_deref(),
+    )
+    .await?;
+    view_of(state, &record).await
+}
+
+/// `DELETE /orgs/{org}/members/{member}`: `app::members::remove`, for the
+/// API and the console alike.
+pub(crate) async fn remove(
+    state: &AppState,
+    granted: &Granted<'_>,
+    member: &str,
+) -> Result<(), AppError> {
+    let id = parse_member_id(member)?;
+    app::members::remove(
+        state.store(),
+        state.clock().now(),
+        &granted.acting(),
+        &id,
+        &app::any_version,
+    )
+    .await
+}
+
 #[OpenApi(tag = "ApiTags::Members")]
 impl MembersApi {
     /// List members
@@ -325,28 +438,13 @@ impl MembersApi {
     ) -> Result<Json<MemberPage>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ViewDirectory)?;
-        let query = MemberQuery {
-            role: role
-                .0
-                .as_deref()
-                .map(str::parse::<Role>)
-                .transpose()
-                .map_err(|err| AppError::invalid("role", err))?,
-            status: status
-                .0
-                .as_deref()
-                .map(str::parse::<MemberStatus>)
-                .transpose()
-                .map_err(|err| AppError::invalid("status", err))?,
-            text: match q.0 {
-                Some(q) if q.chars().count() > 200 => {
-                    return Err(AppError::invalid("q", "at most 200 characters"));
-                }
-                q => q,
-            },
-            after: paging::cursor(cursor.0.as_deref(), MemberId::parse)?,
-            limit: limit.0,
-        };
+        let query = member_query(
+            role.0.as_deref(),
+            status.0.as_deref(),
+            q.0,
+            cursor.0.as_deref(),
+            limit.0,
+        )?;
         Ok(Json(list_page(&state, &granted, &query).await?))
     }
 
@@ -366,16 +464,8 @@ impl MembersApi {
         member: Path<String>,
     ) -> Result<Json<MemberView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
-        access.require(Permission::ViewDirectory)?;
-        let id = parse_member_id(&member)?;
-        let record = store::members::get_user(state.store(), None, access.org_id(), &id)
-            .await?
-            .ok_or_else(member_not_found)?;
-        let mut view = view_of(&state, &record).await?;
-        let role = role_of(&state, &record.member).await?;
-        let rights = project_rights_of(&state, &record.member, role).await?;
-        view.effective_project_rights = Some(effective_rights_view(&rights));
-        Ok(Json(view))
+        let granted = access.require(Permission::ViewDirectory)?;
+        Ok(Json(member_page(&state, &granted, &member).await?))
     }
 
     /// Change a member's role, status or project rights
@@ -399,42 +489,7 @@ impl MembersApi {
     ) -> Result<Json<MemberView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::ManageNonOwnerMembers)?;
-        let id = parse_member_id(&member)?;
-        let UpdateMemberRequest {
-            role,
-            status,
-            suspended_until,
-            project_rights,
-        } = body.0;
-        let change = MemberChange {
-            role: role
-                .as_deref()
-                .map(str::parse::<Role>)
-                .transpose()
-                .map_err(|err| AppError::invalid("role", err))?,
-            status: status
-                .as_deref()
-                .map(str::parse::<MemberStatus>)
-                .transpose()
-                .map_err(|err| AppError::invalid("status", err))?,
-            suspended_until: match suspended_until {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(at) => Some(Some(at)),
-            },
-            touches_project_rights: project_rights.is_some(),
-        };
-        let rights = project_rights.map(parse_rights).transpose()?;
-        let record = app::members::update(
-            state.store(),
-            state.clock().now(),
-            &granted.acting(),
-            &id,
-            &change,
-            rights.as_deref(),
-        )
-        .await?;
-        Ok(Json(view_of(&state, &record).await?))
+        Ok(Json(update(&state, &granted, &member, body.0).await?))
     }
 
     /// Remove a member
@@ -455,15 +510,7 @@ impl MembersApi {
     ) -> Result<Removed, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         let granted = access.require(Permission::RemoveNonOwnerMembers)?;
-        let id = parse_member_id(&member)?;
-        app::members::remove(
-            state.store(),
-            state.clock().now(),
-            &granted.acting(),
-            &id,
-            &app::any_version,
-        )
-        .await?;
+        remove(&state, &granted, &member).await?;
         Ok(Removed::Removed)
     }
 

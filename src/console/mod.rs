@@ -147,6 +147,23 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
             get(settings::settings_page).post(settings::save),
         ),
         ("/orgs/:org/delete", post(settings::delete)),
+        ("/orgs/:org/members/:member", get(members::member_page)),
+        (
+            "/orgs/:org/members/:member/role",
+            post(members::change_role),
+        ),
+        (
+            "/orgs/:org/members/:member/status",
+            post(members::change_status),
+        ),
+        (
+            "/orgs/:org/members/:member/rights",
+            post(members::change_rights),
+        ),
+        (
+            "/orgs/:org/members/:member/remove",
+            post(members::remove_member),
+        ),
         ("/static/console.css", get(stylesheet)),
         ("/static/console.js", get(script)),
     ]
@@ -707,6 +724,10 @@ mod tests {
         assert_eq!(
             route_template("/orgs/org_0123/settings").as_deref(),
             Some("/console/orgs/{org}/settings")
+        );
+        assert_eq!(
+            route_template("/orgs/org_0123/members/m_1/role").as_deref(),
+            Some("/console/orgs/{org}/members/{member}/role")
         );
         assert_eq!(route_template("/orgs/a/b/members"), None);
         assert_eq!(route_template("/orgs//members"), None);

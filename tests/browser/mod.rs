@@ -5,6 +5,7 @@
 mod console_account;
 mod console_integrations;
 mod console_invitations;
+mod console_members;
 
 use crate::common;
 

@@ -10,6 +10,7 @@
 mod account;
 mod integrations;
 mod invitations;
+mod members;
 
 use crate::common;
 
