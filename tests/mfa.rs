@@ -15,11 +15,9 @@ use std::time::Duration;
 use chrono::Utc;
 use common::smtp::{SmtpServer, invitation_token, parse_message};
 use common::{TestApp, eventually};
-use muster::auth::password::hash_password;
 use muster::auth::totp::{TotpSecret, step_of};
 use muster::domain::{AccountId, Role};
 use muster::state::AppState;
-use muster::store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -401,14 +399,7 @@ async fn an_organization_requiring_mfa_refuses_members_without_it_but_not_scim()
         scim_token: String::new(),
     };
     let member = app.with_member(&fixture, Role::Admin).await;
-    let hash = hash_password(PASSWORD).expect("hash");
-    let store = &app.store;
-    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
-        store::accounts::set_password_hash(store, session, &member.account_id, &hash, Utc::now())
-            .await
-    })
-    .expect("set a password");
-    assert!(set);
+    app.give_password(&member.account_id).await;
     let member_session = session_of(&app, &member.email).await;
     for token in [&member_session, &member.token] {
         let (status, body) = app

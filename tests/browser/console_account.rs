@@ -10,39 +10,6 @@ use chrono::Utc;
 use muster::auth::totp::{TotpSecret, step_of};
 use serde_json::{Value, json};
 
-/// Types each value into the field `css` selects. Signed-in pages have
-/// the header's sign-out button first, so the caller clicks the form's
-/// own button.
-async fn fill(driver: &Driver, session: &str, fields: &[(&str, &str)]) {
-    for (css, value) in fields {
-        let input = driver.element(session, css).await;
-        driver
-            .command(
-                reqwest::Method::POST,
-                &format!("/session/{session}/element/{input}/value"),
-                json!({ "text": value }),
-            )
-            .await;
-    }
-}
-
-/// The page itself does not scroll sideways: a wide table scrolls in its
-/// own box.
-async fn assert_no_sideways_scroll(driver: &Driver, session: &str, page: &str) {
-    let overflow = driver
-        .execute(
-            session,
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
-            json!([]),
-        )
-        .await;
-    assert_eq!(
-        overflow.as_i64(),
-        Some(0),
-        "the {page} page scrolls sideways"
-    );
-}
-
 #[tokio::test]
 async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() {
     let driver = Driver::start().await;
@@ -104,12 +71,12 @@ async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() 
         .expect("a base32 secret on the page");
     let step = step_of(Utc::now());
     let code = secret.code_at(step);
-    fill(
-        &driver,
-        &session,
-        &[("#code", code.as_str()), ("#password", PASSWORD)],
-    )
-    .await;
+    driver
+        .fill(
+            &session,
+            &[("#code", code.as_str()), ("#password", PASSWORD)],
+        )
+        .await;
     driver
         .click(&session, "#confirm-mfa button[type=submit]")
         .await;
@@ -131,14 +98,14 @@ async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() 
         .wait_for(&session, "the sessions page", "id=\"end-others\"")
         .await;
     driver.assert_accessible(&session, "sessions").await;
-    assert_no_sideways_scroll(&driver, &session, "sessions").await;
+    driver.assert_no_sideways_scroll(&session, "sessions").await;
 
     driver.open(&session, &app.url("/console/me/tokens")).await;
     driver
         .wait_for(&session, "the tokens page", "id=\"new-token-form\"")
         .await;
     driver.assert_accessible(&session, "tokens").await;
-    fill(&driver, &session, &[("#name", "browser script")]).await;
+    driver.fill(&session, &[("#name", "browser script")]).await;
     driver
         .click(&session, "#new-token-form button[type=submit]")
         .await;
@@ -146,7 +113,7 @@ async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() 
         .wait_for(&session, "the new token", "id=\"new-token\"")
         .await;
     driver.assert_accessible(&session, "new token").await;
-    assert_no_sideways_scroll(&driver, &session, "tokens").await;
+    driver.assert_no_sideways_scroll(&session, "tokens").await;
 
     // Signed out, the password alone no longer signs in: the code step.
     driver.click(&session, "form.sign-out button").await;

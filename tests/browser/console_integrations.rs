@@ -15,32 +15,7 @@
 use super::{Driver, PASSWORD, console_app};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-impl Driver {
-    /// Types `value` into the field `css` selects, without submitting.
-    async fn fill(&self, session: &str, css: &str, value: &str) {
-        let input = self.element(session, css).await;
-        self.command(
-            reqwest::Method::POST,
-            &format!("/session/{session}/element/{input}/value"),
-            json!({ "text": value }),
-        )
-        .await;
-    }
-
-    /// The value of the browser's cookie `name`.
-    async fn cookie(&self, session: &str, name: &str) -> String {
-        let cookie = self
-            .command(
-                reqwest::Method::GET,
-                &format!("/session/{session}/cookie/{name}"),
-                Value::Null,
-            )
-            .await;
-        cookie["value"].as_str().expect("a cookie value").to_owned()
-    }
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn an_owner_creates_a_scim_token_in_the_console_and_downloads_the_audit_log() {
@@ -69,7 +44,7 @@ async fn an_owner_creates_a_scim_token_in_the_console_and_downloads_the_audit_lo
         .await;
     driver.assert_accessible(&session, "integrations").await;
     driver
-        .fill(&session, "#token-name", "Okta in a browser")
+        .fill(&session, &[("#token-name", "Okta in a browser")])
         .await;
     // The header's sign-out button is a submit button too: click the
     // create form's own.

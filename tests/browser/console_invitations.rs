@@ -10,7 +10,7 @@ use crate::common::{self, eventually};
 use std::time::Duration;
 
 use muster::state::AppState;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The invitation links of the mails `to` received, oldest first as far
 /// as the mail folder tells (callers compare links, not positions).
@@ -49,18 +49,6 @@ async fn new_link(smtp: &SmtpServer, to: &str, seen: &[String]) -> String {
         || async { links_to(smtp, to).into_iter().find(|l| !seen.contains(l)) },
     )
     .await
-}
-
-/// Types `text` into the field `css` selects.
-async fn type_into(driver: &Driver, session: &str, css: &str, text: &str) {
-    let field = driver.element(session, css).await;
-    driver
-        .command(
-            reqwest::Method::POST,
-            &format!("/session/{session}/element/{field}/value"),
-            json!({ "text": text }),
-        )
-        .await;
 }
 
 /// The invitation link's page says it cannot be used (and offers no form).
@@ -114,14 +102,18 @@ async fn an_owner_invites_resends_and_withdraws_in_the_console() {
         .wait_for(&session, "the invite form", "id=\"emails\"")
         .await;
     driver.assert_accessible(&session, "invite form").await;
-    type_into(
-        &driver,
-        &session,
-        "#emails",
-        "ada@example.com, bob@example.com;\nnot-an-address",
-    )
-    .await;
-    type_into(&driver, &session, "#message", "See you on Monday").await;
+    driver
+        .fill(
+            &session,
+            &[(
+                "#emails",
+                "ada@example.com, bob@example.com;\nnot-an-address",
+            )],
+        )
+        .await;
+    driver
+        .fill(&session, &[("#message", "See you on Monday")])
+        .await;
     driver
         .click(&session, "form.invite button[type=submit]")
         .await;

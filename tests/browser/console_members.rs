@@ -3,95 +3,12 @@
 //! refused the owner role with the reason on the page, and the table (with
 //! filters) and the member page pass axe-core.
 
-use super::{Driver, PASSWORD, console_app};
+use super::{Driver, console_app};
 use crate::common::{MemberFixture, OrgFixture, TestApp};
 
-use chrono::Utc;
 use muster::domain::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// The organization `owner_with_password` made, as `with_member` takes it.
-async fn fixture_of(app: &TestApp, output: &muster::bootstrap::BootstrapOutput) -> OrgFixture {
-    let org_id = muster::domain::OrgId::parse(&output.org_id).expect("org id");
-    let account_id = muster::domain::AccountId::parse(&output.owner_account_id).expect("id");
-    let member = muster::store::members::find_by_account(&app.store, None, &org_id, &account_id)
-        .await
-        .expect("read member")
-        .expect("owner membership");
-    OrgFixture {
-        org_id,
-        owner: MemberFixture {
-            account_id,
-            member_id: member.id,
-            email: String::new(),
-            token: output.owner_token.clone(),
-        },
-        scim_token: output.scim_token.clone(),
-    }
-}
-
-/// Gives `member` the password [`PASSWORD`].
-async fn with_password(app: &TestApp, member: &MemberFixture) {
-    let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
-    let store = &app.store;
-    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
-        muster::store::accounts::set_password_hash(
-            store,
-            session,
-            &member.account_id,
-            &hash,
-            Utc::now(),
-        )
-        .await
-    })
-    .expect("set a password");
-    assert!(set);
-}
-
-/// A new browser session signed in to the console as `email`.
-async fn signed_in(driver: &Driver, app: &TestApp, email: &str) -> String {
-    let session = driver.session().await;
-    driver.open(&session, &app.url("/console/sign-in")).await;
-    driver
-        .wait_for(&session, "the sign-in form", "id=\"password\"")
-        .await;
-    driver
-        .fill_and_submit(&session, &[("#email", email), ("#password", PASSWORD)])
-        .await;
-    driver
-        .wait_for(&session, "the organizations page", "<h1>Organizations</h1>")
-        .await;
-    session
-}
-
-/// On a phone-sized window the page does not scroll sideways (the
-/// members table scrolls inside its own box).
-async fn assert_fits_a_phone(driver: &Driver, session: &str, page: &str) {
-    driver
-        .command(
-            reqwest::Method::POST,
-            &format!("/session/{session}/window/rect"),
-            json!({ "width": 375, "height": 800 }),
-        )
-        .await;
-    // The widths, and what sticks out (to say what to fix).
-    let widths = driver
-        .execute(
-            session,
-            "const width = document.documentElement.clientWidth;\
-             const wide = [...document.body.querySelectorAll('*')]\
-               .filter(e => (e.getBoundingClientRect().right > width || e.scrollWidth > e.clientWidth + 1) && !e.closest('.table'))\
-               .map(e => e.tagName + '.' + e.className + ':' + e.scrollWidth + '/' + e.clientWidth + ' ' + e.textContent.slice(0, 40));\
-             return [document.documentElement.scrollWidth, width, wide.slice(0, 10)];",
-            json!([]),
-        )
-        .await;
-    assert!(
-        widths[0].as_u64() <= widths[1].as_u64(),
-        "the {page} page is wider than a phone: {widths}"
-    );
-}
 
 async fn api_member(app: &TestApp, org: &OrgFixture, member: &MemberFixture) -> Value {
     let (status, body) = app
@@ -111,9 +28,9 @@ async fn an_owner_changes_a_role_and_suspends_a_member_in_the_console() {
     let driver = Driver::start().await;
     let app = console_app(|_| {}).await;
     let (output, email) = app.owner_with_password("console").await;
-    let org = fixture_of(&app, &output).await;
+    let org = app.org_of(&output).await;
     let viewer = app.with_member(&org, Role::Viewer).await;
-    let session = signed_in(&driver, &app, &email).await;
+    let session = driver.console_session(&app, &email).await;
     let member_page = app.url(&format!(
         "/console/orgs/{}/members/{}",
         org.org_id, viewer.member_id
@@ -178,7 +95,7 @@ async fn an_owner_changes_a_role_and_suspends_a_member_in_the_console() {
     driver
         .assert_accessible(&session, "member, after a change")
         .await;
-    assert_fits_a_phone(&driver, &session, "member").await;
+    driver.assert_fits_a_phone(&session, "member").await;
 
     // The table, filtered, with the suspension's end.
     driver
@@ -201,7 +118,7 @@ async fn an_owner_changes_a_role_and_suspends_a_member_in_the_console() {
     driver
         .assert_accessible(&session, "members (filtered)")
         .await;
-    assert_fits_a_phone(&driver, &session, "members").await;
+    driver.assert_fits_a_phone(&session, "members").await;
     driver.close(&session).await;
     app.shutdown().await;
 }
@@ -211,11 +128,11 @@ async fn an_admin_is_refused_the_owner_role_in_the_console_with_the_reason() {
     let driver = Driver::start().await;
     let app = console_app(|_| {}).await;
     let (output, _) = app.owner_with_password("console").await;
-    let org = fixture_of(&app, &output).await;
+    let org = app.org_of(&output).await;
     let admin = app.with_member(&org, Role::Admin).await;
     let viewer = app.with_member(&org, Role::Viewer).await;
-    with_password(&app, &admin).await;
-    let session = signed_in(&driver, &app, &admin.email).await;
+    app.give_password(&admin.account_id).await;
+    let session = driver.console_session(&app, &admin.email).await;
 
     driver
         .open(

@@ -8,29 +8,6 @@ use super::{Driver, PASSWORD, console_app};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Types `text` into the field `css` selects.
-async fn type_into(driver: &Driver, session: &str, css: &str, text: &str) {
-    let field = driver.element(session, css).await;
-    driver
-        .command(
-            Method::POST,
-            &format!("/session/{session}/element/{field}/value"),
-            json!({ "text": text }),
-        )
-        .await;
-}
-
-async fn clear(driver: &Driver, session: &str, css: &str) {
-    let field = driver.element(session, css).await;
-    driver
-        .command(
-            Method::POST,
-            &format!("/session/{session}/element/{field}/clear"),
-            json!({}),
-        )
-        .await;
-}
-
 async fn api_get(app: &crate::common::TestApp, token: &str, path: &str) -> Value {
     let (status, body) = app.call(Method::GET, path, token, None).await;
     assert!(status.is_success(), "{path}: {status} {body}");
@@ -66,7 +43,9 @@ async fn an_owner_maps_a_group_to_a_role_and_changes_a_setting_in_the_console() 
         .wait_for(&session, "the groups page", "has no groups yet")
         .await;
     driver.assert_accessible(&session, "empty groups").await;
-    type_into(&driver, &session, "#display_name", "Engineering").await;
+    driver
+        .fill(&session, &[("#display_name", "Engineering")])
+        .await;
     // The header's sign-out is a form too: click this form's button.
     driver
         .click(&session, "form[action$=\"/groups\"] button[type=submit]")
@@ -111,7 +90,7 @@ async fn an_owner_maps_a_group_to_a_role_and_changes_a_setting_in_the_console() 
     driver
         .wait_for(&session, "the projects page", "Create a project")
         .await;
-    type_into(&driver, &session, "#name", "Website").await;
+    driver.fill(&session, &[("#name", "Website")]).await;
     driver
         .click(&session, "form[action$=\"/projects\"] button[type=submit]")
         .await;
@@ -127,8 +106,10 @@ async fn an_owner_maps_a_group_to_a_role_and_changes_a_setting_in_the_console() 
         .wait_for(&session, "the settings page", "Save the settings")
         .await;
     driver.assert_accessible(&session, "settings").await;
-    clear(&driver, &session, "#allowed_email_domains").await;
-    type_into(&driver, &session, "#allowed_email_domains", "acme.example").await;
+    driver.clear(&session, "#allowed_email_domains").await;
+    driver
+        .fill(&session, &[("#allowed_email_domains", "acme.example")])
+        .await;
     driver
         .click(&session, "form.settings button[type=submit]")
         .await;
@@ -142,7 +123,7 @@ async fn an_owner_maps_a_group_to_a_role_and_changes_a_setting_in_the_console() 
     );
 
     // A refusal in the page (the wrong name typed) is accessible too.
-    type_into(&driver, &session, "#confirm", "not the name").await;
+    driver.fill(&session, &[("#confirm", "not the name")]).await;
     driver
         .click(&session, "form[action$=\"/delete\"] button[type=submit]")
         .await;

@@ -148,8 +148,16 @@ impl Driver {
     }
 
     /// Types each value into the field `css` selects, then clicks the
-    /// form's submit button.
+    /// page's first submit button.
     async fn fill_and_submit(&self, session: &str, fields: &[(&str, &str)]) {
+        self.fill(session, fields).await;
+        self.click(session, "button[type=submit]").await;
+    }
+
+    /// Types each value into the field `css` selects, without submitting
+    /// (signed-in pages have the header's sign-out button first, so the
+    /// caller clicks the form's own button).
+    async fn fill(&self, session: &str, fields: &[(&str, &str)]) {
         for (css, value) in fields {
             let input = self.element(session, css).await;
             self.command(
@@ -159,7 +167,74 @@ impl Driver {
             )
             .await;
         }
-        self.click(session, "button[type=submit]").await;
+    }
+
+    /// Empties the field `css` selects.
+    async fn clear(&self, session: &str, css: &str) {
+        let field = self.element(session, css).await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/element/{field}/clear"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// The value of the browser's cookie `name`.
+    async fn cookie(&self, session: &str, name: &str) -> String {
+        let cookie = self
+            .command(
+                reqwest::Method::GET,
+                &format!("/session/{session}/cookie/{name}"),
+                Value::Null,
+            )
+            .await;
+        cookie["value"].as_str().expect("a cookie value").to_owned()
+    }
+
+    /// A new browser session signed in to the console as `email` (whose
+    /// password is `PASSWORD`), on the organizations page.
+    async fn console_session(&self, app: &TestApp, email: &str) -> String {
+        let session = self.session().await;
+        self.open(&session, &app.url("/console/sign-in")).await;
+        self.wait_for(&session, "the sign-in form", "id=\"password\"")
+            .await;
+        self.fill_and_submit(&session, &[("#email", email), ("#password", PASSWORD)])
+            .await;
+        self.wait_for(&session, "the organizations page", "<h1>Organizations</h1>")
+            .await;
+        session
+    }
+
+    /// The page itself does not scroll sideways (a wide table scrolls in
+    /// its own box); what sticks out is named, to say what to fix.
+    async fn assert_no_sideways_scroll(&self, session: &str, page: &str) {
+        let widths = self
+            .execute(
+                session,
+                "const width = document.documentElement.clientWidth;\
+                 const wide = [...document.body.querySelectorAll('*')]\
+                   .filter(e => (e.getBoundingClientRect().right > width || e.scrollWidth > e.clientWidth + 1) && !e.closest('.table'))\
+                   .map(e => e.tagName + '.' + e.className + ':' + e.scrollWidth + '/' + e.clientWidth + ' ' + e.textContent.slice(0, 40));\
+                 return [document.documentElement.scrollWidth, width, wide.slice(0, 10)];",
+                json!([]),
+            )
+            .await;
+        assert!(
+            widths[0].as_u64() <= widths[1].as_u64(),
+            "the {page} page scrolls sideways: {widths}"
+        );
+    }
+
+    /// On a phone-sized window the page does not scroll sideways.
+    async fn assert_fits_a_phone(&self, session: &str, page: &str) {
+        self.command(
+            reqwest::Method::POST,
+            &format!("/session/{session}/window/rect"),
+            json!({ "width": 375, "height": 800 }),
+        )
+        .await;
+        self.assert_no_sideways_scroll(session, page).await;
     }
 
     /// The page's source once it contains `needle` (the source can be

@@ -238,6 +238,54 @@ impl TestApp {
         (output, email)
     }
 
+    /// Gives the account the password [`PASSWORD`], so it can sign in.
+    pub async fn give_password(&self, account_id: &muster::domain::AccountId) {
+        let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
+        let store = &self.store;
+        let set =
+            muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
+                muster::store::accounts::set_password_hash(
+                    store,
+                    session,
+                    account_id,
+                    &hash,
+                    Utc::now(),
+                )
+                .await
+            })
+            .expect("set a password");
+        assert!(set, "the account exists");
+    }
+
+    /// A member of `org` with `role` who has the password [`PASSWORD`].
+    pub async fn member_with_password(&self, org: &OrgFixture, role: Role) -> MemberFixture {
+        let member = self.with_member(org, role).await;
+        self.give_password(&member.account_id).await;
+        member
+    }
+
+    /// The organization `owner_with_password` made, as `with_member`
+    /// takes it.
+    pub async fn org_of(&self, output: &muster::bootstrap::BootstrapOutput) -> OrgFixture {
+        let org_id = muster::domain::OrgId::parse(&output.org_id).expect("org id");
+        let account_id = muster::domain::AccountId::parse(&output.owner_account_id).expect("id");
+        let member =
+            muster::store::members::find_by_account(&self.store, None, &org_id, &account_id)
+                .await
+                .expect("read member")
+                .expect("owner membership");
+        OrgFixture {
+            org_id,
+            owner: MemberFixture {
+                account_id,
+                member_id: member.id,
+                email: String::new(),
+                token: output.owner_token.clone(),
+            },
+            scim_token: output.scim_token.clone(),
+        }
+    }
+
     /// A new organization, its owner (with a personal token) and a SCIM
     /// token, created the way `muster bootstrap` does it.
     pub async fn with_org_owner(&self) -> OrgFixture {

@@ -3,7 +3,7 @@
 //! API's status), and takes the session's CSRF token and our Origin.
 
 use super::{Browser, api_session, client, owner_in_console, sessions, set_cookie};
-use crate::common::{self, PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 
 use chrono::Utc;
 use muster::auth::totp::{TotpSecret, step_of};
@@ -25,31 +25,6 @@ async fn me(app: &TestApp, token: &str) -> Value {
     let (status, body) = app.call(Method::GET, "/me", token, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
-}
-
-/// A member of `org` with `role` who has a password (`PASSWORD`), so the
-/// console can sign them in.
-async fn member_with_password(
-    app: &TestApp,
-    org: &common::OrgFixture,
-    role: muster::domain::Role,
-) -> common::MemberFixture {
-    let member = app.with_member(org, role).await;
-    let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
-    let store = &app.store;
-    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
-        muster::store::accounts::set_password_hash(
-            store,
-            session,
-            &member.account_id,
-            &hash,
-            Utc::now(),
-        )
-        .await
-    })
-    .expect("set a password");
-    assert!(set);
-    member
 }
 
 #[tokio::test]
@@ -468,7 +443,9 @@ async fn console_leaving_as_the_last_owner_is_refused_with_the_reason() {
     );
 
     // An admin may leave.
-    let admin = member_with_password(&app, &org, muster::domain::Role::Admin).await;
+    let admin = app
+        .member_with_password(&org, muster::domain::Role::Admin)
+        .await;
     let admin_browser = Browser::signed_in(&app, &admin.email).await;
     let left = admin_browser
         .submit(&format!("/console/me{path}"), &[])
@@ -491,7 +468,9 @@ async fn console_leaving_as_the_last_owner_is_refused_with_the_reason() {
 async fn console_account_deletion_needs_the_password_and_signs_out() {
     let app = TestApp::spawn().await;
     let (owner, org, _) = owner_in_console(&app).await;
-    let member = member_with_password(&app, &org, muster::domain::Role::Contributor).await;
+    let member = app
+        .member_with_password(&org, muster::domain::Role::Contributor)
+        .await;
     let browser = Browser::signed_in(&app, &member.email).await;
 
     let mistyped = browser

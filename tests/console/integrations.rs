@@ -3,10 +3,9 @@
 //! shown once; the API's permission checks and the forms' CSRF checks;
 //! the audit log's filters, pages and downloads; a person's own activity.
 
-use super::{Browser, client, owner_in_console};
-use crate::common::{self, PASSWORD, TestApp};
+use super::{client, member_in_console, owner_in_console};
+use crate::common::{self, TestApp};
 
-use chrono::Utc;
 use muster::domain::Role;
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
@@ -54,30 +53,6 @@ async fn scim_users(app: &TestApp, token: &str) -> StatusCode {
         .await
         .expect("GET /scim/v2/Users")
         .status()
-}
-
-/// A member of `org` with `role` and a password, signed in to the console.
-async fn member_in_console<'a>(
-    app: &'a TestApp,
-    org: &common::OrgFixture,
-    role: Role,
-) -> (Browser<'a>, common::MemberFixture) {
-    let member = app.with_member(org, role).await;
-    let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
-    let store = &app.store;
-    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
-        muster::store::accounts::set_password_hash(
-            store,
-            session,
-            &member.account_id,
-            &hash,
-            Utc::now(),
-        )
-        .await
-    })
-    .expect("set a password");
-    assert!(set);
-    (Browser::signed_in(app, &member.email).await, member)
 }
 
 #[tokio::test]

@@ -2,10 +2,9 @@
 //! is checked against what the management API then reports, since the
 //! pages must run the API's use cases and nothing else.
 
-use super::{Browser, owner_in_console};
-use crate::common::{self, PASSWORD, TestApp};
+use super::{member_in_console, owner_in_console};
+use crate::common::{self, TestApp};
 
-use chrono::Utc;
 use muster::domain::Role;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
@@ -49,31 +48,6 @@ async fn invite_by_api(app: &TestApp, org: &common::OrgFixture, emails: &str) ->
         .iter()
         .filter_map(|r| r["invitation_id"].as_str().map(str::to_owned))
         .collect()
-}
-
-/// A member of `org` with `role` and the password [`PASSWORD`], signed in
-/// to the console.
-async fn member_in_console<'a>(
-    app: &'a TestApp,
-    org: &common::OrgFixture,
-    role: Role,
-) -> (Browser<'a>, common::MemberFixture) {
-    let member = app.with_member(org, role).await;
-    let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
-    let store = &app.store;
-    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
-        muster::store::accounts::set_password_hash(
-            store,
-            session,
-            &member.account_id,
-            &hash,
-            Utc::now(),
-        )
-        .await
-    })
-    .expect("set a password");
-    assert!(set);
-    (Browser::signed_in(app, &member.email).await, member)
 }
 
 /// The table row of the outcomes page that names `email`.

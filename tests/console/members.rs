@@ -3,7 +3,7 @@
 //! answers for the same member afterwards.
 
 use super::{Browser, client, owner_in_console};
-use crate::common::{MemberFixture, OrgFixture, PASSWORD, TestApp};
+use crate::common::{MemberFixture, OrgFixture, TestApp};
 
 use chrono::Utc;
 use muster::domain::Role;
@@ -38,25 +38,6 @@ async fn api_role(app: &TestApp, org: &OrgFixture, member: &MemberFixture) -> St
     let (status, body) = api_member(app, org, member).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["role"].as_str().expect("a role").to_owned()
-}
-
-/// Gives `member` the password [`PASSWORD`] and signs them in.
-async fn member_in_console<'a>(app: &'a TestApp, member: &MemberFixture) -> Browser<'a> {
-    let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
-    let store = &app.store;
-    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
-        muster::store::accounts::set_password_hash(
-            store,
-            session,
-            &member.account_id,
-            &hash,
-            Utc::now(),
-        )
-        .await
-    })
-    .expect("set a password");
-    assert!(set);
-    Browser::signed_in(app, &member.email).await
 }
 
 /// Text as the pages' templates escape it.
@@ -338,9 +319,9 @@ async fn console_suspension_until_a_date_is_the_api_s_suspension() {
 async fn console_an_admin_is_refused_the_owner_role_with_the_api_s_reason() {
     let app = TestApp::spawn().await;
     let (_, org, _) = owner_in_console(&app).await;
-    let admin = app.with_member(&org, Role::Admin).await;
+    let admin = app.member_with_password(&org, Role::Admin).await;
     let viewer = app.with_member(&org, Role::Viewer).await;
-    let browser = member_in_console(&app, &admin).await;
+    let browser = Browser::signed_in(&app, &admin.email).await;
     let path = member_path(&org, &viewer);
 
     let refused = browser
@@ -480,9 +461,9 @@ async fn console_member_forms_without_the_token_or_from_another_origin_change_no
 async fn console_a_viewer_sees_no_forms_and_a_posted_change_is_refused() {
     let app = TestApp::spawn().await;
     let (_, org, _) = owner_in_console(&app).await;
-    let viewer = app.with_member(&org, Role::Viewer).await;
+    let viewer = app.member_with_password(&org, Role::Viewer).await;
     let other = app.with_member(&org, Role::Viewer).await;
-    let browser = member_in_console(&app, &viewer).await;
+    let browser = Browser::signed_in(&app, &viewer.email).await;
     let path = member_path(&org, &other);
 
     let page = browser.page(&path, StatusCode::OK).await;

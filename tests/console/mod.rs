@@ -187,9 +187,20 @@ impl<'a> Browser<'a> {
 /// the owner's email.
 async fn owner_in_console(app: &TestApp) -> (Browser<'_>, common::OrgFixture, String) {
     let (output, email) = app.owner_with_password("console").await;
-    let org = fixture_of(app, &output).await;
+    let org = app.org_of(&output).await;
     let browser = Browser::signed_in(app, &email).await;
     (browser, org, email)
+}
+
+/// A member of `org` with `role`, with a password, signed in to the
+/// console.
+async fn member_in_console<'a>(
+    app: &'a TestApp,
+    org: &common::OrgFixture,
+    role: muster::domain::Role,
+) -> (Browser<'a>, common::MemberFixture) {
+    let member = app.member_with_password(org, role).await;
+    (Browser::signed_in(app, &member.email).await, member)
 }
 
 async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
@@ -362,29 +373,6 @@ async fn console_sign_out_ends_the_session_and_clears_the_cookie() {
     app.shutdown().await;
 }
 
-/// The organization `owner_with_password` made, as `with_member` takes it.
-async fn fixture_of(
-    app: &TestApp,
-    output: &muster::bootstrap::BootstrapOutput,
-) -> common::OrgFixture {
-    let org_id = muster::domain::OrgId::parse(&output.org_id).expect("org id");
-    let account_id = muster::domain::AccountId::parse(&output.owner_account_id).expect("id");
-    let member = muster::store::members::find_by_account(&app.store, None, &org_id, &account_id)
-        .await
-        .expect("read member")
-        .expect("owner membership");
-    common::OrgFixture {
-        org_id,
-        owner: common::MemberFixture {
-            account_id,
-            member_id: member.id,
-            email: String::new(),
-            token: output.owner_token.clone(),
-        },
-        scim_token: output.scim_token.clone(),
-    }
-}
-
 #[tokio::test]
 async fn console_members_page_lists_the_org_and_refuses_another() {
     let app = TestApp::spawn().await;
@@ -510,25 +498,9 @@ async fn console_sign_in_asks_for_the_code_of_an_account_with_mfa() {
     let members = format!("/console/orgs/{}/members", output.org_id);
     assert_eq!(browser.get(&members).await.status(), StatusCode::OK);
     let member = app
-        .with_member(
-            &fixture_of(&app, &output).await,
-            muster::domain::Role::Admin,
-        )
+        .with_member(&app.org_of(&output).await, muster::domain::Role::Admin)
         .await;
-    let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
-    let store = &app.store;
-    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
-        muster::store::accounts::set_password_hash(
-            store,
-            session,
-            &member.account_id,
-            &hash,
-            Utc::now(),
-        )
-        .await
-    })
-    .expect("set a password");
-    assert!(set);
+    app.give_password(&member.account_id).await;
     let mut without_mfa = Browser::open(&app).await;
     assert_eq!(
         without_mfa.sign_in(&member.email, PASSWORD).await.status(),

@@ -4,38 +4,12 @@
 //! changing nothing.
 
 use super::{Browser, api_session, owner_in_console};
-use crate::common::{self, PASSWORD, TestApp};
+use crate::common::TestApp;
 
-use chrono::Utc;
 use muster::domain::Role;
 use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// A member with `role` in `org` who can sign in to the console with
-/// [`PASSWORD`].
-async fn member_with_password(
-    app: &TestApp,
-    org: &common::OrgFixture,
-    role: Role,
-) -> common::MemberFixture {
-    let member = app.with_member(org, role).await;
-    let hash = muster::auth::password::hash_password(PASSWORD).expect("hash");
-    let store = &app.store;
-    let set = muster::in_transaction!(store, |session| -> Result<bool, mongodb::error::Error> {
-        muster::store::accounts::set_password_hash(
-            store,
-            session,
-            &member.account_id,
-            &hash,
-            Utc::now(),
-        )
-        .await
-    })
-    .expect("set a password");
-    assert!(set);
-    member
-}
 
 /// The path a 303 points to, checked to start with `prefix`.
 fn redirected(response: &reqwest::Response, prefix: &str) -> String {
@@ -178,7 +152,7 @@ async fn console_group_mapped_to_a_role_raises_its_members_role_in_the_api() {
 async fn console_refuses_an_admin_mapping_a_group_to_owner_as_the_api_does() {
     let app = TestApp::spawn().await;
     let (_, org, _) = owner_in_console(&app).await;
-    let admin = member_with_password(&app, &org, Role::Admin).await;
+    let admin = app.member_with_password(&org, Role::Admin).await;
     let browser = Browser::signed_in(&app, &admin.email).await;
     let created = api(
         &app,
@@ -377,7 +351,7 @@ async fn console_settings_are_changed_through_the_api_and_refused_as_it_refuses(
     assert_eq!(api(&app, owner, Method::GET, &api_org, None).await, after);
 
     // A non-owner (an admin) gets the API's 403; nothing changes.
-    let admin = member_with_password(&app, &org, Role::Admin).await;
+    let admin = app.member_with_password(&org, Role::Admin).await;
     let as_admin = Browser::signed_in(&app, &admin.email).await;
     let page = as_admin.page(&settings, StatusCode::OK).await;
     assert!(page.contains("Only the organization's owners"), "{page}");
