@@ -22,7 +22,7 @@ use poem_openapi::types::MaybeUndefined;
 use serde::Deserialize;
 
 use super::{
-    Answer, Console, SESSION_COOKIE, TokenOnly, console_cookie, html, respond, see_other,
+    Answer, Console, SESSION_COOKIE, TokenOnly, console_cookie, html, notice, respond, see_other,
     with_cookie,
 };
 use crate::api::access::OrgAccess;
@@ -54,20 +54,22 @@ pub(super) const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-/// What a redirect's `?done=` says, as fixed text: the query never puts
-/// words of its own on the page.
-fn done_notice(slug: &str) -> Option<&'static str> {
-    Some(match slug {
-        "name" => "Your name is saved.",
-        "password" => "Your password is changed. Your other sessions have ended.",
-        "left" => "You have left the organization.",
-        "mfa-off" => "Two-factor authentication is off. Your other sessions have ended.",
-        "session-ended" => "The session has ended.",
-        "others-ended" => "Your other sessions have ended.",
-        "token-revoked" => "The token is revoked: it no longer works.",
-        _ => return None,
-    })
-}
+/// What each `?done=` slug says after an account form.
+const DONE: &[(&str, &str)] = &[
+    ("name", "Your name is saved."),
+    (
+        "password",
+        "Your password is changed. Your other sessions have ended.",
+    ),
+    ("left", "You have left the organization."),
+    (
+        "mfa-off",
+        "Two-factor authentication is off. Your other sessions have ended.",
+    ),
+    ("session-ended", "The session has ended."),
+    ("others-ended", "Your other sessions have ended."),
+    ("token-revoked", "The token is revoked: it no longer works."),
+];
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Done {
@@ -87,7 +89,7 @@ impl Outcome {
         let notice = query
             .ok()
             .and_then(|Query(done)| done.done)
-            .and_then(|slug| done_notice(&slug));
+            .and_then(|slug| notice(Some(&slug), DONE));
         Outcome {
             status: StatusCode::OK,
             notice,
@@ -925,8 +927,8 @@ mod tests {
 
     #[test]
     fn done_slugs_are_fixed_text() {
-        assert!(done_notice("name").is_some());
-        assert_eq!(done_notice("<script>"), None);
+        assert!(notice(Some("name"), DONE).is_some());
+        assert_eq!(notice(Some("<script>"), DONE), None);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! `org_export_file`, `own_page`): the same filters' checks, the same use
 //! cases and their `view_audit_log` check, the same export file.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use minijinja::context;
 use minijinja::value::Serde;
 use poem::http::{StatusCode, header};
@@ -13,7 +12,7 @@ use poem::web::{Data, Path, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
-use super::{Answer, Console, InOrg, html, respond};
+use super::{Answer, Console, InOrg, given, html, respond, utc_field};
 use crate::api::audit::{
     ActionParam, AuditEventList, AuditPartyView, ExportFormat, Filters, org_export_file, org_page,
     own_page,
@@ -45,43 +44,19 @@ pub struct AuditForm {
     cursor: String,
 }
 
-fn given(raw: &str) -> Option<String> {
-    let raw = raw.trim();
-    (!raw.is_empty()).then(|| raw.to_owned())
-}
-
-/// An instant from a form: RFC 3339, or a `datetime-local` value
-/// (`2026-12-02T15:04`, seconds optional), which the labels say is UTC.
-fn instant(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, AppError> {
-    let Some(raw) = given(raw) else {
-        return Ok(None);
-    };
-    if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
-        return Ok(Some(at.with_timezone(&Utc)));
-    }
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(&raw, format).ok())
-        .map(|at| Some(at.and_utc()))
-        .ok_or_else(|| {
-            AppError::invalid(
-                field,
-                "a date and time, such as 2026-12-02T15:04 (UTC) or 2026-12-02T15:04:00+01:00",
-            )
-        })
-}
-
 impl AuditForm {
     /// The API's filters; the API checks them (an unknown action, a
     /// reversed range) as it checks its query parameters.
     fn filters(&self, with_cursor: bool) -> Result<Filters, AppError> {
         Ok(Filters {
-            actor: given(&self.actor),
-            action: given(&self.action).map(ActionParam),
-            target: given(&self.target),
-            since: instant("since", &self.since)?,
-            until: instant("until", &self.until)?,
-            cursor: with_cursor.then(|| given(&self.cursor)).flatten(),
+            actor: given(&self.actor).map(str::to_owned),
+            action: given(&self.action).map(str::to_owned).map(ActionParam),
+            target: given(&self.target).map(str::to_owned),
+            since: utc_field("since", &self.since)?,
+            until: utc_field("until", &self.until)?,
+            cursor: with_cursor
+                .then(|| given(&self.cursor).map(str::to_owned))
+                .flatten(),
             limit: DEFAULT_PAGE_SIZE,
         })
     }
@@ -97,7 +72,7 @@ impl AuditForm {
             ("since", &self.since),
             ("until", &self.until),
         ] {
-            if let Some(value) = given(value) {
+            if let Some(value) = given(value).map(str::to_owned) {
                 query.append_pair(name, &value);
             }
         }
@@ -114,10 +89,10 @@ impl AuditForm {
             target => self.target.clone(),
             since => self.since.clone(),
             until => self.until.clone(),
-            filtered => given(&self.action).is_some() || given(&self.actor).is_some()
-                || given(&self.target).is_some() || given(&self.since).is_some()
-                || given(&self.until).is_some(),
-            paged => given(&self.cursor).is_some(),
+            filtered => given(&self.action).map(str::to_owned).is_some() || given(&self.actor).map(str::to_owned).is_some()
+                || given(&self.target).map(str::to_owned).is_some() || given(&self.since).map(str::to_owned).is_some()
+                || given(&self.until).map(str::to_owned).is_some(),
+            paged => given(&self.cursor).map(str::to_owned).is_some(),
         }
     }
 }
@@ -338,7 +313,7 @@ mod tests {
     #[test]
     fn form_times_are_rfc_3339_or_local_fields_read_as_utc() {
         let at = |raw: &str| {
-            instant("since", raw)
+            utc_field("since", raw)
                 .ok()
                 .flatten()
                 .map(|at| at.to_rfc3339())
@@ -351,8 +326,8 @@ mod tests {
             at("2026-12-02T15:04:05+01:00").as_deref(),
             Some("2026-12-02T14:04:05+00:00")
         );
-        assert_eq!(instant("since", "").ok(), Some(None));
-        assert!(instant("since", "yesterday").is_err());
+        assert_eq!(utc_field("since", "").ok(), Some(None));
+        assert!(utc_field("since", "yesterday").is_err());
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! the same reason and status; the forms only turn fields into the API's
 //! request.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use minijinja::context;
 use minijinja::value::Serde;
 use poem::http::StatusCode;
@@ -17,7 +16,7 @@ use poem::{Request, Response, handler};
 use poem_openapi::types::MaybeUndefined;
 use serde::Deserialize;
 
-use super::{Answer, InOrg, forbidden_form, html, respond, see_other};
+use super::{Answer, Fields, InOrg, forbidden_form, html, notice, respond, see_other, utc_field};
 use crate::api;
 use crate::api::members::{MemberView, ProjectRightsView, UpdateMemberRequest};
 use crate::api::text::Text;
@@ -44,17 +43,13 @@ pub(super) const TEMPLATES: &[(&str, &str)] = &[
     (MEMBER, include_str!("../../templates/console/member.html")),
 ];
 
-/// The fixed sentence a `?done=` slug shows; anything else shows nothing,
-/// so a link cannot put words on the page.
-fn notice(done: Option<&str>) -> Option<&'static str> {
-    match done? {
-        "role" => Some("The role was changed."),
-        "status" => Some("The status was changed."),
-        "rights" => Some("The project rights were saved."),
-        "removed" => Some("The member was removed."),
-        _ => None,
-    }
-}
+/// What each `?done=` slug says after a member form.
+const DONE: &[(&str, &str)] = &[
+    ("role", "The role was changed."),
+    ("status", "The status was changed."),
+    ("rights", "The project rights were saved."),
+    ("removed", "The member was removed."),
+];
 
 /// The table's GET form: the API's filters, with empty fields meaning
 /// "any" (a `<select>`'s first option sends an empty value).
@@ -197,7 +192,7 @@ pub async fn members_page(
                     paged => filled(&filters.cursor).is_some(),
                     next => listed.next_cursor.as_deref().map(|cursor| filters.link(&org_id, Some(cursor))),
                     first => filters.link(&org_id, None),
-                    notice => notice(filters.done.as_deref()),
+                    notice => notice(filters.done.as_deref(), DONE),
                     ..page.values()
                 },
             ))
@@ -226,7 +221,7 @@ pub async fn member_page(
             let done = query.ok().and_then(|Query(query)| query.done);
             let shown = Shown {
                 status: StatusCode::OK,
-                notice: notice(done.as_deref()),
+                notice: notice(done.as_deref(), DONE),
                 refused: None,
             };
             render_member(&state, &page, &member, shown).await
@@ -355,19 +350,6 @@ async fn render_member(state: &AppState, page: &InOrg, member: &str, shown: Show
     ))
 }
 
-/// A member form's fields, in order; repeated names (the rights'
-/// checkboxes) kept.
-fn fields(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).into_owned().collect()
-}
-
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
-
 /// What one of the member page's forms asks for, as the API's request.
 enum Change {
     Update(&'static str, UpdateMemberRequest),
@@ -383,29 +365,14 @@ fn request() -> UpdateMemberRequest {
     }
 }
 
-/// `datetime-local`'s value (`2030-01-31T09:30`, seconds optional), read
-/// as UTC: the field says so, and the page then works without a script.
-fn utc_from_field(raw: &str) -> Result<DateTime<Utc>, AppError> {
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(raw.trim(), format).ok())
-        .map(|at| at.and_utc())
-        .ok_or_else(|| {
-            AppError::invalid(
-                "suspended_until",
-                "not a date and time: write it as 2030-01-31T09:30 (UTC)",
-            )
-        })
-}
-
-fn status_change(fields: &[(String, String)]) -> Result<Change, AppError> {
-    let status = field(fields, "status").unwrap_or_default();
-    let until = field(fields, "suspended_until").filter(|v| !v.trim().is_empty());
+fn status_change(fields: &Fields) -> Result<Change, AppError> {
+    let status = fields.get("status");
+    let until = utc_field("suspended_until", fields.get("suspended_until"))?;
     // A date only with a suspension; without one, suspending means "until
     // further notice". A date with another status goes to the use case,
     // which refuses it with the API's reason.
     let suspended_until = match until {
-        Some(raw) => MaybeUndefined::Value(utc_from_field(raw)?),
+        Some(at) => MaybeUndefined::Value(at),
         None if status == MemberStatus::Suspended.as_str() => MaybeUndefined::Null,
         None => MaybeUndefined::Undefined,
     };
@@ -421,12 +388,12 @@ fn status_change(fields: &[(String, String)]) -> Result<Change, AppError> {
 
 /// The checkboxes `right` = `{project}:{right}`, grouped by project in the
 /// order they came; a project with no box ticked holds no rights.
-fn rights_change(fields: &[(String, String)]) -> Change {
+fn rights_change(fields: &Fields) -> Change {
     let mut grants: Vec<ProjectRightsView> = Vec::new();
-    for (_, value) in fields.iter().filter(|(key, _)| key == "right") {
+    for value in fields.all("right") {
         // A value this form never sends still goes to the API, whose
         // parsing refuses it with a reason, rather than being dropped.
-        let (project, right) = value.rsplit_once(':').unwrap_or((value.as_str(), ""));
+        let (project, right) = value.rsplit_once(':').unwrap_or((value, ""));
         match grants.iter_mut().find(|g| &*g.project_id == project) {
             Some(grant) => grant.rights.push(right.into()),
             None => grants.push(ProjectRightsView {
@@ -482,15 +449,14 @@ async fn submit(
     member: &str,
     form: &'static str,
     body: poem::Result<Vec<u8>>,
-    change: impl FnOnce(&[(String, String)]) -> Result<Change, AppError>,
+    change: impl FnOnce(&Fields) -> Result<Change, AppError>,
 ) -> Answer {
     let page = InOrg::open(state, req, org).await?;
     let Ok(body) = body else {
         return Err(forbidden_form().into());
     };
-    let fields = fields(&body);
-    page.console
-        .check_form(state, req, field(&fields, "csrf").unwrap_or_default())?;
+    let fields = Fields::parse(&body);
+    page.console.check_form(state, req, fields.get("csrf"))?;
     let applied = match change(&fields) {
         Ok(change) => apply(state, &page, member, change).await,
         Err(err) => Err(err),
@@ -525,11 +491,11 @@ pub async fn change_role(
     Path((org, member)): Path<(String, String)>,
     body: poem::Result<Vec<u8>>,
 ) -> Response {
-    let role = |fields: &[(String, String)]| {
+    let role = |fields: &Fields| {
         Ok(Change::Update(
             "role",
             UpdateMemberRequest {
-                role: Some(Text(field(fields, "role").unwrap_or_default().to_owned())),
+                role: Some(Text(fields.get("role").to_owned())),
                 ..request()
             },
         ))
@@ -554,7 +520,7 @@ pub async fn change_rights(
     Path((org, member)): Path<(String, String)>,
     body: poem::Result<Vec<u8>>,
 ) -> Response {
-    let rights = |fields: &[(String, String)]| Ok(rights_change(fields));
+    let rights = |fields: &Fields| Ok(rights_change(fields));
     respond(submit(&state, req, &org, &member, "rights", body, rights).await)
 }
 
@@ -565,9 +531,9 @@ pub async fn remove_member(
     Path((org, member)): Path<(String, String)>,
     body: poem::Result<Vec<u8>>,
 ) -> Response {
-    let remove = |fields: &[(String, String)]| {
+    let remove = |fields: &Fields| {
         Ok(Change::Remove {
-            confirmed: field(fields, "confirm") == Some("yes"),
+            confirmed: fields.get("confirm") == "yes",
         })
     };
     respond(submit(&state, req, &org, &member, "remove", body, remove).await)
@@ -611,16 +577,6 @@ mod tests {
     }
 
     #[test]
-    fn a_suspension_end_is_read_as_utc() {
-        assert_eq!(
-            utc_from_field("2030-01-31T09:30").ok(),
-            Some(chrono::TimeZone::with_ymd_and_hms(&Utc, 2030, 1, 31, 9, 30, 0).unwrap())
-        );
-        assert!(utc_from_field("2030-01-31T09:30:15").is_ok());
-        assert!(utc_from_field("tomorrow").is_err());
-    }
-
-    #[test]
     fn a_role_says_where_it_comes_from() {
         let mut member = MemberView {
             id: "m".into(),
@@ -639,8 +595,8 @@ mod tests {
             suspended_until: None,
             project_rights: Vec::new(),
             effective_project_rights: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
         };
         assert_eq!(role_source(&member), "via group Ops");
         member.direct_role = "admin".into();
@@ -651,7 +607,8 @@ mod tests {
 
     #[test]
     fn rights_boxes_become_the_api_s_project_rights() {
-        let sent = fields(b"csrf=t&right=p1%3Aread&right=p2%3Adelete&right=p1%3Awrite&right=junk");
+        let sent =
+            Fields::parse(b"csrf=t&right=p1%3Aread&right=p2%3Adelete&right=p1%3Awrite&right=junk");
         let Change::Update("rights", request) = rights_change(&sent) else {
             panic!("a rights update");
         };
@@ -670,13 +627,6 @@ mod tests {
                 ("junk".into(), vec!["".into()]),
             ]
         );
-    }
-
-    #[test]
-    fn only_known_slugs_show_a_notice() {
-        assert_eq!(notice(Some("role")), Some("The role was changed."));
-        assert_eq!(notice(Some("<script>")), None);
-        assert_eq!(notice(None), None);
     }
 
     #[test]

@@ -431,20 +431,21 @@ pub struct TokenOnly {
 struct Fields(Vec<(String, String)>);
 
 impl Fields {
-    fn parse(body: &str) -> Fields {
-        Fields(
-            form_urlencoded::parse(body.as_bytes())
-                .map(|(name, value)| (name.into_owned(), value.into_owned()))
-                .collect(),
-        )
+    fn parse(body: impl AsRef<[u8]>) -> Fields {
+        Fields(form_urlencoded::parse(body.as_ref()).into_owned().collect())
     }
 
     /// The first value sent for `name`; empty when there is none.
     fn get(&self, name: &str) -> &str {
+        self.all(name).next().unwrap_or("")
+    }
+
+    /// Every value sent for `name`, in order.
+    fn all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> {
         self.0
             .iter()
-            .find(|(sent, _)| sent == name)
-            .map_or("", |(_, value)| value.as_str())
+            .filter(move |(sent, _)| sent == name)
+            .map(|(_, value)| value.as_str())
     }
 
     fn has(&self, name: &str) -> bool {
@@ -475,6 +476,34 @@ fn json_number(raw: &str) -> serde_json::Value {
     raw.parse::<u64>()
         .map(serde_json::Value::from)
         .unwrap_or_else(|_| serde_json::Value::from(raw))
+}
+
+/// A form's text field, trimmed; a blank one is an absent one, as the
+/// API's optional fields are.
+fn given(raw: &str) -> Option<&str> {
+    Some(raw.trim()).filter(|raw| !raw.is_empty())
+}
+
+/// An instant from a form: RFC 3339, or a `datetime-local` value
+/// (`2026-12-02T15:04`, seconds optional), which the fields' labels say
+/// is UTC, so a page means one instant without a script. Blank is none.
+fn utc_field(field: &'static str, raw: &str) -> Result<Option<DateTime<Utc>>, AppError> {
+    let Some(raw) = given(raw) else {
+        return Ok(None);
+    };
+    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(Some(at.with_timezone(&Utc)));
+    }
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(raw, format).ok())
+        .map(|at| Some(at.and_utc()))
+        .ok_or_else(|| {
+            AppError::invalid(
+                field,
+                "a date and time, such as 2026-12-02T15:04 (UTC) or 2026-12-02T15:04:00+01:00",
+            )
+        })
 }
 
 /// The notice for `?done=<slug>` after a form succeeded: only the page's
@@ -667,6 +696,25 @@ mod tests {
         );
         // Not an instant: shown as text, escaped.
         assert_eq!(shown("<b>"), "&lt;b&gt;");
+    }
+
+    #[test]
+    fn only_a_page_s_own_slugs_show_a_notice() {
+        let known = &[("role", "The role was changed.")];
+        assert_eq!(notice(Some("role"), known), Some("The role was changed."));
+        assert_eq!(notice(Some("<script>"), known), None);
+        assert_eq!(notice(None, known), None);
+    }
+
+    #[test]
+    fn form_instants_are_read_as_utc_unless_they_say_otherwise() {
+        let at = |raw| utc_field("at", raw).ok().flatten();
+        let expected = chrono::TimeZone::with_ymd_and_hms(&Utc, 2030, 1, 31, 9, 30, 0).single();
+        assert_eq!(at("2030-01-31T09:30"), expected);
+        assert_eq!(at(" 2030-01-31T09:30:00 "), expected);
+        assert_eq!(at("2030-01-31T10:30:00+01:00"), expected);
+        assert_eq!(utc_field("at", "").ok(), Some(None));
+        assert!(utc_field("at", "tomorrow").is_err());
     }
 
     #[test]
