@@ -651,7 +651,7 @@ async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
             Value::Null,
         )
         .await;
-    assert_eq!(width, "960px", "console.css is applied");
+    assert_eq!(width, "1152px", "console.css is applied");
     driver.close(&session).await;
     app.shutdown().await;
 }
