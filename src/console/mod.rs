@@ -169,6 +169,13 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
     ]
 }
 
+/// Every console route's path below `/console`, in poem's syntax
+/// (`/orgs/:org/members`): what a test walks to check that no form
+/// skips the CSRF check.
+pub fn route_paths() -> Vec<&'static str> {
+    table().into_iter().map(|(path, _)| path).collect()
+}
+
 /// The console's routes, to nest under `/console`.
 pub fn routes() -> Route {
     table()
@@ -180,8 +187,7 @@ pub fn routes() -> Route {
 /// parameters named (`/orgs/{org}/members`), for metrics' labels; `None`
 /// for a path no console route takes.
 pub fn route_template(rest: &str) -> Option<String> {
-    static PATHS: LazyLock<Vec<&'static str>> =
-        LazyLock::new(|| table().into_iter().map(|(path, _)| path).collect());
+    static PATHS: LazyLock<Vec<&'static str>> = LazyLock::new(route_paths);
     let rest = if rest.is_empty() { "/" } else { rest };
     let segments: Vec<&str> = rest.split('/').collect();
     PATHS.iter().find_map(|path| {
