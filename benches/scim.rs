@@ -329,6 +329,7 @@ async fn seed_users(store: &Store, org: &OrgId, from: usize, to: usize) -> Fixtu
             project_rights: Vec::new(),
             created_at: now,
             updated_at: now,
+            last_sign_in_at: None,
         };
         ids.push(member.id.to_string());
         names.push(name);

@@ -130,6 +130,7 @@ async fn deleting_an_account_takes_everything_of_it_and_pseudonymises_its_trail(
             project_rights: Vec::new(),
             created_at: now,
             updated_at: now,
+            last_sign_in_at: None,
         };
         let email = muster::domain::Email::parse(&acme.owner.email).expect("email");
         let store = &app.store;

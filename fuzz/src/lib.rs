@@ -232,6 +232,7 @@ fn member(status: MemberStatus) -> Member {
         project_rights: Vec::new(),
         created_at: DateTime::<Utc>::UNIX_EPOCH,
         updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        last_sign_in_at: None,
     }
 }
 

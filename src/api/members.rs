@@ -60,6 +60,9 @@ pub struct MemberView {
     pub effective_project_rights: Option<EffectiveProjectRightsView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the person last signed in to Muster (with a password, in any
+    /// organization); absent if they never have.
+    pub last_sign_in_at: Option<DateTime<Utc>>,
 }
 
 impl Example for MemberView {
@@ -86,6 +89,7 @@ impl Example for MemberView {
             effective_project_rights: Some(EffectiveProjectRightsView::example()),
             created_at: example_time("2024-11-18T10:05:00Z"),
             updated_at: example_time("2025-01-10T11:42:00Z"),
+            last_sign_in_at: Some(example_time("2025-02-03T08:15:00Z")),
         }
     }
 }
@@ -200,6 +204,7 @@ fn member_view(record: &UserRecord, groups: &[MappedRole], now: DateTime<Utc>) -
         effective_project_rights: None,
         created_at: member.created_at,
         updated_at: member.updated_at,
+        last_sign_in_at: member.last_sign_in_at,
     }
 }
 

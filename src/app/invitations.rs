@@ -821,6 +821,7 @@ async fn join(
                 project_rights: invitation.project_rights.clone(),
                 created_at: now,
                 updated_at: now,
+                last_sign_in_at: None,
             };
             // Named like a member an identity provider created, so that
             // IdPs that require names (Okta) can import this one.

@@ -208,6 +208,7 @@ pub async fn provision(
             project_rights: Vec::new(),
             created_at: now,
             updated_at: now,
+            last_sign_in_at: None,
         };
         // The unique indexes decide, in the insert's round trip. The refusal
         // ends the transaction, so which attribute is taken is read outside

@@ -92,6 +92,7 @@ impl Founded {
             project_rights: Vec::new(),
             created_at: now,
             updated_at: now,
+            last_sign_in_at: None,
         };
         Founded { org, owner }
     }

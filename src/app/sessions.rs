@@ -263,6 +263,7 @@ async fn open_session(
                 "a fresh session token collided with a stored one",
             ));
         }
+        store::members::record_sign_in(store, session, account_id, now).await?;
         store::audit::record(store, session, &signed_in).await?;
         Ok(())
     })?;

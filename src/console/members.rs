@@ -172,6 +172,7 @@ pub async fn members_page(
                         role_source => role_source(member),
                         status => member.status.clone(),
                         suspended_until => Serde(member.suspended_until),
+                        last_sign_in_at => Serde(member.last_sign_in_at),
                     }
                 })
                 .collect();
@@ -331,6 +332,7 @@ async fn render_member(state: &AppState, page: &InOrg, member: &str, shown: Show
                 }).collect::<Vec<_>>(),
                 status => view.status.clone(),
                 suspended_until => Serde(view.suspended_until),
+                last_sign_in_at => Serde(view.last_sign_in_at),
                 created_at => Serde(view.created_at),
                 all_projects => view.effective_project_rights.as_ref().is_some_and(|r| r.all_projects),
                 project_rights => project_rights,
@@ -597,6 +599,7 @@ mod tests {
             effective_project_rights: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
+            last_sign_in_at: None,
         };
         assert_eq!(role_source(&member), "via group Ops");
         member.direct_role = "admin".into();

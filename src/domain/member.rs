@@ -109,6 +109,9 @@ pub struct Member {
     pub project_rights: Vec<ProjectGrant>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the account behind the membership last signed in (in any
+    /// organization: a sign-in is the person's, not the membership's).
+    pub last_sign_in_at: Option<DateTime<Utc>>,
 }
 
 impl Member {

@@ -165,6 +165,10 @@ pub struct MemberDoc {
     pub project_rights: Vec<ProjectGrant>,
     pub created_at: BsonDateTime,
     pub updated_at: BsonDateTime,
+    /// Set by every sign-in of the account; not part of the SCIM resource,
+    /// so it moves neither `version` nor `updated_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sign_in_at: Option<BsonDateTime>,
     /// The SCIM profile. `user_name_lc`, `display_name_lc` and `emails_lc`
     /// are lower-cased shadows so that case-insensitive filters use indexes.
     pub user_name: String,
@@ -237,6 +241,7 @@ impl MemberDoc {
             project_rights: member.project_rights.clone(),
             created_at: bson_time(member.created_at),
             updated_at: bson_time(member.updated_at),
+            last_sign_in_at: member.last_sign_in_at.map(bson_time),
             user_name: profile.user_name.clone(),
             user_name_lc: profile.user_name.to_lowercase(),
             external_id: profile.external_id.clone(),
@@ -280,6 +285,7 @@ impl From<MemberDoc> for Member {
             project_rights: doc.project_rights,
             created_at: doc.created_at.to_chrono(),
             updated_at: doc.updated_at.to_chrono(),
+            last_sign_in_at: doc.last_sign_in_at.map(BsonDateTime::to_chrono),
         }
     }
 }

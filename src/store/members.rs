@@ -121,6 +121,25 @@ pub async fn list_for_account(
     Ok(docs.into_iter().map(Member::from).collect())
 }
 
+/// Notes a sign-in on every membership of the account, inside the
+/// sign-in's transaction. Not a change of the SCIM resource: `version`
+/// and `updated_at` stay.
+pub async fn record_sign_in(
+    store: &Store,
+    session: &mut ClientSession,
+    account_id: &AccountId,
+    now: DateTime<Utc>,
+) -> Result<(), MongoError> {
+    collection(store)
+        .update_many(
+            doc! { "account_id": account_id.as_str() },
+            doc! { "$set": { "last_sign_in_at": bson_time(now) } },
+        )
+        .session(session)
+        .await?;
+    Ok(())
+}
+
 /// Sets a member's status (and the end of a suspension).
 pub async fn set_status(
     store: &Store,

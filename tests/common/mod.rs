@@ -345,6 +345,7 @@ impl TestApp {
             project_rights: Vec::new(),
             created_at: now,
             updated_at: now,
+            last_sign_in_at: None,
         };
         let issued = IssuedToken::generate(TokenKind::Personal);
         let record = TokenRecord::new(

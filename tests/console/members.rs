@@ -554,3 +554,44 @@ async fn console_shows_a_role_held_through_a_group_and_the_member_s_groups() {
     );
     app.shutdown().await;
 }
+
+/// A sign-in (the console's, as the API's) is noted on every membership
+/// of the account: the API's member view and both pages show it, and a
+/// member who never signed in reads "never".
+#[tokio::test]
+async fn console_shows_when_a_member_last_signed_in() {
+    let app = TestApp::spawn().await;
+    let (_, org, _) = owner_in_console(&app).await;
+    let admin = app.member_with_password(&org, Role::Admin).await;
+    let (status, before) = api_member(&app, &org, &admin).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert!(before.get("last_sign_in_at").is_none(), "{before}");
+    let started = Utc::now();
+
+    let browser = Browser::signed_in(&app, &admin.email).await;
+    let (_, after) = api_member(&app, &org, &admin).await;
+    let at: chrono::DateTime<Utc> = after["last_sign_in_at"]
+        .as_str()
+        .and_then(|at| at.parse().ok())
+        .unwrap_or_else(|| panic!("a sign-in time in {after}"));
+    assert!(at >= started - chrono::Duration::seconds(1), "{at}");
+    // Not a change of the SCIM resource.
+    assert_eq!(after["updated_at"], before["updated_at"]);
+
+    let page = browser
+        .page(&member_path(&org, &admin), StatusCode::OK)
+        .await;
+    assert!(page.contains("<dt>Last sign-in</dt><dd><time"), "{page}");
+    let never = app.with_member(&org, Role::Viewer).await;
+    let table = browser.page(&members_path(&org), StatusCode::OK).await;
+    assert!(
+        table.contains("<th scope=\"col\">Last sign-in</th>"),
+        "{table}"
+    );
+    let row = table
+        .split("<tr>")
+        .find(|row| row.contains(&never.email))
+        .expect("the new member's row");
+    assert!(row.contains("<td>never</td>"), "{row}");
+    app.shutdown().await;
+}

@@ -302,6 +302,7 @@ async fn rejoin(app: &TestApp, org: &OrgFixture, member: &MemberFixture, role: R
         project_rights: Vec::new(),
         created_at: now,
         updated_at: now,
+        last_sign_in_at: None,
     };
     let email = muster::domain::Email::parse(&member.email).expect("email");
     let profile = muster::protocol::user::UserProfile::for_email(&email);
