@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::access::OrgAccess;
 use super::examples::{GROUP_ID, MEMBER_ID, PROJECT_ID, example_time};
-use super::members::{ProjectRightsView, parse_rights, rights_view};
+use super::members::{ProjectRightsView, parse_rights, primary_email, rights_view};
 use super::paging;
 use super::text::Text;
 use super::{ApiTags, BearerAuth};
@@ -21,6 +21,7 @@ use crate::app::{
 };
 use crate::domain::{GroupId, MemberId, Permission, Role};
 use crate::error::AppError;
+use crate::protocol::user::UserRecord;
 use crate::state::AppState;
 use crate::store::groups::Group;
 use crate::store::{self, Store};
@@ -83,6 +84,52 @@ impl Example for GroupPage {
         GroupPage {
             items: vec![GroupView::example()],
             next_cursor: Some(GROUP_ID.to_owned()),
+        }
+    }
+}
+
+/// A member of a group: who they are and their status. Their role and
+/// rights are in `GET /orgs/{org}/members/{member}`.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none, example)]
+pub struct GroupMemberView {
+    /// The member's id, as in `GET /orgs/{org}/members/{member}`.
+    pub id: String,
+    pub user_name: String,
+    pub display_name: Option<String>,
+    /// The primary (or first) email.
+    pub email: Option<String>,
+    /// The status that counts now: a suspension whose end has passed reads
+    /// `active`.
+    pub status: String,
+}
+
+impl Example for GroupMemberView {
+    fn example() -> Self {
+        GroupMemberView {
+            id: MEMBER_ID.to_owned(),
+            user_name: "ada@example.com".to_owned(),
+            display_name: Some("Ada Lovelace".to_owned()),
+            email: Some("ada@example.com".to_owned()),
+            status: "active".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct GroupMemberPage {
+    pub items: Vec<GroupMemberView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[oai(nullable)]
+    pub next_cursor: Option<String>,
+}
+
+impl Example for GroupMemberPage {
+    fn example() -> Self {
+        GroupMemberPage {
+            items: vec![GroupMemberView::example()],
+            next_cursor: Some(MEMBER_ID.to_owned()),
         }
     }
 }
@@ -277,6 +324,47 @@ pub(crate) async fn group_of(
     Ok(group_view(&group, count_members(store, &id).await?))
 }
 
+fn group_member_view(record: &UserRecord, now: DateTime<Utc>) -> GroupMemberView {
+    GroupMemberView {
+        id: record.member.id.to_string(),
+        user_name: record.profile.user_name.clone(),
+        display_name: record.profile.display_name().map(str::to_owned),
+        email: primary_email(record),
+        status: record.member.effective_status(now).to_string(),
+    }
+}
+
+/// `GET /orgs/{org}/groups/{group}/members`: whoever may read the group
+/// may read who is in it. Two round trips: the group (so an unknown one
+/// is 404, not an empty page), then the page of members.
+pub(crate) async fn group_members(
+    state: &AppState,
+    access: &OrgAccess,
+    group: &str,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<GroupMemberPage, AppError> {
+    access.require(Permission::ViewDirectory)?;
+    let id = parse_group_id(group)?;
+    let after = paging::cursor(cursor, |raw| {
+        MemberId::parse(raw).map(MemberId::into_string)
+    })?;
+    let store = state.store();
+    store::groups::get(store, None, access.org_id(), &id)
+        .await?
+        .ok_or_else(group_not_found)?;
+    let (records, next_cursor) =
+        store::groups::members_page(store, access.org_id(), &id, after.as_deref(), limit).await?;
+    let now = state.clock().now();
+    Ok(GroupMemberPage {
+        items: records
+            .iter()
+            .map(|record| group_member_view(record, now))
+            .collect(),
+        next_cursor,
+    })
+}
+
 /// `PATCH /orgs/{org}/groups/{group}`.
 pub(crate) async fn update_group(
     state: &AppState,
@@ -443,6 +531,37 @@ impl GroupsApi {
     ) -> Result<Json<GroupView>, AppError> {
         let access = OrgAccess::load(&state, &auth, req, &org).await?;
         Ok(Json(group_of(&state, &access, &group).await?))
+    }
+
+    /// List a group's members
+    ///
+    /// In the order they joined the organization, a page at a time: each
+    /// member's id, names, email and status. Any member may read it, as
+    /// they may read the group.
+    #[oai(path = "/orgs/:org/groups/:group/members", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list_members(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &Request,
+        /// The organization's id.
+        org: Path<String>,
+        /// The group's id.
+        group: Path<String>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1 to 200.
+        #[oai(
+            default = "paging::default_limit",
+            validator(minimum(value = "1"), maximum(value = "200"))
+        )]
+        limit: Query<u32>,
+    ) -> Result<Json<GroupMemberPage>, AppError> {
+        let access = OrgAccess::load(&state, &auth, req, &org).await?;
+        Ok(Json(
+            group_members(&state, &access, &group, cursor.0.as_deref(), limit.0).await?,
+        ))
     }
 
     /// Rename a group or change its members

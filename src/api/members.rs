@@ -170,7 +170,9 @@ fn member_not_found() -> AppError {
     AppError::NotFound("member")
 }
 
-fn primary_email(record: &UserRecord) -> Option<String> {
+/// Shared with a group's member list (`api::groups`), which shows the same
+/// email as the members list.
+pub(crate) fn primary_email(record: &UserRecord) -> Option<String> {
     let emails = record.profile.attributes.get("emails")?.as_array()?;
     let primary = emails
         .iter()

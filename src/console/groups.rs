@@ -1,6 +1,7 @@
 //! An organization's groups: the list with a form to create one, and a
-//! group's page with its role mapping and forms to rename it, map it to a
-//! role, add or remove members and delete it. Each form runs what the
+//! group's page with its role mapping, its members a page at a time, and
+//! forms to rename it, map it to a role, add or remove members and delete
+//! it. Each form runs what the
 //! API's route runs (`api::groups`), with the body the API would parse,
 //! so a group an identity provider manages, or a mapping to owner by a
 //! non-owner, is refused here exactly as there.
@@ -25,6 +26,8 @@ const GROUP: &str = "console/group.html";
 /// The API's largest page: the list shows one page, and says when there
 /// are more.
 const SHOWN: u32 = 200;
+/// A group's members a page at a time, as many as the API's default page.
+const MEMBERS_SHOWN: u32 = crate::api::paging::DEFAULT_PAGE_SIZE;
 
 pub(super) const TEMPLATES: &[(&str, &str)] = &[
     (GROUPS, include_str!("../../templates/console/groups.html")),
@@ -111,20 +114,36 @@ async fn list(
     ))
 }
 
-/// A group's page; `refused` puts a form's refusal next to that form.
+/// A group's page, its members from `cursor` on; `refused` puts a form's
+/// refusal next to that form.
 async fn show(
     state: &AppState,
     page: &InOrg,
     group_id: &str,
+    cursor: Option<&str>,
     done: Option<&str>,
     refused: Option<Refused>,
 ) -> Answer {
     let group = crate::api::groups::group_of(state, &page.access, group_id)
         .await
         .map_err(|err| page.error(&err))?;
-    // The API lists no group's members, only each member's groups that
-    // grant a role (`group_roles`): the page shows those it can tell, and
-    // offers the organization's members to add or remove.
+    let listed =
+        crate::api::groups::group_members(state, &page.access, group_id, cursor, MEMBERS_SHOWN)
+            .await
+            .map_err(|err| page.error(&err))?;
+    let members: Vec<_> = listed
+        .items
+        .iter()
+        .map(|member| {
+            context! {
+                id => member.id.clone(),
+                name => member.display_name.clone().unwrap_or_else(|| member.user_name.clone()),
+                email => member.email.clone(),
+                status => member.status.clone(),
+            }
+        })
+        .collect();
+    // The form's choices: the organization's members, to add or remove.
     let granted = page.require(Permission::ViewDirectory)?;
     let query = MemberQuery {
         role: None,
@@ -133,10 +152,10 @@ async fn show(
         after: None,
         limit: SHOWN,
     };
-    let members = crate::api::members::list_page(state, &granted, &query)
+    let everyone = crate::api::members::list_page(state, &granted, &query)
         .await
         .map_err(|err| page.error(&err))?;
-    let choices: Vec<_> = members
+    let choices: Vec<_> = everyone
         .items
         .iter()
         .map(|member| {
@@ -144,13 +163,10 @@ async fn show(
                 .display_name
                 .clone()
                 .unwrap_or_else(|| member.user_name.clone());
-            let through_group = member.group_roles.iter().any(|g| g.group_id == group.id);
             context! {
                 id => member.id.clone(),
                 name,
                 email => member.email.clone(),
-                role => member.role.clone(),
-                through_group,
             }
         })
         .collect();
@@ -185,8 +201,11 @@ async fn show(
                 mapping => mapping_context(&group, &project_names),
             },
             roles => Role::ALL.iter().rev().map(|r| r.as_str()).collect::<Vec<_>>(),
+            members,
+            next_cursor => listed.next_cursor.clone(),
+            paged => cursor.is_some(),
             choices,
-            more_members => members.next_cursor.is_some(),
+            more_members => everyone.next_cursor.is_some(),
             shown => SHOWN,
             notice => notice(done, DONE),
             error_form,
@@ -271,7 +290,15 @@ pub async fn group_page(
     respond(
         async {
             let page = InOrg::open(&state, req, &org).await?;
-            show(&state, &page, &group, done.done.as_deref(), None).await
+            show(
+                &state,
+                &page,
+                &group,
+                done.cursor.as_deref(),
+                done.done.as_deref(),
+                None,
+            )
+            .await
         }
         .await,
     )
@@ -388,6 +415,7 @@ async fn change(
                 &page,
                 group,
                 None,
+                None,
                 Some(Refused::of(change.form(), &err)),
             )
             .await
@@ -483,20 +511,36 @@ mod tests {
             );
             assert_eq!(page.status(), StatusCode::OK);
         }
-        let page = html(
-            StatusCode::FORBIDDEN,
-            GROUP,
-            "Title",
-            context! {
-                csrf_session => "t",
-                org,
-                group => context! { id => "g", name => "G", members => 1, mapping => context! { role => "admin", project_rights => vec![context! { project_id => "p", rights => vec!["read"] }] } },
-                roles => vec!["viewer", "owner"],
-                choices => vec![context! { id => "m", name => "M", role => "admin", through_group => true }],
-                error_form => "mapping",
-                error => "only an owner may",
-            },
-        );
-        assert_eq!(page.status(), StatusCode::FORBIDDEN);
+        // With members and pages before and after, and with none.
+        for (members, next_cursor, paged) in [
+            (
+                vec![
+                    context! { id => "m", name => "M", email => "m@example.com", status => "active" },
+                ],
+                Some("m"),
+                true,
+            ),
+            (Vec::new(), None, false),
+            (Vec::new(), None, true),
+        ] {
+            let page = html(
+                StatusCode::FORBIDDEN,
+                GROUP,
+                "Title",
+                context! {
+                    csrf_session => "t",
+                    org => org.clone(),
+                    group => context! { id => "g", name => "G", members => 1, mapping => context! { role => "admin", project_rights => vec![context! { project_id => "p", rights => vec!["read"] }] } },
+                    roles => vec!["viewer", "owner"],
+                    members,
+                    next_cursor,
+                    paged,
+                    choices => vec![context! { id => "m", name => "M" }],
+                    error_form => "mapping",
+                    error => "only an owner may",
+                },
+            );
+            assert_eq!(page.status(), StatusCode::FORBIDDEN);
+        }
     }
 }

@@ -12,11 +12,11 @@ use mongodb::error::Error as MongoError;
 use mongodb::{ClientSession, Collection};
 use serde::{Deserialize, Serialize};
 
-use super::docs::bson_time;
+use super::docs::{MemberDoc, bson_time};
 use super::{Inserted, Store, first_taken, index, inserted, page, with_session};
 use crate::domain::member::ProjectGrant;
 use crate::domain::{OrgId, Role};
-use crate::protocol::user::GroupRef;
+use crate::protocol::user::{GroupRef, UserRecord};
 
 pub(super) const GROUPS: &str = "groups";
 pub(super) const MEMBERSHIPS: &str = "group_members";
@@ -680,6 +680,66 @@ pub async fn member_counts(
         counts.insert(count.group_id, count.count.unsigned_abs());
     }
     Ok(counts)
+}
+
+/// One page of a group's members in member id (creation) order, after the
+/// member `after`, with the member id to pass as the next page's `after`
+/// when more follow: the memberships, each joined with its member, in one
+/// round trip. The cursor is the last membership's member id rather than
+/// the last record's, so that a membership whose member is gone meanwhile
+/// (left out of the page) still moves the cursor on.
+pub async fn members_page(
+    store: &Store,
+    org_id: &OrgId,
+    group_id: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<UserRecord>, Option<String>), MongoError> {
+    #[derive(Deserialize)]
+    struct Link {
+        member_id: String,
+        member: Vec<MemberDoc>,
+    }
+    let mut filter = doc! { "group_id": group_id, "org_id": org_id.as_str() };
+    if let Some(after) = after {
+        filter.insert("member_id", doc! { "$gt": after });
+    }
+    let pipeline = vec![
+        doc! { "$match": filter },
+        // The `{group_id, member_id}` index serves both the match and the
+        // order; one more than the page tells whether another follows.
+        doc! { "$sort": { "member_id": 1 } },
+        doc! { "$limit": i64::from(limit) + 1 },
+        doc! { "$lookup": {
+            "from": super::members::COLLECTION,
+            "localField": "member_id",
+            "foreignField": "_id",
+            // The organization again, so that a membership can never show
+            // another organization's member.
+            "pipeline": [ { "$match": { "org_id": org_id.as_str() } } ],
+            "as": "member",
+        } },
+        doc! { "$project": { "_id": 0, "member_id": 1, "member": 1 } },
+    ];
+    // The whole page in the first batch: each getMore is a round trip.
+    let mut links: Vec<Link> = memberships(store)
+        .aggregate(pipeline)
+        .batch_size(limit.saturating_add(1))
+        .with_type::<Link>()
+        .await?
+        .try_collect()
+        .await?;
+    let more = links.len() > limit as usize;
+    links.truncate(limit as usize);
+    let next = more
+        .then(|| links.last().map(|link| link.member_id.clone()))
+        .flatten();
+    let records = links
+        .into_iter()
+        .filter_map(|link| link.member.into_iter().next())
+        .map(MemberDoc::into_record)
+        .collect();
+    Ok((records, next))
 }
 
 /// Removes a project being deleted from every group's role mapping, in the

@@ -19,6 +19,7 @@
 //! | GET    /orgs/{org}/groups               | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/groups               | 201 | 201 | 403 | 403 | 403 | 404 | 401  |
 //! | GET    /orgs/{org}/groups/{g}           | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
+//! | GET    /orgs/{org}/groups/{g}/members   | 200 | 200 | 200 | 200 | 403 | 404 | 401  |
 //! | PATCH  /orgs/{org}/groups/{g}           | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | PUT    /orgs/{org}/groups/{g}/role-mapping | 200 | 200 | 403 | 403 | 403 | 404 | 401 |
 //! | DELETE /orgs/{org}/groups/{g}           | 204 | 204 | 403 | 403 | 403 | 404 | 401  |
@@ -143,6 +144,12 @@ fn table() -> Vec<Row> {
         row(
             M::GET,
             "/orgs/{org}/groups/{g}",
+            None,
+            [200, 200, 200, 200, 403, 404, 401],
+        ),
+        row(
+            M::GET,
+            "/orgs/{org}/groups/{g}/members",
             None,
             [200, 200, 200, 200, 403, 404, 401],
         ),

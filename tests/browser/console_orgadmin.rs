@@ -74,9 +74,32 @@ async fn an_owner_maps_a_group_to_a_role_and_changes_a_setting_in_the_console() 
             "The group's role mapping was saved.",
         )
         .await;
+    // The owner, the organization's one member, added: the page's
+    // members table is checked too.
+    driver
+        .click(&session, "form[action$=\"/members\"] button[value=\"add\"]")
+        .await;
+    driver
+        .wait_for(
+            &session,
+            "the member added",
+            "The member was added to the group.",
+        )
+        .await;
+    driver
+        .wait_for(
+            &session,
+            "the members table",
+            "aria-label=\"Members of the group\"",
+        )
+        .await;
+    driver
+        .assert_accessible(&session, "group with members")
+        .await;
     let listed = api_get(&app, &token, &format!("/orgs/{org}/groups")).await;
     assert_eq!(listed["items"][0]["display_name"], "Engineering");
     assert_eq!(listed["items"][0]["role_mapping"]["role"], "contributor");
+    assert_eq!(listed["items"][0]["member_count"], 1);
     driver.open(&session, &app.url(&groups)).await;
     driver
         .wait_for(&session, "the groups list", "Engineering")

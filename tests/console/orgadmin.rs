@@ -119,7 +119,10 @@ async fn console_group_mapped_to_a_role_raises_its_members_role_in_the_api() {
     assert!(list.contains("<td>admin</td>"), "{list}");
     let page = browser.page(&group, StatusCode::OK).await;
     assert!(
-        page.contains("Members holding a role through this group"),
+        page.contains(&format!(
+            "href=\"/console/orgs/{}/members/{}\"",
+            org.org_id, member.member_id
+        )),
         "{page}"
     );
     assert!(page.contains(&member.email), "{page}");
@@ -145,6 +148,90 @@ async fn console_group_mapped_to_a_role_raises_its_members_role_in_the_api() {
     )
     .await;
     assert_eq!(seen["role"], "viewer");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn console_group_page_lists_its_members_a_page_at_a_time_as_the_api_does() {
+    let app = TestApp::spawn().await;
+    let (browser, org, _) = owner_in_console(&app).await;
+    let owner = &org.owner.token;
+    let mut in_group = [
+        app.with_member(&org, Role::Viewer).await,
+        app.with_member(&org, Role::Contributor).await,
+    ];
+    // Pages run in member id order.
+    in_group.sort_by(|a, b| a.member_id.as_str().cmp(b.member_id.as_str()));
+    let outside = app.with_member(&org, Role::Viewer).await;
+    let groups = format!("/orgs/{}/groups", org.org_id);
+    let made = |name: &str, members: Vec<String>| {
+        api(
+            &app,
+            owner,
+            Method::POST,
+            &groups,
+            Some(json!({ "display_name": name, "members": members })),
+        )
+    };
+    let group = made(
+        "Support",
+        in_group.iter().map(|m| m.member_id.to_string()).collect(),
+    )
+    .await;
+    let group_id = group["id"].as_str().expect("an id");
+    let page_path = format!("/console/orgs/{}/groups/{group_id}", org.org_id);
+    let link = |member: &muster::domain::MemberId| {
+        format!("href=\"/console/orgs/{}/members/{member}\"", org.org_id)
+    };
+
+    // Both members, each linked to their page, with email and status.
+    let page = browser.page(&page_path, StatusCode::OK).await;
+    assert!(
+        page.contains("aria-label=\"Members of the group\""),
+        "{page}"
+    );
+    for member in &in_group {
+        assert!(page.contains(&link(&member.member_id)), "{page}");
+        assert!(page.contains(&member.email), "{page}");
+    }
+    assert!(page.contains("<td>active</td>"), "{page}");
+    // The form offers the organization's members; the table only the
+    // group's.
+    assert!(!page.contains(&link(&outside.member_id)), "{page}");
+    assert!(!page.contains("rel=\"next\""), "one page: {page}");
+
+    // The API's cursor: after the first member, the second alone, with a
+    // way back to the first page.
+    let later = browser
+        .page(
+            &format!("{page_path}?cursor={}", in_group[0].member_id),
+            StatusCode::OK,
+        )
+        .await;
+    assert!(!later.contains(&link(&in_group[0].member_id)), "{later}");
+    assert!(later.contains(&link(&in_group[1].member_id)), "{later}");
+    assert!(later.contains(">First page</a>"), "{later}");
+    let bad = browser
+        .page(
+            &format!("{page_path}?cursor=nope"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert!(bad.contains("not a cursor"), "{bad}");
+
+    // A group without members says so.
+    let empty = made("Nobody", Vec::new()).await;
+    let empty = browser
+        .page(
+            &format!(
+                "/console/orgs/{}/groups/{}",
+                org.org_id,
+                empty["id"].as_str().expect("an id")
+            ),
+            StatusCode::OK,
+        )
+        .await;
+    assert!(empty.contains("This group has no members yet"), "{empty}");
     app.shutdown().await;
 }
 
