@@ -1389,6 +1389,31 @@ async fn second_factors_and_account_deletion_write_their_events() {
     log.one("POST /me/mfa/totp/confirm", own("account.mfa_enabled"))
         .await;
 
+    let regenerated = call(
+        &app,
+        Method::POST,
+        "/me/mfa/recovery-codes",
+        &session,
+        Some(json!({ "code": secret.code_at(step + 1), "password": PASSWORD })),
+        StatusCode::OK,
+    )
+    .await;
+    let event = log
+        .one(
+            "POST /me/mfa/recovery-codes",
+            own("account.mfa_recovery_codes_regenerated"),
+        )
+        .await;
+    assert_eq!(event["after"]["recovery_codes"], 10, "{event:#}");
+    let recovery_code = regenerated["recovery_codes"][0]
+        .as_str()
+        .expect("a recovery code")
+        .to_owned();
+    assert!(
+        !event.to_string().contains(&recovery_code),
+        "no code: {event}"
+    );
+
     let (status, challenge) = login().await;
     assert_eq!(status, StatusCode::ACCEPTED);
     log.none("the password step").await;
@@ -1403,7 +1428,7 @@ async fn second_factors_and_account_deletion_write_their_events() {
     log.one("a wrong code", own("account.mfa_failed")).await;
     let right = app
         .post("/api/v1/auth/login/mfa")
-        .json(&json!({ "challenge": challenge, "code": secret.code_at(step + 1) }))
+        .json(&json!({ "challenge": challenge, "code": secret.code_at(step + 2) }))
         .send()
         .await
         .expect("request");
@@ -1418,13 +1443,15 @@ async fn second_factors_and_account_deletion_write_their_events() {
         Method::DELETE,
         "/me/mfa/totp",
         &session,
-        Some(json!({ "code": secret.code_at(step + 2) })),
+        // The steps either side of now are spent: a regenerated code.
+        Some(json!({ "recovery_code": recovery_code })),
         StatusCode::NO_CONTENT,
     )
     .await;
     let event = log
         .one("DELETE /me/mfa/totp", own("account.mfa_disabled"))
         .await;
+    assert_eq!(event["after"]["via"], "recovery_code", "{event:#}");
     assert_eq!(event["after"]["sessions_ended"], 1, "{event:#}");
 
     call(

@@ -178,6 +178,21 @@ async fn json_logs_name_requests_and_never_a_secret() {
         "a second session",
         second["token"].as_str().unwrap_or_default().to_owned(),
     ));
+    // New recovery codes: the last step the window still takes.
+    let (status, regenerated) = server
+        .send(
+            server
+                .api(reqwest::Method::POST, "/me/mfa/recovery-codes", &session)
+                .json(&json!({ "code": totp.code_at(step + 2), "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{regenerated}");
+    for code in regenerated["recovery_codes"].as_array().expect("codes") {
+        secrets.push((
+            "a regenerated recovery code",
+            code.as_str().unwrap_or_default().to_owned(),
+        ));
+    }
 
     // A personal token, and a password change.
     let (status, token) = server

@@ -522,3 +522,170 @@ async fn accepting_an_invitation_as_an_account_with_mfa_takes_its_code() {
     let _ = stop.send(());
     let _ = worker.await;
 }
+
+async fn regenerate(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    app.call(
+        reqwest::Method::POST,
+        "/me/mfa/recovery-codes",
+        token,
+        Some(body),
+    )
+    .await
+}
+
+async fn count_events(app: &TestApp, action: &str, account_id: &str) -> u64 {
+    app.store
+        .database()
+        .collection::<bson::Document>("audit_events")
+        .count_documents(bson::doc! { "action": action, "account_id": account_id })
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn regenerating_recovery_codes_takes_password_and_code_and_retires_the_old_ones() {
+    let app = TestApp::spawn().await;
+    let person = owner(&app).await;
+
+    // Off: nothing to regenerate.
+    let (status, body) = regenerate(
+        &app,
+        &person.session,
+        json!({ "code": "123456", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["type"], "urn:muster:problem:mfa-not-enabled", "{body}");
+
+    let (mut authenticator, old) = enable_mfa(&app, &person).await;
+
+    // A wrong code (counted as the account's failure), a recovery code in
+    // place of the app's, and a right code with a wrong password: all
+    // refused, and the codes are unchanged.
+    let (status, body) = regenerate(
+        &app,
+        &person.session,
+        json!({ "code": "000000", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["type"], "urn:muster:problem:mfa-code-wrong", "{body}");
+    assert_eq!(
+        count_events(&app, "account.mfa_failed", &person.account_id).await,
+        1
+    );
+    let (status, body) = regenerate(
+        &app,
+        &person.session,
+        json!({ "code": old[0], "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a recovery code: {body}");
+    let (status, body) = regenerate(
+        &app,
+        &person.session,
+        json!({ "code": authenticator.peek(), "password": "not the password" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = regenerate(
+        &app,
+        &person.session,
+        json!({ "code": "", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        count_events(
+            &app,
+            "account.mfa_recovery_codes_regenerated",
+            &person.account_id
+        )
+        .await,
+        0
+    );
+
+    // The password and a code: ten new codes, none of the old ones.
+    let code = authenticator.code();
+    let (status, body) = regenerate(
+        &app,
+        &person.session,
+        json!({ "code": code, "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|code| code.as_str().expect("a code").to_owned())
+        .collect();
+    assert_eq!(new.len(), 10, "{body}");
+    assert!(new.iter().all(|code| !old.contains(code)), "{body}");
+    let me = app.me(&person.session).await;
+    assert_eq!(me["account"]["recovery_codes_left"], 10, "{me}");
+    assert_eq!(
+        count_events(
+            &app,
+            "account.mfa_recovery_codes_regenerated",
+            &person.account_id
+        )
+        .await,
+        1
+    );
+    // The code is spent: replayed, it is refused.
+    let (status, body) = regenerate(
+        &app,
+        &person.session,
+        json!({ "code": code, "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a replayed code: {body}");
+
+    // An old code signs in no more; a new one does.
+    let pending = challenge(&app, &person.email).await;
+    let (status, body) = complete(&app, &pending, json!({ "recovery_code": old[1] })).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an old code: {body}");
+    let (status, body) = complete(&app, &pending, json!({ "recovery_code": new[0] })).await;
+    assert_eq!(status, StatusCode::OK, "a new code: {body}");
+
+    // A personal token cannot regenerate them.
+    let org = muster::domain::OrgId::parse(&person.org_id).expect("org id");
+    let fixture = common::OrgFixture {
+        org_id: org,
+        owner: common::MemberFixture {
+            account_id: AccountId::parse(&person.account_id).expect("id"),
+            member_id: muster::domain::MemberId::new(),
+            email: person.email.clone(),
+            token: String::new(),
+        },
+        scim_token: String::new(),
+    };
+    let member = app.with_member(&fixture, Role::Viewer).await;
+    let (status, body) = regenerate(
+        &app,
+        &member.token,
+        json!({ "code": authenticator.peek(), "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}
+
+/// A stolen session cannot guess the password here either: wrong
+/// passwords count as failed sign-ins do, and lock the same way.
+#[tokio::test]
+async fn wrong_passwords_when_regenerating_lock_like_failed_sign_ins() {
+    let app = TestApp::spawn().await;
+    let person = owner(&app).await;
+    let (authenticator, _) = enable_mfa(&app, &person).await;
+    let body = json!({ "code": authenticator.peek(), "password": "not the password" });
+    for attempt in 1..=5 {
+        let (status, answer) = regenerate(&app, &person.session, body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "attempt {attempt}: {answer}");
+    }
+    let (status, answer) = regenerate(&app, &person.session, body).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    // The email is throttled for signing in too: one shared count.
+    let (status, answer) = login(&app, &person.email).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+}

@@ -1,5 +1,5 @@
-//! `/me/mfa/totp`: a person turns two-factor authentication on and off
-//! for their own account. Session only: a personal token acts inside one
+//! `/me/mfa/…`: a person turns two-factor authentication on and off for
+//! their own account, and replaces its recovery codes. Session only: a personal token acts inside one
 //! organization and must not change how its account signs in.
 
 use chrono::{DateTime, Utc};
@@ -117,6 +117,27 @@ impl MfaProofRequest {
     }
 }
 
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields, example)]
+pub struct RegenerateRecoveryCodesRequest {
+    /// A code the authenticator app shows now (not a recovery code).
+    #[oai(validator(max_length = 32))]
+    pub code: Text,
+    /// The account's password: a stolen session alone cannot take the
+    /// account's way back in.
+    #[oai(validator(max_length = 1024))]
+    pub password: Text,
+}
+
+impl Example for RegenerateRecoveryCodesRequest {
+    fn example() -> Self {
+        RegenerateRecoveryCodesRequest {
+            code: "287082".into(),
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum MfaDisabled {
     /// Two-factor authentication is off; the account's other sessions
@@ -179,6 +200,35 @@ impl MfaApi {
             &account_acting(&auth, req),
             auth.session_id(),
             mfa::Confirmation {
+                code: code.into_string(),
+                password: password.into_string(),
+            },
+        )
+        .await?;
+        Ok(Json(RecoveryCodesView { recovery_codes }))
+    }
+
+    /// Replace the recovery codes
+    ///
+    /// Needs the account's password and a code from the app (a recovery
+    /// code is not enough). Answers ten new recovery codes, shown only
+    /// here; every earlier one stops working. 409 when two-factor
+    /// authentication is off.
+    #[oai(path = "/me/mfa/recovery-codes", method = "post")]
+    async fn regenerate_recovery_codes(
+        &self,
+        state: poem::web::Data<&AppState>,
+        auth: SessionAuth,
+        req: &poem::Request,
+        body: Json<RegenerateRecoveryCodesRequest>,
+    ) -> Result<Json<RecoveryCodesView>, AppError> {
+        let RegenerateRecoveryCodesRequest { code, password } = body.0;
+        let recovery_codes = mfa::regenerate_recovery_codes(
+            state.store(),
+            state.0,
+            state.clock().now(),
+            &account_acting(&auth, req),
+            mfa::Regeneration {
                 code: code.into_string(),
                 password: password.into_string(),
             },

@@ -386,7 +386,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(account_level.len(), 13, "{account_level:?}");
+        assert_eq!(account_level.len(), 14, "{account_level:?}");
     }
 
     #[test]

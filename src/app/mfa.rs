@@ -363,6 +363,85 @@ pub async fn disable(
     })
 }
 
+/// What allows new recovery codes: the account's password and a code
+/// from the app, as confirming asks. A recovery code is not enough: one
+/// leaked code must not buy ten fresh ones.
+pub struct Regeneration {
+    pub code: String,
+    pub password: String,
+}
+
+/// Replaces all the account's recovery codes with ten new ones, answered
+/// only here; the old ones stop working in the same transaction. The
+/// password counts against the sign-in limits and a wrong code against
+/// the second factor's, as confirming does.
+pub async fn regenerate_recovery_codes(
+    store: &Store,
+    passwords: &impl Passwords,
+    now: DateTime<Utc>,
+    caller: &AccountActing,
+    Regeneration { code, password }: Regeneration,
+) -> Result<Vec<String>, AppError> {
+    let account_id = &caller.account_id;
+    let credentials = store::accounts::get_credentials(store, None, account_id)
+        .await?
+        .ok_or_else(gone)?;
+    let mfa = credentials.enabled_mfa().ok_or(MfaError::NotEnabled)?;
+    // Locked first: a locked factor must not turn into a password oracle.
+    ensure_not_locked(mfa, now)?;
+    ensure_password(
+        passwords,
+        &credentials.account,
+        &caller.origin,
+        credentials.password_hash.clone(),
+        password,
+    )
+    .await?;
+    // Only a code from the app, never a recovery code (see `Regeneration`);
+    // blank asks for one without counting a failure.
+    let proof = MfaProof::from_fields(Some(code), None)?;
+    let proven = check(
+        store,
+        passwords.mfa_key(),
+        now,
+        &credentials.account,
+        mfa,
+        proof,
+        &caller.origin,
+    )
+    .await?
+    .ok_or(MfaError::WrongCode)?;
+    let replaced = mfa.recovery_codes.len();
+    let codes: Vec<String> = (0..RECOVERY_CODES)
+        .map(|_| generate_recovery_code())
+        .collect();
+    let hashes: Vec<String> = codes.iter().map(|code| recovery_code_hash(code)).collect();
+    in_transaction!(store, |session| -> Result<(), AppError> {
+        // Spending the step first refuses a replay of the same code; a
+        // factor turned off meanwhile leaves nothing to replace.
+        if !spend(store, session, account_id, &proven).await?
+            || !store::accounts::replace_recovery_codes(store, session, account_id, &hashes, now)
+                .await?
+        {
+            return Err(MfaError::WrongCode.into());
+        }
+        let event = AuditEvent::of_account(
+            caller.actor.clone(),
+            account_id,
+            now,
+            "account.mfa_recovery_codes_regenerated",
+            Some(json!({
+                "recovery_codes": RECOVERY_CODES,
+                "recovery_codes_replaced": replaced,
+            })),
+            caller.origin.clone(),
+        );
+        store::audit::record(store, session, &event).await?;
+        Ok(())
+    })?;
+    Ok(codes)
+}
+
 /// The account's password, checked as a sign-in is (the argon2 permits,
 /// and the failure limits on its email and the client's address, so a
 /// stolen session cannot guess it here either); refused with 403 when

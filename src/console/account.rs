@@ -399,7 +399,8 @@ enum MfaStep {
     /// A confirmation was refused: the form again (the secret is not
     /// shown again; starting over makes a new one).
     ConfirmAgain,
-    /// Just turned on: the recovery codes, shown this once.
+    /// Just turned on, or new codes made: the recovery codes, shown this
+    /// once.
     RecoveryCodes(Vec<String>),
 }
 
@@ -559,6 +560,47 @@ pub async fn mfa_confirm(
                         Outcome::refused(&err),
                     )
                     .await
+                }
+            })
+        }
+        .await,
+    )
+}
+
+/// `POST /me/mfa/recovery-codes`: the password and a code (the same form
+/// as confirming); the new codes are answered on this page, once, never
+/// redirected to.
+#[handler]
+pub async fn mfa_regenerate_recovery_codes(
+    state: Data<&AppState>,
+    req: &Request,
+    form: poem::Result<Form<ConfirmForm>>,
+) -> Response {
+    respond(
+        async {
+            let (console, form) = posted(&state, req, form, |f| &f.csrf).await?;
+            let regenerated = mfa::regenerate_recovery_codes(
+                state.store(),
+                state.0,
+                state.clock().now(),
+                &acting(&console, req),
+                mfa::Regeneration {
+                    code: form.code,
+                    password: form.password,
+                },
+            )
+            .await;
+            Ok(match regenerated {
+                Ok(codes) => {
+                    let ok = Outcome {
+                        status: StatusCode::OK,
+                        notice: Some("New recovery codes: the old ones no longer work."),
+                        error: None,
+                    };
+                    mfa_view(&state, &console, MfaStep::RecoveryCodes(codes), ok).await
+                }
+                Err(err) => {
+                    mfa_view(&state, &console, MfaStep::Status, Outcome::refused(&err)).await
                 }
             })
         }

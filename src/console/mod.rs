@@ -104,6 +104,10 @@ fn table() -> Vec<(&'static str, RouteMethod)> {
         ("/me/mfa", get(account::mfa_page).post(account::mfa_start)),
         ("/me/mfa/confirm", post(account::mfa_confirm)),
         ("/me/mfa/disable", post(account::mfa_disable)),
+        (
+            "/me/mfa/recovery-codes",
+            post(account::mfa_regenerate_recovery_codes),
+        ),
         ("/me/sessions", get(account::sessions_page)),
         (
             "/me/sessions/end-others",

@@ -127,6 +127,7 @@ pub const ACTIONS: &[&str] = &[
     "account.mfa_enrolment_started",
     "account.mfa_enabled",
     "account.mfa_disabled",
+    "account.mfa_recovery_codes_regenerated",
     "account.mfa_failed",
     "account.deleted",
     "audit.purged",

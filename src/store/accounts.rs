@@ -293,6 +293,28 @@ pub async fn spend_recovery_code(
     Ok(result.modified_count == 1)
 }
 
+/// Replaces every recovery code with `recovery_code_hashes`: false if the
+/// second factor is no longer on (turned off by a racing request).
+pub async fn replace_recovery_codes(
+    store: &Store,
+    session: &mut ClientSession,
+    id: &AccountId,
+    recovery_code_hashes: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, MongoError> {
+    let result = collection(store)
+        .update_one(
+            doc! { "_id": id.as_str(), "mfa.enabled_at": { "$ne": null } },
+            doc! { "$set": {
+                "mfa.recovery_codes": recovery_code_hashes,
+                "updated_at": bson_time(now),
+            } },
+        )
+        .session(session)
+        .await?;
+    Ok(result.matched_count == 1)
+}
+
 /// Counts a wrong code; returns the failures in a row it makes.
 pub async fn count_mfa_failure(
     store: &Store,

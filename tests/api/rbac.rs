@@ -38,6 +38,7 @@
 //! | GET    /me/sessions                     | 403 | 403 | 403 | 403 | 200 | 403 | 401  |
 //! | DELETE /me/sessions/{t}  (not a session of theirs) | 403 | 403 | 403 | 403 | 404 | 403 | 401 |
 //! | DELETE /me/sessions  (the others)       | 403 | 403 | 403 | 403 | 200 | 403 | 401  |
+//! | POST   /me/mfa/recovery-codes  (MFA off) | 403 | 403 | 403 | 403 | 409 | 403 | 401 |
 //! | GET    /orgs/{org}/invitations          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/invitations          | 200 | 200 | 403 | 403 | 403 | 404 | 401  |
 //! | POST   /orgs/{org}/invitations/{i}/resend | 200 | 200 | 403 | 403 | 403 | 404 | 401 |
@@ -47,7 +48,7 @@
 //!
 //! Every caller but the suspended one holds a personal token, which acts
 //! only inside its organization: account-level routes (`POST /orgs`,
-//! `PATCH /me`, `/me/tokens`, `/me/sessions`) refuse it with 403 and want
+//! `PATCH /me`, `/me/tokens`, `/me/sessions`, `/me/mfa`) refuse it with 403 and want
 //! a session.
 //!
 //! `{m}` is a fresh viewer, `{g}` a fresh group, `{p}` a fresh project
@@ -260,6 +261,12 @@ fn table() -> Vec<Row> {
             "/me/sessions",
             None,
             [403, 403, 403, 403, 200, 403, 401],
+        ),
+        row(
+            M::POST,
+            "/me/mfa/recovery-codes",
+            Some(json!({ "code": "123456", "password": "not checked" })),
+            [403, 403, 403, 403, 409, 403, 401],
         ),
         row(
             M::GET,

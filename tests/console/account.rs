@@ -245,6 +245,115 @@ async fn console_mfa_enrolment_turns_on_the_code_step_at_sign_in() {
     app.shutdown().await;
 }
 
+/// The recovery codes a page shows, in order.
+fn recovery_codes(page: &str) -> Vec<String> {
+    page.split("<li><code>")
+        .skip(1)
+        .map(|rest| rest[..rest.find("</code>").expect("the code ends")].to_owned())
+        .collect()
+}
+
+/// Completes the API's sign-in of an account with a second factor with a
+/// recovery code: the status it answers.
+async fn sign_in_with_recovery_code(app: &TestApp, email: &str, code: &str) -> StatusCode {
+    let response = app
+        .post("/api/v1/auth/login")
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("login");
+    let body: Value = response.json().await.expect("json");
+    let challenge = body["challenge"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a challenge in {body}"))
+        .to_owned();
+    app.post("/api/v1/auth/login/mfa")
+        .json(&json!({ "challenge": challenge, "recovery_code": code }))
+        .send()
+        .await
+        .expect("login mfa")
+        .status()
+}
+
+#[tokio::test]
+async fn console_mfa_regenerates_recovery_codes_and_retires_the_old_ones() {
+    let app = TestApp::spawn().await;
+    let (browser, _, email) = owner_in_console(&app).await;
+    let started = browser.submit("/console/me/mfa", &[]).await;
+    let page = started.text().await.expect("a page");
+    let secret = TotpSecret::from_base32(&code_text(&page, "totp-secret")).expect("base32");
+    // The step before now for turning it on, now for the new codes: both
+    // in the window, each spent once.
+    let step = step_of(Utc::now());
+    let confirmed = browser
+        .submit(
+            "/console/me/mfa/confirm",
+            &[
+                ("code", secret.code_at(step - 1).as_str()),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    let old = recovery_codes(&confirmed.text().await.expect("a page"));
+    assert_eq!(old.len(), 10);
+
+    let status = browser.page("/console/me/mfa", StatusCode::OK).await;
+    assert!(
+        status.contains("id=\"regenerate-recovery-codes\""),
+        "{status}"
+    );
+    assert!(!status.contains("turn it off and on again"), "{status}");
+
+    // A wrong password is refused as the API refuses it; nothing changes.
+    let wrong = browser
+        .submit(
+            "/console/me/mfa/recovery-codes",
+            &[
+                ("code", secret.code_at(step).as_str()),
+                ("password", "not it"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let wrong = wrong.text().await.expect("a page");
+    assert!(wrong.contains("role=\"alert\""), "{wrong}");
+    assert!(!wrong.contains("<li><code>"), "{wrong}");
+
+    let regenerated = browser
+        .submit(
+            "/console/me/mfa/recovery-codes",
+            &[
+                ("code", secret.code_at(step).as_str()),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        regenerated.status(),
+        StatusCode::OK,
+        "answered, not redirected"
+    );
+    let page = regenerated.text().await.expect("a page");
+    let new = recovery_codes(&page);
+    assert_eq!(new.len(), 10, "ten new recovery codes: {page}");
+    assert!(new.iter().all(|code| !old.contains(code)), "{page}");
+    let status = browser.page("/console/me/mfa", StatusCode::OK).await;
+    assert!(!status.contains("<li><code>"), "the codes are shown once");
+
+    assert_eq!(
+        sign_in_with_recovery_code(&app, &email, &old[0]).await,
+        StatusCode::UNAUTHORIZED,
+        "an old code"
+    );
+    assert_eq!(
+        sign_in_with_recovery_code(&app, &email, &new[0]).await,
+        StatusCode::OK,
+        "a new code"
+    );
+    app.shutdown().await;
+}
+
 /// An API session for an account with a second factor: the password,
 /// then the code of a step after `used`, which is spent.
 async fn api_session_with_code(
@@ -570,7 +679,7 @@ async fn console_account_forms_without_the_token_or_from_another_origin_change_n
     let leave = format!("/console/me/orgs/{org_id}/leave");
     let end = format!("/console/me/sessions/{api_session_id}/end");
     let revoke = format!("/console/me/tokens/{token_id}/revoke");
-    let forms: [(&str, Vec<(&str, &str)>); 9] = [
+    let forms: [(&str, Vec<(&str, &str)>); 10] = [
         (leave.as_str(), vec![]),
         (end.as_str(), vec![]),
         (revoke.as_str(), vec![]),
@@ -584,6 +693,10 @@ async fn console_account_forms_without_the_token_or_from_another_origin_change_n
             ],
         ),
         ("/console/me/mfa", vec![]),
+        (
+            "/console/me/mfa/recovery-codes",
+            vec![("code", "123456"), ("password", PASSWORD)],
+        ),
         ("/console/me/sessions/end-others", vec![]),
         (
             "/console/me/tokens",
