@@ -652,6 +652,31 @@ async fn an_owner_signs_in_to_the_console_and_sees_the_members_table() {
         )
         .await;
     assert_eq!(width, "1152px", "console.css is applied");
+    // The pages that are neither forms nor lists: a refusal's message,
+    // and a confirmation (revoking the SCIM token bootstrap made).
+    driver
+        .open(&session, &app.url("/console/orgs/nonsense/members"))
+        .await;
+    driver
+        .wait_for(&session, "the not-found page", "<h1>Not found</h1>")
+        .await;
+    driver.assert_accessible(&session, "not found").await;
+    let integrations = format!("/console/orgs/{}/integrations", output.org_id);
+    driver.open(&session, &app.url(&integrations)).await;
+    driver
+        .wait_for(&session, "the integrations page", "Revoke…")
+        .await;
+    driver.click(&session, "a[href$='/revoke']").await;
+    driver
+        .wait_for(
+            &session,
+            "the revoke confirmation",
+            "<h1>Revoke the SCIM token",
+        )
+        .await;
+    driver
+        .assert_accessible(&session, "revoke confirmation")
+        .await;
     driver.close(&session).await;
     app.shutdown().await;
 }
