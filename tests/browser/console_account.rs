@@ -15,22 +15,9 @@ async fn an_owner_turns_on_two_factor_in_the_console_and_signs_in_with_a_code() 
     let driver = Driver::start().await;
     let app = console_app(|_| {}).await;
     let (output, email) = app.owner_with_password("console").await;
-    let session = driver.session().await;
     let members_link = format!("/console/orgs/{}/members", output.org_id);
 
-    driver.open(&session, &app.url("/console/sign-in")).await;
-    driver
-        .wait_for(&session, "the sign-in form", "id=\"password\"")
-        .await;
-    driver
-        .fill_and_submit(
-            &session,
-            &[("#email", email.as_str()), ("#password", PASSWORD)],
-        )
-        .await;
-    driver
-        .wait_for(&session, "the organizations page", &members_link)
-        .await;
+    let session = driver.console_session(&app, &email).await;
 
     // The header's link leads to the account page.
     driver.click(&session, "header a.me-link").await;

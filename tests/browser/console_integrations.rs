@@ -12,7 +12,7 @@
 //! script could not read it, but WebDriver can), and the answer's headers
 //! and body are checked directly.
 
-use super::{Driver, PASSWORD, console_app};
+use super::{Driver, console_app};
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -22,20 +22,7 @@ async fn an_owner_creates_a_scim_token_in_the_console_and_downloads_the_audit_lo
     let driver = Driver::start().await;
     let app = console_app(|_| {}).await;
     let (output, email) = app.owner_with_password("console").await;
-    let session = driver.session().await;
-    driver.open(&session, &app.url("/console/sign-in")).await;
-    driver
-        .wait_for(&session, "the sign-in form", "id=\"password\"")
-        .await;
-    driver
-        .fill_and_submit(
-            &session,
-            &[("#email", email.as_str()), ("#password", PASSWORD)],
-        )
-        .await;
-    driver
-        .wait_for(&session, "the organizations page", "My activity")
-        .await;
+    let session = driver.console_session(&app, &email).await;
 
     let integrations = app.url(&format!("/console/orgs/{}/integrations", output.org_id));
     driver.open(&session, &integrations).await;

@@ -76,21 +76,8 @@ async fn an_owner_invites_resends_and_withdraws_in_the_console() {
         let _ = stopped.await;
     }));
 
-    let session = driver.session().await;
-    driver.open(&session, &app.url("/console/sign-in")).await;
-    driver
-        .wait_for(&session, "the sign-in form", "id=\"password\"")
-        .await;
-    driver
-        .fill_and_submit(
-            &session,
-            &[("#email", email.as_str()), ("#password", PASSWORD)],
-        )
-        .await;
+    let session = driver.console_session(&app, &email).await;
     let invitations = format!("/console/orgs/{}/invitations", output.org_id);
-    driver
-        .wait_for(&session, "the organizations page", "Organizations")
-        .await;
 
     // The list starts empty and says what to do.
     driver.open(&session, &app.url(&invitations)).await;

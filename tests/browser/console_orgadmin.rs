@@ -3,7 +3,7 @@
 //! Origin included), what they change is what the API then shows, and
 //! each page passes axe-core.
 
-use super::{Driver, PASSWORD, console_app};
+use super::{Driver, console_app};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -21,20 +21,7 @@ async fn an_owner_maps_a_group_to_a_role_and_changes_a_setting_in_the_console() 
     let (output, email) = app.owner_with_password("console").await;
     let token = output.owner_token.clone();
     let org = output.org_id.clone();
-    let session = driver.session().await;
-    driver.open(&session, &app.url("/console")).await;
-    driver
-        .wait_for(&session, "the sign-in form", "id=\"password\"")
-        .await;
-    driver
-        .fill_and_submit(
-            &session,
-            &[("#email", email.as_str()), ("#password", PASSWORD)],
-        )
-        .await;
-    driver
-        .wait_for(&session, "the organizations page", "/members")
-        .await;
+    let session = driver.console_session(&app, &email).await;
 
     // Groups: the empty list, then a new group, mapped to a role.
     let groups = format!("/console/orgs/{org}/groups");

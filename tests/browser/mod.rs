@@ -333,16 +333,8 @@ impl Driver {
 async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() {
     let driver = Driver::start().await;
     let smtp = SmtpServer::start(&[]);
-    let port = free_port();
     let url = smtp.url();
-    let app = TestApp::builder()
-        .settings(|s| {
-            s.smtp.url = Some(url);
-            s.http.addr = ([127, 0, 0, 1], port).into();
-            s.http.public_url = format!("http://127.0.0.1:{port}");
-        })
-        .spawn()
-        .await;
+    let app = console_app(|s| s.smtp.url = Some(url)).await;
     let org = app.with_org_owner().await;
     let state = AppState::new(app.store.clone(), app.settings.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -402,8 +394,8 @@ async fn an_invitee_follows_the_mailed_link_in_a_browser_and_becomes_a_member() 
     let _ = worker.await;
 }
 
-/// A server for console tests: its public URL is the address it listens
-/// on, as the forms' Origin check needs.
+/// A server for browser tests: its public URL is the address it listens
+/// on, as the console's Origin check and the mails' links need.
 async fn console_app(configure: impl FnOnce(&mut muster::config::Settings)) -> TestApp {
     let port = free_port();
     TestApp::builder()
@@ -444,16 +436,8 @@ async fn an_account_with_two_factor_authentication_accepts_with_its_code_in_a_br
 
     let driver = Driver::start().await;
     let smtp = SmtpServer::start(&[]);
-    let port = free_port();
     let url = smtp.url();
-    let app = TestApp::builder()
-        .settings(|s| {
-            s.smtp.url = Some(url);
-            s.http.addr = ([127, 0, 0, 1], port).into();
-            s.http.public_url = format!("http://127.0.0.1:{port}");
-        })
-        .spawn()
-        .await;
+    let app = console_app(|s| s.smtp.url = Some(url)).await;
     let org = app.with_org_owner().await;
     // Kai has an account (owning an organization of their own) with a
     // second factor.
