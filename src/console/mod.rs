@@ -1,6 +1,7 @@
-//! The admin console under `/console` (issue 15): server-rendered HTML,
-//! no scripts, one stylesheet served as a file so the
-//! Content-Security-Policy needs no inline style. One module per area
+//! The admin console under `/console` (issue 15): server-rendered HTML
+//! that works without a script, one stylesheet and one small script
+//! (local times, copy buttons) served as files, so the
+//! Content-Security-Policy allows no inline code. One module per area
 //! (`sign_in`, `orgs`, `members`, …); this one holds what they share: the
 //! route table, rendering, cookies, the CSRF rules and who is signed in.
 //!
