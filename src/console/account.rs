@@ -90,6 +90,11 @@ impl Outcome {
             .ok()
             .and_then(|Query(done)| done.done)
             .and_then(|slug| notice(Some(&slug), DONE));
+        Outcome::ok(notice)
+    }
+
+    /// A page shown as asked, with what was just done if anything.
+    fn ok(notice: Option<&'static str>) -> Outcome {
         Outcome {
             status: StatusCode::OK,
             notice,
@@ -490,11 +495,7 @@ pub async fn mfa_start(
             .await;
             Ok(match started {
                 Ok(enrolment) => {
-                    let ok = Outcome {
-                        status: StatusCode::OK,
-                        notice: None,
-                        error: None,
-                    };
+                    let ok = Outcome::ok(None);
                     mfa_view(&state, &console, MfaStep::Enrolling(enrolment), ok).await
                 }
                 Err(err) => {
@@ -543,13 +544,9 @@ pub async fn mfa_confirm(
             .await;
             Ok(match confirmed {
                 Ok(codes) => {
-                    let ok = Outcome {
-                        status: StatusCode::OK,
-                        notice: Some(
-                            "Two-factor authentication is on. Your other sessions have ended.",
-                        ),
-                        error: None,
-                    };
+                    let ok = Outcome::ok(Some(
+                        "Two-factor authentication is on. Your other sessions have ended.",
+                    ));
                     mfa_view(&state, &console, MfaStep::RecoveryCodes(codes), ok).await
                 }
                 Err(err) => {
@@ -592,11 +589,7 @@ pub async fn mfa_regenerate_recovery_codes(
             .await;
             Ok(match regenerated {
                 Ok(codes) => {
-                    let ok = Outcome {
-                        status: StatusCode::OK,
-                        notice: Some("New recovery codes: the old ones no longer work."),
-                        error: None,
-                    };
+                    let ok = Outcome::ok(Some("New recovery codes: the old ones no longer work."));
                     mfa_view(&state, &console, MfaStep::RecoveryCodes(codes), ok).await
                 }
                 Err(err) => {
@@ -914,11 +907,9 @@ pub async fn token_create(
                 };
             Ok(match created {
                 Ok(created) => {
-                    let ok = Outcome {
-                        status: StatusCode::OK,
-                        notice: Some("The token is created. Copy it now: it is not shown again."),
-                        error: None,
-                    };
+                    let ok = Outcome::ok(Some(
+                        "The token is created. Copy it now: it is not shown again.",
+                    ));
                     tokens_view(&state, &console, ok, Some(created)).await
                 }
                 Err(err) => tokens_view(&state, &console, Outcome::refused(&err), None).await,

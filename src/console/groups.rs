@@ -249,9 +249,7 @@ pub async fn create(
 ) -> Response {
     respond(
         async {
-            let page = InOrg::open(&state, req, &org).await?;
-            let fields = Fields::parse(&body);
-            page.console.check_form(&state, req, fields.get("csrf"))?;
+            let (page, fields) = InOrg::posted(&state, req, &org, &body).await?;
             let name = fields.get("display_name");
             let created = async {
                 let request = api_request(json!({ "display_name": name }))?;
@@ -347,9 +345,7 @@ async fn change(
     body: &str,
     read: impl FnOnce(&Fields) -> Change,
 ) -> Answer {
-    let page = InOrg::open(state, req, org).await?;
-    let fields = Fields::parse(body);
-    page.console.check_form(state, req, fields.get("csrf"))?;
+    let (page, fields) = InOrg::posted(state, req, org, body).await?;
     let change = read(&fields);
     let access = &page.access;
     let outcome = async {

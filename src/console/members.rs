@@ -16,7 +16,7 @@ use poem::{Request, Response, handler};
 use poem_openapi::types::MaybeUndefined;
 use serde::Deserialize;
 
-use super::{Answer, Fields, InOrg, forbidden_form, html, notice, respond, see_other, utc_field};
+use super::{Answer, Fields, InOrg, html, notice, respond, see_other, utc_field};
 use crate::api;
 use crate::api::members::{MemberView, ProjectRightsView, UpdateMemberRequest};
 use crate::api::text::Text;
@@ -453,12 +453,8 @@ async fn submit(
     body: poem::Result<Vec<u8>>,
     change: impl FnOnce(&Fields) -> Result<Change, AppError>,
 ) -> Answer {
-    let page = InOrg::open(state, req, org).await?;
-    let Ok(body) = body else {
-        return Err(forbidden_form().into());
-    };
-    let fields = Fields::parse(&body);
-    page.console.check_form(state, req, fields.get("csrf"))?;
+    // A body that cannot be read carries no token: refused as forged.
+    let (page, fields) = InOrg::posted(state, req, org, body.unwrap_or_default()).await?;
     let applied = match change(&fields) {
         Ok(change) => apply(state, &page, member, change).await,
         Err(err) => Err(err),

@@ -646,6 +646,21 @@ impl InOrg {
         }
     }
 
+    /// A form posted to an organization's page: the page, then the form's
+    /// fields once its token and origin pass (403, nothing done,
+    /// otherwise). Reading the fields any other way would skip the check.
+    async fn posted(
+        state: &AppState,
+        req: &Request,
+        org: &str,
+        body: impl AsRef<[u8]>,
+    ) -> Answer<(InOrg, Fields)> {
+        let page = InOrg::open(state, req, org).await?;
+        let fields = Fields::parse(body);
+        page.console.check_form(state, req, fields.get("csrf"))?;
+        Ok((page, fields))
+    }
+
     /// The API's permission check, refused as a page.
     fn require(&self, permission: Permission) -> Answer<Granted<'_>> {
         self.access

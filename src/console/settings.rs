@@ -152,9 +152,7 @@ pub async fn save(
 ) -> Response {
     respond(
         async {
-            let page = InOrg::open(&state, req, &org).await?;
-            let fields = Fields::parse(&body);
-            page.console.check_form(&state, req, fields.get("csrf"))?;
+            let (page, fields) = InOrg::posted(&state, req, &org, &body).await?;
             let saved = async {
                 let current = crate::api::orgs::org_of(&state, &page.access).await?;
                 let request = api_request(update_body(&current, &fields))?;
@@ -194,9 +192,7 @@ pub async fn delete(
 ) -> Response {
     respond(
         async {
-            let page = InOrg::open(&state, req, &org).await?;
-            let fields = Fields::parse(&body);
-            page.console.check_form(&state, req, fields.get("csrf"))?;
+            let (page, fields) = InOrg::posted(&state, req, &org, &body).await?;
             let deleted = if fields.get("confirm").trim() == page.access.org.name {
                 crate::api::orgs::delete_org(&state, &page.access).await
             } else {
