@@ -105,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // last mail.
     let profile = arg("--perf").and_then(|file| common::Profile::start(&file, child.id()));
     let mongo = mongodb::Client::with_uri_str(&uri).await?;
-    let ops_before = common::database_operations(&mongo).await;
+    let ops_before = common::database_operation_counts(&mongo).await;
     let muster_cpu_before = cpu(Some(child.id()));
     let db_cpu_before = cpu(db_pid);
     let start = Instant::now();
@@ -144,8 +144,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spent = |before: Option<f64>, pid: Option<u32>| Some(cpu(pid)? - before?);
     let muster_cpu = spent(muster_cpu_before, Some(child.id()));
     // Everything the run asked of the database (the API calls, the jobs,
-    // the change streams' getMores), less the counters' own reads.
-    let db_ops = common::database_operations(&mongo).await - ops_before - 1.0;
+    // the change streams' getMores) by kind, less the counters' own reads
+    // (one command each).
+    let ops_after = common::database_operation_counts(&mongo).await;
+    let db_ops: Vec<(String, f64)> = match (&ops_before, &ops_after) {
+        (Some(before), Some(after)) => after
+            .iter()
+            .map(|(kind, n)| {
+                let own = if kind == "command" { 1.0 } else { 0.0 };
+                (
+                    kind.clone(),
+                    n - before.get(kind).copied().unwrap_or(0.0) - own,
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let db_cpu = spent(db_cpu_before, db_pid);
     println!("| what | figure |");
     println!("|---|---:|");
@@ -173,10 +187,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    let per_mail = |n: f64| n / mails.max(1) as f64;
     println!(
         "| database operations per mail (serverStatus opcounters) | {:.1} |",
-        db_ops / mails.max(1) as f64
+        per_mail(db_ops.iter().map(|(_, n)| n).sum())
     );
+    for (kind, n) in &db_ops {
+        println!("| of which {kind} | {:.2} |", per_mail(*n));
+    }
     let _ = child.kill();
     let _ = child.wait();
     let _ = mongo.database(&database).drop().await;

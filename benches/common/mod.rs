@@ -160,25 +160,37 @@ pub async fn driver_floor_ms(
 /// The database's operation counters (`serverStatus.opcounters`, summed):
 /// read before and after a workload, how many operations its requests made.
 pub async fn database_operations(client: &mongodb::Client) -> f64 {
+    match database_operation_counts(client).await {
+        Some(counts) => counts.values().sum(),
+        None => f64::NAN,
+    }
+}
+
+/// `serverStatus.opcounters` by kind (insert, query, update, delete,
+/// getmore, command); `None` when the server does not say.
+pub async fn database_operation_counts(
+    client: &mongodb::Client,
+) -> Option<std::collections::BTreeMap<String, f64>> {
     let status = client
         .database("admin")
         .run_command(bson::doc! { "serverStatus": 1 })
-        .await;
-    let Ok(status) = status else {
-        return f64::NAN;
-    };
-    let Ok(counters) = status.get_document("opcounters") else {
-        return f64::NAN;
-    };
-    counters
-        .values()
-        .filter_map(|v| match v {
-            bson::Bson::Int32(n) => Some(f64::from(*n)),
-            bson::Bson::Int64(n) => Some(*n as f64),
-            bson::Bson::Double(n) => Some(*n),
-            _ => None,
-        })
-        .sum()
+        .await
+        .ok()?;
+    let counters = status.get_document("opcounters").ok()?;
+    Some(
+        counters
+            .iter()
+            .filter_map(|(kind, v)| {
+                let n = match v {
+                    bson::Bson::Int32(n) => f64::from(*n),
+                    bson::Bson::Int64(n) => *n as f64,
+                    bson::Bson::Double(n) => *n,
+                    _ => return None,
+                };
+                Some((kind.clone(), n))
+            })
+            .collect(),
+    )
 }
 
 /// `perf record` attached to a process (with DWARF call graphs: release

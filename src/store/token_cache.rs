@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, doc};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use lru::LruCache;
 
 use super::Store;
@@ -277,8 +276,7 @@ async fn follow(store: &Store) -> Result<(), mongodb::error::Error> {
     // Whatever changed before the stream opened is not in it.
     store.token_cache().forget_all();
     tracing::info!("the token cache follows the database's changes");
-    while let Some(event) = stream.next().await {
-        let event = event?;
+    while let Some(event) = muster_worker::next_change(&mut stream).await? {
         let collection = event.ns.and_then(|ns| ns.coll);
         let id = event
             .document_key

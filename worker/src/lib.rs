@@ -16,6 +16,8 @@
 //! - For monitoring, [`queue_stats`] counts a queue's jobs by state, and
 //!   [`MongoPersistence::on_settled`] tells the application of each
 //!   outcome a worker records.
+//! - [`next_change`] reads a change stream without a round trip per write
+//!   on servers that answer an empty `getMore` at once.
 //!
 //! Delivery is at least once: a handler must be idempotent for its effects
 //! to happen exactly once. See the README for the document shape and the
@@ -27,6 +29,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod backend;
+mod changes;
 mod config;
 mod document;
 mod error;
@@ -35,6 +38,7 @@ mod push;
 mod stats;
 
 pub use backend::{DiscardResult, MongoBackend, ResultNotStored};
+pub use changes::{EMPTY_BATCH_PAUSE, next_change};
 pub use config::JobsConfig;
 pub use document::{JobDocument, JobId, JobStatus};
 pub use error::{DUPLICATE_KEY, JobError, error_code, is_duplicate_key};

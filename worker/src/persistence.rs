@@ -594,7 +594,7 @@ impl MongoPersistence {
                 if let Some(mut events) = stream.take() {
                     pause = Duration::from_secs(1);
                     loop {
-                        match events.try_next().await {
+                        match crate::next_change(&mut events).await {
                             Ok(Some(event)) => {
                                 let job = event
                                     .full_document
