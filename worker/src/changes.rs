@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 /// round trip for every write of the whole database, more than half of
 /// the worker's operations per mail (docs/benchmarks.md). Changes that
 /// come meanwhile wait at most this long, and arrive in one batch.
-pub const EMPTY_BATCH_PAUSE: Duration = Duration::from_millis(100);
+pub const EMPTY_BATCH_PAUSE: Duration = Duration::from_millis(200);
 
 /// The next change of `stream`; `None` once the stream has ended (its
 /// cursor closed, as after an `invalidate`).
