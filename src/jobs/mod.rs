@@ -27,16 +27,18 @@ use crate::state::AppState;
 
 pub use sweep::{expire_due, purge_audit};
 
-/// The backend's settings: the library's defaults, with the lease and
-/// polling of the `jobs` configuration. Pushes and indexes use the plain
-/// defaults: the collection, attempts and retention they read are not
-/// configurable.
+/// The backend's settings: the library's defaults, with the lease,
+/// polling and concurrency of the `jobs` configuration (a worker claims
+/// as many announced jobs at once as it runs). Pushes and indexes use the
+/// plain defaults: the collection, attempts and retention they read are
+/// not configurable.
 pub fn jobs_config(settings: &JobSettings) -> JobsConfig {
     let lease = Duration::from_secs(settings.lease_seconds);
     JobsConfig {
         lease,
         heartbeat_interval: lease / 3,
         poll_interval: Duration::from_secs(settings.poll_interval_seconds),
+        claim_batch: settings.concurrency as usize,
         ..JobsConfig::default()
     }
 }

@@ -53,13 +53,17 @@ pub struct JobsConfig {
     /// start on a new job at once. When the server refuses change streams
     /// the workers poll, whatever this says.
     pub change_stream: bool,
+    /// The most announced jobs a worker claims with one update. Claimed
+    /// jobs wait leased to it until it has room for them, so at most its
+    /// concurrency: more would keep them from other workers.
+    pub claim_batch: usize,
 }
 
 impl Default for JobsConfig {
     /// Collection `jobs`, 60 s leases renewed every 20 s, a 5 s polling
     /// fallback, retries after 5 s, 10 s, 20 s … capped at one hour, 10
     /// attempts, done jobs kept a week, dead jobs kept until deleted,
-    /// change streams on.
+    /// change streams on, one job claimed at a time.
     fn default() -> Self {
         JobsConfig {
             collection: DEFAULT_JOBS_COLLECTION.to_owned(),
@@ -72,6 +76,7 @@ impl Default for JobsConfig {
             done_retention: Duration::from_secs(7 * 24 * 60 * 60),
             dead_retention: None,
             change_stream: true,
+            claim_batch: 1,
         }
     }
 }
@@ -97,6 +102,9 @@ impl JobsConfig {
         }
         if self.default_max_attempts == 0 {
             return invalid("default_max_attempts must be at least 1");
+        }
+        if self.claim_batch == 0 {
+            return invalid("claim_batch must be at least 1");
         }
         Ok(())
     }

@@ -238,47 +238,66 @@ impl MongoPersistence {
     /// leased for `JobsConfig::lease`, one more attempt. `None` when no job
     /// is due.
     ///
-    /// Jobs the change stream announced are claimed first, by id, each
-    /// with an update conditional on the job being as announced (pending,
-    /// no attempt since): the cheapest claim there is, whatever the size
-    /// of the queue, and one that hands back the job without reading it.
+    /// Jobs the change stream announced are claimed first, by id, with an
+    /// update conditional on the job being as announced (pending, no
+    /// attempt since): the cheapest claim there is, whatever the size of
+    /// the queue, and one that hands back the job without reading it.
     /// Without announcements (none left, no change stream, retries and
     /// delayed jobs), the oldest due job is claimed with
     /// `find_one_and_update`; and so it is first once a minute
     /// (`OLDEST_FIRST_EVERY`), so that a steady stream of new jobs cannot
     /// starve retries, delayed jobs and jobs no one announced.
     pub async fn claim(&self, worker_id: &str) -> Result<Option<JobDocument>, JobError> {
-        if self.shared.oldest_claim_due(OLDEST_FIRST_EVERY) {
-            // Announced jobs are due too: `None` means nothing is.
-            return self.claim_oldest(worker_id).await;
-        }
-        while let Some(announced) = self.shared.announced.pop() {
-            if let Some(job) = self.claim_announced(worker_id, announced).await? {
-                return Ok(Some(job));
-            }
-        }
-        self.claim_oldest(worker_id).await
+        Ok(self.claim_many(worker_id, 1).await?.pop())
     }
 
-    /// Claims a job as the change stream announced it, if it is still so.
+    /// [`claim`](Self::claim), for up to `max` jobs at once: announced
+    /// jobs are claimed together with one `update_many` (and, when other
+    /// workers took some of them, one read of which are ours), so a worker
+    /// that takes several jobs at a time makes one claim for all of them.
+    /// The query for the oldest due job still claims one.
+    pub async fn claim_many(
+        &self,
+        worker_id: &str,
+        max: usize,
+    ) -> Result<Vec<JobDocument>, JobError> {
+        if self.shared.oldest_claim_due(OLDEST_FIRST_EVERY) {
+            // Announced jobs are due too: none means nothing is.
+            return Ok(self.claim_oldest(worker_id).await?.into_iter().collect());
+        }
+        loop {
+            let announced = self.shared.announced.pop_due(max.max(1), Utc::now());
+            if announced.is_empty() {
+                break;
+            }
+            let claimed = self.claim_announced(worker_id, announced).await?;
+            if !claimed.is_empty() {
+                return Ok(claimed);
+            }
+        }
+        Ok(self.claim_oldest(worker_id).await?.into_iter().collect())
+    }
+
+    /// Claims jobs as the change stream announced them (due, with the same
+    /// attempts), those that are still so: one conditional update for all.
     async fn claim_announced(
         &self,
         worker_id: &str,
-        mut job: JobDocument,
-    ) -> Result<Option<JobDocument>, JobError> {
+        mut jobs: Vec<JobDocument>,
+    ) -> Result<Vec<JobDocument>, JobError> {
+        let Some(attempts) = jobs.first().map(|job| job.attempts) else {
+            return Ok(jobs);
+        };
+        let ids: Vec<&str> = jobs.iter().map(|job| job.id.as_str()).collect();
         let now = Utc::now();
-        if job.run_at > now {
-            // Delayed: the query finds it when it is due.
-            return Ok(None);
-        }
         let lease_until = after(now, self.config.lease);
         let matched = self
             .jobs
-            .update_one(
+            .update_many(
                 doc! {
-                    field::ID: job.id.as_str(),
+                    field::ID: { "$in": &ids },
                     field::STATUS: JobStatus::Pending,
-                    field::ATTEMPTS: i64::from(job.attempts),
+                    field::ATTEMPTS: i64::from(attempts),
                     field::RUN_AT: { "$lte": bson_time(now) },
                 },
                 doc! {
@@ -292,17 +311,43 @@ impl MongoPersistence {
             )
             .await?
             .matched_count;
-        if matched == 0 {
-            // Claimed elsewhere, or changed since it was announced.
-            return Ok(None);
+        if matched < ids.len() as u64 {
+            // Claimed elsewhere, or changed since announced: ours are
+            // those now running under this worker at this attempt, less
+            // any it already ran (taken by the query meanwhile).
+            let ours: Vec<String> = if matched == 0 {
+                Vec::new()
+            } else {
+                self.jobs
+                    .find(doc! {
+                        field::ID: { "$in": &ids },
+                        field::STATUS: JobStatus::Running,
+                        field::WORKER_ID: worker_id,
+                        field::ATTEMPTS: i64::from(attempts) + 1,
+                    })
+                    .projection(doc! { field::ID: 1 })
+                    .await?
+                    .try_filter_map(|found| async move {
+                        Ok(found.get_str(field::ID).ok().map(str::to_owned))
+                    })
+                    .try_collect()
+                    .await?
+            };
+            let running = self.shared.in_flight();
+            jobs.retain(|job| {
+                ours.iter().any(|id| id == job.id.as_str())
+                    && !running.contains_key(job.id.as_str())
+            });
         }
-        job.status = JobStatus::Running;
-        job.attempts += 1;
-        job.lease_until = Some(lease_until);
-        job.worker_id = Some(worker_id.to_owned());
-        self.claimed(&job);
-        tracing::debug!(job_id = %job.id, queue = %self.queue, worker_id, attempt = job.attempts, "announced job claimed");
-        Ok(Some(job))
+        for job in &mut jobs {
+            job.status = JobStatus::Running;
+            job.attempts += 1;
+            job.lease_until = Some(lease_until);
+            job.worker_id = Some(worker_id.to_owned());
+            self.claimed(job);
+            tracing::debug!(job_id = %job.id, queue = %self.queue, worker_id, attempt = job.attempts, "announced job claimed");
+        }
+        Ok(jobs)
     }
 
     fn claimed(&self, job: &JobDocument) {
@@ -666,16 +711,19 @@ impl Persistence for MongoPersistence {
         Ok(())
     }
 
-    /// Claims at most one job. A database error is logged and reported as
-    /// "nothing to do": the worker tries again at the next wake-up.
+    /// Claims up to `claim_batch` jobs (apalis hands them to the handler
+    /// one by one as it has room). A database error is logged and reported
+    /// as "nothing to do": the worker tries again at the next wake-up.
     async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<Task<Bson>>, JobError> {
         if worker.is_shutting_down() {
             return Ok(Vec::new());
         }
         let worker_id = self.worker_id(worker);
-        match self.claim(&worker_id).await {
-            Ok(Some(job)) => Ok(vec![job_task(job, worker_id)]),
-            Ok(None) => Ok(Vec::new()),
+        match self.claim_many(&worker_id, self.config.claim_batch).await {
+            Ok(jobs) => Ok(jobs
+                .into_iter()
+                .map(|job| job_task(job, worker_id.clone()))
+                .collect()),
             Err(err) => {
                 tracing::warn!(queue = %self.queue, error = %err, "cannot claim a job");
                 Ok(Vec::new())
@@ -930,8 +978,32 @@ impl Announced {
         }
     }
 
-    fn pop(&self) -> Option<JobDocument> {
-        self.jobs().pop_front()
+    /// Up to `max` of the oldest announced jobs that are due and have the
+    /// attempts of the first (so one update claims them all). Delayed ones
+    /// are forgotten: the query finds them when they are due.
+    fn pop_due(&self, max: usize, now: DateTime<Utc>) -> Vec<JobDocument> {
+        let mut jobs = self.jobs();
+        let mut due: Vec<JobDocument> = Vec::new();
+        while due.len() < max {
+            let Some(job) = jobs.front() else { break };
+            if job.run_at > now {
+                jobs.pop_front();
+                continue;
+            }
+            if due.iter().any(|taken| taken.id == job.id) {
+                // Announced twice (a resumed stream): claimed once.
+                jobs.pop_front();
+                continue;
+            }
+            if due
+                .first()
+                .is_some_and(|first| first.attempts != job.attempts)
+            {
+                break;
+            }
+            due.extend(jobs.pop_front());
+        }
+        due
     }
 }
 

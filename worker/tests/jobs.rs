@@ -18,9 +18,9 @@ use chrono::Utc;
 use common::{TestDb, count, eventually, fast_config, job};
 use futures::TryStreamExt;
 use muster_worker::{
-    DEFAULT_JOBS_COLLECTION, JobError, JobStatus, JobsConfig, MongoBackend, MongoPersistence,
-    PushOptions, Pushed, QueueStats, Settled, create_indexes, push, push_in, push_many_in,
-    push_many_new_in, queue_stats, recover_expired_leases,
+    DEFAULT_JOBS_COLLECTION, JobError, JobId, JobStatus, JobsConfig, MongoBackend,
+    MongoPersistence, PushOptions, Pushed, QueueStats, Settled, create_indexes, push, push_in,
+    push_many_in, push_many_new_in, queue_stats, recover_expired_leases,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -392,6 +392,83 @@ async fn announced_jobs_are_claimed_by_id_after_the_oldest_due_one() {
         assert_eq!(stored.attempts, 1);
         assert_eq!(stored.worker_id.as_deref(), Some(worker_id.as_str()));
     }
+}
+
+#[tokio::test]
+async fn announced_jobs_are_claimed_together_and_only_those_still_pending() {
+    let t = TestDb::new().await;
+    let config = JobsConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    create_indexes(&t.db, &config).await.expect("indexes");
+    let mut persistence =
+        MongoPersistence::new(&t.db, "email", config.clone()).expect("persistence");
+    let worker = WorkerContext::new("batch");
+    persistence.register(&worker).await.expect("register");
+    let worker_id = persistence.worker_id(&worker);
+    let push_announced = |from: u32, to: u32| {
+        let (db, config, persistence) = (&t.db, &config, &persistence);
+        async move {
+            let mut ids = Vec::new();
+            for n in from..to {
+                ids.push(queued(
+                    push(db, config, "email", &email(n), PushOptions::default())
+                        .await
+                        .expect("push"),
+                ));
+            }
+            eventually(WAIT, "the jobs announced", || async {
+                (persistence.announced() == ids.len()).then_some(())
+            })
+            .await;
+            ids
+        }
+    };
+    let claim = |max: usize| {
+        let (persistence, worker_id) = (&persistence, &worker_id);
+        async move {
+            let claimed = persistence.claim_many(worker_id, max).await.expect("claim");
+            claimed.into_iter().map(|job| job.id).collect::<Vec<_>>()
+        }
+    };
+
+    let a = push_announced(0, 4).await;
+    // The query's turn comes first: it takes the oldest, a[0], alone.
+    assert_eq!(claim(4).await, vec![a[0].clone()]);
+    // Another worker takes a[2] meanwhile.
+    t.db.collection::<Document>(&config.collection)
+        .update_one(
+            doc! { "_id": a[2].as_str() },
+            doc! {
+                "$set": { "status": "running", "worker_id": "other#1" },
+                "$inc": { "attempts": 1 },
+            },
+        )
+        .await
+        .expect("the other worker's claim");
+    // One update for the four announced: a[0] is this worker's already and
+    // a[2] the other's, so it gets a[1] and a[3], each once.
+    assert_eq!(claim(4).await, vec![a[1].clone(), a[3].clone()]);
+    for (id, worker) in [
+        (&a[0], &worker_id[..]),
+        (&a[1], &worker_id),
+        (&a[2], "other#1"),
+        (&a[3], &worker_id),
+    ] {
+        let stored = job(&t.db, &config, id).await;
+        assert_eq!(stored.status, JobStatus::Running);
+        assert_eq!(stored.attempts, 1, "{id} claimed once");
+        assert_eq!(stored.worker_id.as_deref(), Some(worker));
+    }
+    assert_eq!(persistence.in_flight(), 3);
+    assert_eq!(claim(4).await, Vec::<JobId>::new());
+
+    // All still pending: all claimed by the one update, up to the batch.
+    let b = push_announced(4, 7).await;
+    assert_eq!(claim(2).await, b[..2].to_vec());
+    assert_eq!(claim(2).await, b[2..].to_vec());
+    assert_eq!(persistence.in_flight(), 6);
 }
 
 #[tokio::test]

@@ -81,6 +81,8 @@ pub fn fast_config() -> JobsConfig {
         done_retention: Duration::from_secs(3600),
         dead_retention: None,
         change_stream: true,
+        // Several at once, so that every test runs the batched claims.
+        claim_batch: 4,
     }
 }
 
