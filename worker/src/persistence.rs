@@ -137,11 +137,10 @@ pub struct Recovered {
     pub dead: u64,
 }
 
-/// How a job's attempt ended.
+/// How a job's attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    Done,
-    /// Failed; retried if attempts remain.
+enum Failure {
+    /// Retried if attempts remain.
     Failed(String),
     /// Must not be retried (apalis `AbortError`, undecodable payload).
     Abort(String),
@@ -454,42 +453,85 @@ impl MongoPersistence {
         Ok(recovered)
     }
 
-    /// Records the outcome of an attempt of job `id`, claimed by
-    /// `worker_id`: done; pending again after a backoff; or dead.
-    async fn settle(&self, worker_id: &str, id: &str, outcome: Outcome) -> Result<(), JobError> {
-        let claimed = self.shared.in_flight().remove(id);
-        let claimed = match claimed {
-            Some(claimed) => claimed,
-            None => self.read_attempts(id).await?,
-        };
+    /// Records that the attempts of jobs `ids`, claimed by `worker_id`,
+    /// succeeded: one update for all the attempts that finished since the
+    /// last record.
+    async fn settle_done(&self, worker_id: &str, ids: &[String]) -> Result<(), JobError> {
+        {
+            // No longer renewed: if the record fails for good, the leases
+            // run out and the jobs run again.
+            let mut running = self.shared.in_flight();
+            for id in ids {
+                running.remove(id);
+            }
+        }
         let now = Utc::now();
-        let (update, status, settled) = match &outcome {
-            Outcome::Done => (
+        let matched = self
+            .jobs
+            .update_many(
+                doc! {
+                    field::ID: { "$in": ids },
+                    field::STATUS: JobStatus::Running,
+                    field::WORKER_ID: worker_id,
+                },
                 doc! { "$set": {
                     field::STATUS: JobStatus::Done,
                     field::DONE_AT: bson_time(now),
                     field::EXPIRE_AT: bson_time(after(now, self.config.done_retention)),
                     field::LEASE_UNTIL: Bson::Null,
                 } },
-                JobStatus::Done,
-                Settled::Succeeded,
-            ),
-            Outcome::Failed(error) if claimed.attempts < claimed.max_attempts => {
+            )
+            .await?
+            .matched_count;
+        self.tell(Settled::Succeeded, matched);
+        if matched < ids.len() as u64 {
+            tracing::warn!(
+                queue = %self.queue,
+                worker_id,
+                done = ids.len(),
+                recorded = matched,
+                "some jobs' leases had expired and other workers took them; their outcomes are dropped"
+            );
+        }
+        tracing::debug!(queue = %self.queue, jobs = ids.len(), "jobs done");
+        Ok(())
+    }
+
+    /// Records a failed attempt of job `id`, claimed by `worker_id`:
+    /// pending again after a backoff, or dead.
+    async fn settle_failed(
+        &self,
+        worker_id: &str,
+        id: &str,
+        failure: Failure,
+    ) -> Result<(), JobError> {
+        let claimed = self.shared.in_flight().remove(id);
+        let claimed = match claimed {
+            Some(claimed) => claimed,
+            None => self.read_attempts(id).await?,
+        };
+        let now = Utc::now();
+        let (update, status, settled, error) = match failure {
+            Failure::Failed(error) if claimed.attempts < claimed.max_attempts => {
                 let delay = self.config.backoff(claimed.attempts);
                 (
                     doc! { "$set": {
                         field::STATUS: JobStatus::Pending,
                         field::RUN_AT: bson_time(after(now, delay)),
-                        field::LAST_ERROR: error,
+                        field::LAST_ERROR: &error,
                         field::LEASE_UNTIL: Bson::Null,
                     } },
                     JobStatus::Pending,
                     Settled::Retried,
+                    error,
                 )
             }
-            Outcome::Failed(error) | Outcome::Abort(error) => {
-                (self.dead_update(now, error), JobStatus::Dead, Settled::Dead)
-            }
+            Failure::Failed(error) | Failure::Abort(error) => (
+                self.dead_update(now, &error),
+                JobStatus::Dead,
+                Settled::Dead,
+                error,
+            ),
         };
         let filter = doc! {
             field::ID: id,
@@ -506,37 +548,38 @@ impl MongoPersistence {
             );
         } else {
             self.tell(settled, 1);
-            match &outcome {
-                Outcome::Done => tracing::debug!(job_id = id, queue = %self.queue, "job done"),
-                Outcome::Failed(error) | Outcome::Abort(error) => tracing::warn!(
-                    job_id = id,
-                    queue = %self.queue,
-                    attempt = claimed.attempts,
-                    max_attempts = claimed.max_attempts,
-                    %status,
-                    error = %error,
-                    "job failed"
-                ),
-            }
+            tracing::warn!(
+                job_id = id,
+                queue = %self.queue,
+                attempt = claimed.attempts,
+                max_attempts = claimed.max_attempts,
+                %status,
+                error = %error,
+                "job failed"
+            );
         }
         Ok(())
     }
 
-    /// `settle`, tried a few times: a blip of the database should not make
-    /// a finished job run again.
-    async fn settle_with_retries(&self, worker_id: &str, id: &str, outcome: Outcome) {
+    /// A record of outcomes, tried a few times: a blip of the database
+    /// should not make finished jobs run again.
+    async fn with_retries<F, Fut>(&self, jobs: &[String], mut record: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), JobError>>,
+    {
         for attempt in 1..=SETTLE_TRIES {
-            match self.settle(worker_id, id, outcome.clone()).await {
+            match record().await {
                 Ok(()) => return,
                 Err(err) if attempt < SETTLE_TRIES => {
-                    tracing::warn!(job_id = id, error = %err, "cannot record the job's outcome yet; retrying");
+                    tracing::warn!(?jobs, error = %err, "cannot record the outcome yet; retrying");
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
                 Err(err) => {
                     tracing::error!(
-                        job_id = id,
+                        ?jobs,
                         error = %err,
-                        "cannot record the job's outcome; it will run again when its lease expires"
+                        "cannot record the outcome; the jobs will run again when their lease expires"
                     );
                 }
             }
@@ -547,8 +590,11 @@ impl MongoPersistence {
     /// its payload does not decode into the worker's job type.
     pub(crate) async fn bury(&self, worker_id: &str, id: &str, reason: String) {
         tracing::error!(job_id = id, queue = %self.queue, reason, "job cannot run; marking it dead");
-        self.settle_with_retries(worker_id, id, Outcome::Abort(reason))
-            .await;
+        let jobs = [id.to_owned()];
+        self.with_retries(&jobs, || {
+            self.settle_failed(worker_id, id, Failure::Abort(reason.clone()))
+        })
+        .await;
     }
 
     fn dead_update(&self, now: DateTime<Utc>, error: &str) -> Document {
@@ -746,23 +792,32 @@ impl Persistence for MongoPersistence {
         self.release(&worker_id, ids).await
     }
 
-    /// Records finished attempts: done, retried with backoff, or dead.
+    /// Records finished attempts: done (all those of the batch in one
+    /// update), retried with backoff, or dead.
     async fn handle_events(
         &mut self,
         events: Vec<TaskEvent<()>>,
         worker: &WorkerContext,
     ) -> Result<(), JobError> {
         let worker_id = self.worker_id(worker);
+        let mut done = Vec::new();
         for event in events {
             match event {
                 TaskEvent::Complete(result) => {
                     let id = result.task_id.to_string();
-                    let outcome = match result.result {
-                        Ok(()) => Outcome::Done,
-                        Err(error) if result.status == Status::Killed => Outcome::Abort(error),
-                        Err(error) => Outcome::Failed(error),
+                    let failure = match result.result {
+                        Ok(()) => {
+                            done.push(id);
+                            continue;
+                        }
+                        Err(error) if result.status == Status::Killed => Failure::Abort(error),
+                        Err(error) => Failure::Failed(error),
                     };
-                    self.settle_with_retries(&worker_id, &id, outcome).await;
+                    let jobs = [id];
+                    self.with_retries(&jobs, || {
+                        self.settle_failed(&worker_id, &jobs[0], failure.clone())
+                    })
+                    .await;
                 }
                 TaskEvent::Release { task_id } => {
                     if let Err(err) = self.release(&worker_id, vec![task_id.to_string()]).await {
@@ -771,6 +826,10 @@ impl Persistence for MongoPersistence {
                 }
                 _ => {}
             }
+        }
+        if !done.is_empty() {
+            self.with_retries(&done, || self.settle_done(&worker_id, &done))
+                .await;
         }
         Ok(())
     }
