@@ -181,7 +181,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (who, seconds) in [("Muster", muster_cpu), ("the database", db_cpu)] {
         if let Some(seconds) = seconds {
             println!(
-                "| CPU of {who}: per mail, per second of the run | {:.1} ms, {:.2} s |",
+                "| CPU of {who}: per mail, per second of the run | {:.2} ms, {:.2} s |",
                 seconds * 1000.0 / mails.max(1) as f64,
                 seconds / total.as_secs_f64()
             );
