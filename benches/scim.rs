@@ -726,7 +726,7 @@ async fn main() {
         );
     }
     drop(muster);
-    let _ = store.database().drop().await;
+    common::drop_database(store.database()).await;
 
     let Some(peer_bin) = args.peer_bin.clone() else {
         return;

@@ -197,6 +197,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let _ = mongo.database(&database).drop().await;
+    common::drop_database(&mongo.database(&database)).await;
     Ok(())
 }

@@ -227,3 +227,20 @@ impl Profile {
         let _ = self.0.wait();
     }
 }
+
+/// Drops the benchmark's database, giving up after a while: the
+/// development database has been seen spending over half an hour on
+/// dropping one a mail run left behind, and `dev/bench` throws the whole
+/// server away anyway.
+pub async fn drop_database(database: &mongodb::Database) {
+    let dropping = database.drop();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), dropping)
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "the database {} was not dropped within 10 s; drop it yourself if the server stays",
+            database.name()
+        );
+    }
+}
