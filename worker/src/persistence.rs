@@ -625,27 +625,33 @@ impl MongoPersistence {
     }
 
     /// Returns claimed jobs that never started to `pending`, without
-    /// counting the attempt.
+    /// counting the attempt: one update for all (a stopping worker may
+    /// hold a batch of them).
     async fn release(&self, worker_id: &str, ids: Vec<String>) -> Result<u64, JobError> {
-        let mut released = 0;
-        for id in ids {
-            self.shared.in_flight().remove(&id);
-            released += self
-                .jobs
-                .update_one(
-                    doc! {
-                        field::ID: &id,
-                        field::STATUS: JobStatus::Running,
-                        field::WORKER_ID: worker_id,
-                    },
-                    doc! {
-                        "$set": { field::STATUS: JobStatus::Pending, field::LEASE_UNTIL: Bson::Null },
-                        "$inc": { field::ATTEMPTS: -1 },
-                    },
-                )
-                .await?
-                .modified_count;
+        if ids.is_empty() {
+            return Ok(0);
         }
+        {
+            let mut running = self.shared.in_flight();
+            for id in &ids {
+                running.remove(id);
+            }
+        }
+        let released = self
+            .jobs
+            .update_many(
+                doc! {
+                    field::ID: { "$in": &ids },
+                    field::STATUS: JobStatus::Running,
+                    field::WORKER_ID: worker_id,
+                },
+                doc! {
+                    "$set": { field::STATUS: JobStatus::Pending, field::LEASE_UNTIL: Bson::Null },
+                    "$inc": { field::ATTEMPTS: -1 },
+                },
+            )
+            .await?
+            .modified_count;
         Ok(released)
     }
 

@@ -472,6 +472,55 @@ async fn announced_jobs_are_claimed_together_and_only_those_still_pending() {
 }
 
 #[tokio::test]
+async fn claimed_jobs_never_started_return_to_the_queue_uncounted() {
+    let t = TestDb::new().await;
+    let config = JobsConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    create_indexes(&t.db, &config).await.expect("indexes");
+    let mut persistence =
+        MongoPersistence::new(&t.db, "email", config.clone()).expect("persistence");
+    let worker = WorkerContext::new("stopping");
+    persistence.register(&worker).await.expect("register");
+    for n in 0..3 {
+        push(&t.db, &config, "email", &email(n), PushOptions::default())
+            .await
+            .expect("push");
+    }
+    eventually(WAIT, "the jobs announced", || async {
+        (persistence.announced() == 3).then_some(())
+    })
+    .await;
+    // The query's turn takes one; the next fetch, the other two at once.
+    let started = persistence.fetch_next(&worker).await.expect("fetch");
+    assert_eq!(started.len(), 1);
+    let held = persistence.fetch_next(&worker).await.expect("fetch");
+    assert_eq!(held.len(), 2);
+    let held_ids: Vec<String> = held
+        .iter()
+        .filter_map(|task| task.task_id().map(|id| id.to_string()))
+        .collect();
+
+    // The worker stops before it starts them.
+    let released = persistence
+        .reenqueue_abandoned(held, &worker)
+        .await
+        .expect("release");
+    assert_eq!(released, 2);
+    assert_eq!(persistence.in_flight(), 1);
+    for id in &held_ids {
+        let stored = job(&t.db, &config, &JobId::from_stored(id.as_str())).await;
+        assert_eq!(stored.status, JobStatus::Pending);
+        assert_eq!(
+            stored.attempts, 0,
+            "an attempt never started is not counted"
+        );
+        assert_eq!(stored.lease_until, None);
+    }
+}
+
+#[tokio::test]
 async fn an_idempotency_key_admits_one_job_per_queue() {
     let t = TestDb::new().await;
     let config = fast_config();
@@ -1196,6 +1245,14 @@ async fn a_configuration_that_would_misbehave_is_refused() {
     ));
     assert!(matches!(
         MongoBackend::<Email>::new(&t.db, "", JobsConfig::default()),
+        Err(JobError::InvalidConfig(_))
+    ));
+    let claims_nothing = JobsConfig {
+        claim_batch: 0,
+        ..JobsConfig::default()
+    };
+    assert!(matches!(
+        MongoBackend::<Email>::new(&t.db, "email", claims_nothing),
         Err(JobError::InvalidConfig(_))
     ));
 }
