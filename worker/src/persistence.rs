@@ -561,37 +561,12 @@ impl MongoPersistence {
         Ok(())
     }
 
-    /// A record of outcomes, tried a few times: a blip of the database
-    /// should not make finished jobs run again.
-    async fn with_retries<F, Fut>(&self, jobs: &[String], mut record: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), JobError>>,
-    {
-        for attempt in 1..=SETTLE_TRIES {
-            match record().await {
-                Ok(()) => return,
-                Err(err) if attempt < SETTLE_TRIES => {
-                    tracing::warn!(?jobs, error = %err, "cannot record the outcome yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                Err(err) => {
-                    tracing::error!(
-                        ?jobs,
-                        error = %err,
-                        "cannot record the outcome; the jobs will run again when their lease expires"
-                    );
-                }
-            }
-        }
-    }
-
     /// Marks a job this worker claimed but did not run as dead: used when
     /// its payload does not decode into the worker's job type.
     pub(crate) async fn bury(&self, worker_id: &str, id: &str, reason: String) {
         tracing::error!(job_id = id, queue = %self.queue, reason, "job cannot run; marking it dead");
         let jobs = [id.to_owned()];
-        self.with_retries(&jobs, || {
+        with_retries(&jobs, || {
             self.settle_failed(worker_id, id, Failure::Abort(reason.clone()))
         })
         .await;
@@ -820,7 +795,7 @@ impl Persistence for MongoPersistence {
                         Err(error) => Failure::Failed(error),
                     };
                     let jobs = [id];
-                    self.with_retries(&jobs, || {
+                    with_retries(&jobs, || {
                         self.settle_failed(&worker_id, &jobs[0], failure.clone())
                     })
                     .await;
@@ -834,8 +809,7 @@ impl Persistence for MongoPersistence {
             }
         }
         if !done.is_empty() {
-            self.with_retries(&done, || self.settle_done(&worker_id, &done))
-                .await;
+            with_retries(&done, || self.settle_done(&worker_id, &done)).await;
         }
         Ok(())
     }
@@ -949,6 +923,31 @@ async fn recover(
         }
     }
     Ok(recovered)
+}
+
+/// A record of outcomes, tried a few times: a blip of the database
+/// should not make finished jobs run again.
+async fn with_retries<F, Fut>(jobs: &[String], mut record: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), JobError>>,
+{
+    for attempt in 1..=SETTLE_TRIES {
+        match record().await {
+            Ok(()) => return,
+            Err(err) if attempt < SETTLE_TRIES => {
+                tracing::warn!(?jobs, error = %err, "cannot record the outcome yet; retrying");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(err) => {
+                tracing::error!(
+                    ?jobs,
+                    error = %err,
+                    "cannot record the outcome; the jobs will run again when their lease expires"
+                );
+            }
+        }
+    }
 }
 
 /// A claimed job as the apalis task the worker runs. Its attempt counter
