@@ -484,9 +484,11 @@ async fn claimed_jobs_never_started_return_to_the_queue_uncounted() {
     let worker = WorkerContext::new("stopping");
     persistence.register(&worker).await.expect("register");
     for n in 0..3 {
-        push(&t.db, &config, "email", &email(n), PushOptions::default())
-            .await
-            .expect("push");
+        queued(
+            push(&t.db, &config, "email", &email(n), PushOptions::default())
+                .await
+                .expect("push"),
+        );
     }
     eventually(WAIT, "the jobs announced", || async {
         (persistence.announced() == 3).then_some(())
