@@ -1121,3 +1121,147 @@ async fn resends_count_against_the_hourly_cap() {
         .expect("json");
     assert_eq!(listed["items"][0]["delivery"]["sends"], 3, "{listed}");
 }
+
+/// The mails that run together take their sends in one write and record
+/// their deliveries in one transaction; each send is still taken once,
+/// and only the sends no resend superseded are recorded, each with its
+/// own event.
+#[tokio::test]
+async fn sends_taken_and_recorded_together_are_each_taken_and_recorded_once() {
+    use futures::TryStreamExt;
+    use muster::app::invitations::{Mailed, record_mailed};
+    use muster::auth::token::generate_invitation_secret;
+    use muster::domain::InvitationId;
+    use muster::store::invitations::{SendToTake, get_any, take_sends};
+
+    // No worker: the test makes the worker's writes itself.
+    let app = TestApp::spawn().await;
+    let org = app.with_org_owner().await;
+    let invited: Value = app
+        .post(&format!("/api/v1/orgs/{}/invitations", org.org_id))
+        .bearer_auth(&org.owner.token)
+        .json(&json!({ "emails": ["ann@example.com", "bo@example.com", "cy@example.com"], "role": "viewer" }))
+        .send()
+        .await
+        .expect("invite")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<InvitationId> = invited["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|result| {
+            InvitationId::parse(result["invitation_id"].as_str().expect("an id")).expect("id")
+        })
+        .collect();
+    let [ann, bo, cy] = <[InvitationId; 3]>::try_from(ids).expect("three invitations");
+    let resent = app
+        .post(&format!(
+            "/api/v1/orgs/{}/invitations/{cy}/resend",
+            org.org_id
+        ))
+        .bearer_auth(&org.owner.token)
+        .send()
+        .await
+        .expect("resend");
+    assert_eq!(resent.status(), StatusCode::OK);
+
+    let take = |id: &InvitationId, send: u32| SendToTake {
+        id: id.clone(),
+        send,
+        token_hash: generate_invitation_secret().1,
+    };
+    // Ann's send twice, as when a job is run again while it still runs.
+    let takes = [
+        take(&ann, 1),
+        take(&bo, 1),
+        take(&cy, 1),
+        take(&cy, 2),
+        take(&ann, 1),
+    ];
+    let taken = take_sends(&app.store, Utc::now(), &takes)
+        .await
+        .expect("take");
+    let taken: Vec<bool> = taken.iter().map(Option::is_some).collect();
+    assert_eq!(taken[1..4], [true, false, true], "{taken:?}");
+    assert!(taken[0] != taken[4], "one of Ann's two takes: {taken:?}");
+    // The link of each taken send is the one its mail will carry.
+    for (take, taken) in takes.iter().zip(&taken) {
+        if *taken {
+            let found =
+                muster::store::invitations::find_by_token(&app.store, None, &take.token_hash)
+                    .await
+                    .expect("find")
+                    .expect("the taken send's link");
+            assert_eq!(found.id, take.id);
+        }
+    }
+
+    let mailed = |id: &InvitationId, send: u32| Mailed {
+        org_id: org.org_id.clone(),
+        id: id.clone(),
+        send,
+    };
+    let recorded = record_mailed(
+        &app.store,
+        Utc::now(),
+        &[
+            mailed(&ann, 1),
+            mailed(&bo, 1),
+            mailed(&cy, 1),
+            mailed(&cy, 2),
+        ],
+    )
+    .await
+    .expect("record");
+    assert_eq!(recorded, [true, true, false, true]);
+    for (id, send) in [(&ann, 1), (&bo, 1), (&cy, 2)] {
+        let delivery = get_any(&app.store, id)
+            .await
+            .expect("read")
+            .expect("the invitation")
+            .delivery;
+        assert_eq!((delivery.sent_send, delivery.attempts), (send, 1), "{id}");
+        assert!(delivery.sent_at.is_some());
+    }
+    let events: Vec<bson::Document> = app
+        .store
+        .database()
+        .collection::<bson::Document>("audit_events")
+        .find(bson::doc! { "action": "invitation.mailed" })
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("events");
+    let mut mailed_events: Vec<(String, i64)> = events
+        .iter()
+        .map(|event| {
+            let target = event.get_document("target").expect("target");
+            let after = event.get_document("after").expect("after");
+            (
+                target.get_str("id").expect("target id").to_owned(),
+                after
+                    .get("send")
+                    .and_then(|send| send.as_i64().or(send.as_i32().map(i64::from)))
+                    .expect("send"),
+            )
+        })
+        .collect();
+    mailed_events.sort();
+    let mut expected = vec![
+        (ann.to_string(), 1),
+        (bo.to_string(), 1),
+        (cy.to_string(), 2),
+    ];
+    expected.sort();
+    assert_eq!(mailed_events, expected);
+
+    // A send recorded as mailed is not taken again.
+    let again = take_sends(&app.store, Utc::now(), &[take(&ann, 1), take(&cy, 2)])
+        .await
+        .expect("take again");
+    assert!(again.iter().all(Option::is_none));
+    app.shutdown().await;
+}

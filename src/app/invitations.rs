@@ -381,42 +381,71 @@ pub async fn expire(
     })
 }
 
-/// How a send of an invitation's mail went, as the worker reports it.
+/// A send of an invitation's mail that went out: its organization (whose
+/// log the event goes to), the invitation and which of its sends.
 #[derive(Debug, Clone)]
-pub enum MailOutcome {
-    Mailed,
-    Failed { error: String, retrying: bool },
+pub struct Mailed {
+    pub org_id: OrgId,
+    pub id: InvitationId,
+    pub send: u32,
 }
 
-/// Records how send `send` of an invitation's mail went, with its event
-/// (`invitation.mailed` or `invitation.delivery_failed`, by the system);
-/// `false` when a resend superseded it, and nothing is written.
-pub async fn record_delivery(
+/// Records that these sends were mailed, each with its `invitation.mailed`
+/// event by the system, in one transaction; per send, `false` when a
+/// resend superseded it, and nothing is written for it. The worker records
+/// the mails that went out together in one call.
+pub async fn record_mailed(
+    store: &Store,
+    now: DateTime<Utc>,
+    mailed: &[Mailed],
+) -> Result<Vec<bool>, AppError> {
+    let sends: Vec<(InvitationId, u32)> = mailed
+        .iter()
+        .map(|mailed| (mailed.id.clone(), mailed.send))
+        .collect();
+    in_transaction!(store, |session| -> Result<Vec<bool>, AppError> {
+        let recorded = store::invitations::record_mailed(store, session, now, &sends).await?;
+        let events: Vec<AuditEvent> = mailed
+            .iter()
+            .zip(&recorded)
+            .filter(|(_, recorded)| **recorded)
+            .map(|(mailed, _)| {
+                Acting::system(mailed.org_id.clone()).event(
+                    now,
+                    "invitation.mailed",
+                    ("invitation", mailed.id.as_str()),
+                    None,
+                    Some(json!({ "send": mailed.send })),
+                )
+            })
+            .collect();
+        store::audit::record_many(store, session, &events).await?;
+        Ok(recorded)
+    })
+}
+
+/// Records a failed attempt at send `send` of an invitation's mail, with
+/// its `invitation.delivery_failed` event; `false` when a resend
+/// superseded it, and nothing is written.
+pub async fn record_failed(
     store: &Store,
     now: DateTime<Utc>,
     acting: &Acting,
     id: &InvitationId,
     send: u32,
-    outcome: MailOutcome,
+    error: &str,
+    retrying: bool,
 ) -> Result<bool, AppError> {
-    let (action, after, recorded) = match outcome {
-        MailOutcome::Mailed => ("invitation.mailed", json!({ "send": send }), Ok(now)),
-        MailOutcome::Failed { error, retrying } => (
-            "invitation.delivery_failed",
-            json!({ "send": send, "error": error, "retrying": retrying }),
-            Err(error),
-        ),
-    };
     in_transaction!(store, |session| -> Result<bool, AppError> {
-        if !store::invitations::record_delivery(store, session, id, send, recorded.clone()).await? {
+        if !store::invitations::record_failed(store, session, id, send, error).await? {
             return Ok(false);
         }
         let event = acting.event(
             now,
-            action,
+            "invitation.delivery_failed",
             ("invitation", id.as_str()),
             None,
-            Some(after.clone()),
+            Some(json!({ "send": send, "error": error, "retrying": retrying })),
         );
         store::audit::record(store, session, &event).await?;
         Ok(true)

@@ -6,6 +6,7 @@
 //! them alone; any number of processes may run them together (jobs are
 //! claimed with leases, the sweep updates conditionally).
 
+mod group_commit;
 mod send_invitation;
 mod sweep;
 
@@ -49,6 +50,7 @@ pub struct JobContext {
     pub state: AppState,
     pub mailer: Arc<Mailer>,
     pub names: Arc<send_invitation::NameCache>,
+    pub writes: Arc<send_invitation::MailWrites>,
 }
 
 /// Runs the workers until `shutdown` resolves.
@@ -71,6 +73,7 @@ pub async fn run_with(
         state: state.clone(),
         mailer,
         names: Arc::default(),
+        writes: Arc::default(),
     };
     // Counted by the worker that records each outcome; a queue's depth is
     // read from the database at scrape time instead (`metrics_export`).

@@ -8,6 +8,8 @@
 //! replaces the first.
 //! Each recorded attempt is audited by the system with the record
 //! (`invitation.mailed`, `invitation.delivery_failed`).
+//! The mails that run at the same time take their sends in one write and
+//! record their deliveries in one transaction (`MailWrites`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -18,13 +20,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use mongodb::error::Error as MongoError;
 
 use super::JobContext;
+use super::group_commit::{Abandoned, GroupCommit};
 use crate::app::Acting;
-use crate::app::invitations::{self, MailOutcome};
+use crate::app::invitations::{self, Mailed};
 use crate::app::jobs::SendInvitation;
 use crate::auth::token::generate_invitation_secret;
 use crate::domain::invitation::Invitation;
 use crate::domain::{AccountId, InvitationId, OrgId};
 use crate::mail::{InvitationMail, render_invitation};
+use crate::store::invitations::SendToTake;
 use crate::store::{self, Store};
 
 /// A failure worth retrying, or one that is final (the job is then done,
@@ -40,10 +44,14 @@ pub async fn handle(job: SendInvitation, context: Data<JobContext>) -> Result<()
         tracing::warn!(invitation_id = %job.invitation_id, "a mail job names no invitation id");
         return Ok(());
     };
-    let (secret, hash) = generate_invitation_secret();
+    let (secret, token_hash) = generate_invitation_secret();
     let now = state.clock().now();
-    let Some(invitation) = store::invitations::take_send(store, &id, job.send, now, &hash).await?
-    else {
+    let take = SendToTake {
+        id: id.clone(),
+        send: job.send,
+        token_hash,
+    };
+    let Some(invitation) = context.writes.take(store, now, take).await? else {
         tracing::debug!(invitation_id = %id, send = job.send, "invitation mail not needed");
         return Ok(());
     };
@@ -67,30 +75,90 @@ pub async fn handle(job: SendInvitation, context: Data<JobContext>) -> Result<()
         .mailer
         .send(invitation.email.as_str(), &rendered)
         .await;
-    let acting = Acting::system(invitation.org_id.clone());
     let now = state.clock().now();
     match sent {
         Ok(_) => {
-            invitations::record_delivery(store, now, &acting, &id, job.send, MailOutcome::Mailed)
-                .await?;
+            let mailed = Mailed {
+                org_id: invitation.org_id,
+                id: id.clone(),
+                send: job.send,
+            };
+            context.writes.record(store, now, mailed).await?;
             tracing::info!(invitation_id = %id, send = job.send, "invitation mail sent");
             Ok(())
         }
         Err(err) => {
             let retrying = err.is_transient();
-            let failed = MailOutcome::Failed {
-                error: err.to_string(),
-                retrying,
-            };
-            invitations::record_delivery(store, now, &acting, &id, job.send, failed).await?;
+            let error = err.to_string();
+            let acting = Acting::system(invitation.org_id);
+            invitations::record_failed(store, now, &acting, &id, job.send, &error, retrying)
+                .await?;
             if retrying {
                 tracing::warn!(invitation_id = %id, error = %err, "invitation mail failed; retrying");
-                Err(Box::new(Transient(err.to_string())))
+                Err(Box::new(Transient(error)))
             } else {
                 tracing::warn!(invitation_id = %id, error = %err, "invitation mail refused for good");
                 Ok(())
             }
         }
+    }
+}
+
+/// The two writes of every mail, made together for the mails that run at
+/// the same time (`group_commit`): taking the sends, and recording the
+/// mails that went out.
+#[derive(Default)]
+pub struct MailWrites {
+    takes: GroupCommit<SendToTake, Result<Option<Invitation>, String>>,
+    records: GroupCommit<Mailed, Result<bool, String>>,
+}
+
+impl MailWrites {
+    /// `store::invitations::take_send`, with the sends taken meanwhile.
+    async fn take(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+        take: SendToTake,
+    ) -> Result<Option<Invitation>, Transient> {
+        let taken = self
+            .takes
+            .submit(take, |takes| async move {
+                match store::invitations::take_sends(store, now, &takes).await {
+                    Ok(taken) => taken.into_iter().map(Ok).collect(),
+                    Err(err) => vec![Err(err.to_string()); takes.len()],
+                }
+            })
+            .await;
+        flatten(taken)
+    }
+
+    /// `invitations::record_mailed`, with the mails recorded meanwhile.
+    /// A send a resend superseded is recorded as nothing.
+    async fn record(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+        mailed: Mailed,
+    ) -> Result<bool, Transient> {
+        let recorded = self
+            .records
+            .submit(mailed, |mailed| async move {
+                match invitations::record_mailed(store, now, &mailed).await {
+                    Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+                    Err(err) => vec![Err(err.to_string()); mailed.len()],
+                }
+            })
+            .await;
+        flatten(recorded)
+    }
+}
+
+fn flatten<T>(answer: Result<Result<T, String>, Abandoned>) -> Result<T, Transient> {
+    match answer {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(Transient(error)),
+        Err(abandoned) => Err(Transient(abandoned.to_string())),
     }
 }
 

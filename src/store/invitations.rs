@@ -2,7 +2,7 @@
 //! organization (a partial unique index); the link's secret is stored only
 //! as its hash.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bson::{DateTime as BsonDateTime, Document, doc};
 use chrono::{DateTime, Utc};
@@ -336,11 +336,20 @@ pub async fn get_any(store: &Store, id: &InvitationId) -> Result<Option<Invitati
     Ok(found.map(InvitationDoc::into_invitation))
 }
 
-/// Takes send number `send` of an invitation for mailing, in one round
-/// trip: gives it the link whose secret only the mail will carry, and
-/// answers the invitation. `None` when that send is not to be mailed: the
-/// invitation is gone, no longer pending or past its expiry, a later send
-/// superseded this one, or this one was mailed already.
+/// One send of an invitation to take for mailing, with the hash of the
+/// link its mail will carry.
+#[derive(Clone)]
+pub struct SendToTake {
+    pub id: InvitationId,
+    pub send: u32,
+    pub token_hash: TokenHash,
+}
+
+/// Takes send number `send` of an invitation for mailing: gives it the
+/// link whose secret only the mail will carry, and answers the invitation.
+/// `None` when that send is not to be mailed: the invitation is gone, no
+/// longer pending or past its expiry, a later send superseded this one, or
+/// this one was mailed already.
 pub async fn take_send(
     store: &Store,
     id: &InvitationId,
@@ -348,27 +357,70 @@ pub async fn take_send(
     now: DateTime<Utc>,
     token_hash: &TokenHash,
 ) -> Result<Option<Invitation>, MongoError> {
-    // An update and a read by id rather than one findAndModify, which the
+    let take = SendToTake {
+        id: id.clone(),
+        send,
+        token_hash: token_hash.clone(),
+    };
+    Ok(take_sends(store, now, std::slice::from_ref(&take))
+        .await?
+        .pop()
+        .flatten())
+}
+
+/// [`take_send`] for many sends, in two round trips whatever their number:
+/// one `update` command with a statement per send, then one read by id,
+/// in which a send was taken if its invitation carries its link's hash. Of
+/// a send named twice, one is taken.
+pub async fn take_sends(
+    store: &Store,
+    now: DateTime<Utc>,
+    takes: &[SendToTake],
+) -> Result<Vec<Option<Invitation>>, MongoError> {
+    if takes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Updates and a read by id rather than findAndModify, which the
     // development database answers by reading the whole collection
     // (docs/benchmarks.md); by id, both are cheap on any server.
-    let taken = collection(store)
-        .update_one(
+    let now = bson_time(now);
+    let updates: Vec<Document> = takes
+        .iter()
+        .map(|take| {
             doc! {
-                "_id": id.as_str(),
-                "status": "pending",
-                "expires_at": { "$gt": bson_time(now) },
-                "delivery.sends": send,
-                "delivery.sent_send": { "$lt": send },
-            },
-            doc! { "$set": { "token_hash": token_hash.as_str() } },
-        )
+                "q": {
+                    "_id": take.id.as_str(),
+                    "status": "pending",
+                    "expires_at": { "$gt": now },
+                    "delivery.sends": take.send,
+                    "delivery.sent_send": { "$lt": take.send },
+                },
+                "u": { "$set": { "token_hash": take.token_hash.as_str() } },
+            }
+        })
+        .collect();
+    let reply = store
+        .database()
+        .run_command(doc! { "update": COLLECTION, "updates": updates, "ordered": false })
+        .await?;
+    super::write_command_outcome(&reply)?;
+    let ids: Vec<&str> = takes.iter().map(|take| take.id.as_str()).collect();
+    let found: HashMap<String, InvitationDoc> = collection(store)
+        .find(doc! { "_id": { "$in": ids } })
         .await?
-        .matched_count
-        == 1;
-    if !taken {
-        return Ok(None);
-    }
-    get_any(store, id).await
+        .map_ok(|found| (found.id.clone(), found))
+        .try_collect()
+        .await?;
+    Ok(takes
+        .iter()
+        .map(|take| {
+            found
+                .get(take.id.as_str())
+                .filter(|found| found.token_hash == take.token_hash.as_str())
+                .cloned()
+                .map(InvitationDoc::into_invitation)
+        })
+        .collect())
 }
 
 /// The invitation a link's secret belongs to.
@@ -541,30 +593,80 @@ pub async fn due_for_expiry(
         .collect())
 }
 
-/// Records the outcome of one attempt to send send number `send`. A later
-/// send's record is not overwritten by an earlier one's.
-pub async fn record_delivery(
+/// Records that these sends were mailed at `sent_at`; per send, whether it
+/// was recorded (`false`: a resend superseded it, and nothing is written).
+/// One update per distinct send number (nearly always one for a batch),
+/// and a read only when some were superseded. A later send's record is
+/// not overwritten by an earlier one's.
+pub async fn record_mailed(
+    store: &Store,
+    session: &mut ClientSession,
+    sent_at: DateTime<Utc>,
+    sends: &[(InvitationId, u32)],
+) -> Result<Vec<bool>, MongoError> {
+    let mut by_send: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+    for (id, send) in sends {
+        by_send.entry(*send).or_default().push(id.as_str());
+    }
+    let mut recorded: HashSet<(String, u32)> = HashSet::new();
+    for (send, mut ids) in by_send {
+        ids.sort_unstable();
+        ids.dedup();
+        let filter = doc! { "_id": { "$in": ids.clone() }, "delivery.sends": send };
+        let matched = collection(store)
+            .update_many(
+                filter.clone(),
+                doc! {
+                    "$set": {
+                        "delivery.sent_at": bson_time(sent_at),
+                        "delivery.sent_send": send,
+                        "delivery.last_error": bson::Bson::Null,
+                    },
+                    "$inc": { "delivery.attempts": 1 },
+                },
+            )
+            .session(&mut *session)
+            .await?
+            .matched_count;
+        if matched == ids.len() as u64 {
+            recorded.extend(ids.into_iter().map(|id| (id.to_owned(), send)));
+            continue;
+        }
+        // Those still at this send are the ones just updated.
+        let mut cursor = collection(store)
+            .clone_with_type::<Document>()
+            .find(filter)
+            .projection(doc! { "_id": 1 })
+            .session(&mut *session)
+            .await?;
+        while let Some(found) = cursor.next(&mut *session).await.transpose()? {
+            if let Ok(id) = found.get_str("_id") {
+                recorded.insert((id.to_owned(), send));
+            }
+        }
+    }
+    Ok(sends
+        .iter()
+        .map(|(id, send)| recorded.contains(&(id.as_str().to_owned(), *send)))
+        .collect())
+}
+
+/// Records a failed attempt to send send number `send`; `false` when a
+/// resend superseded it, and nothing is written.
+pub async fn record_failed(
     store: &Store,
     session: &mut ClientSession,
     id: &InvitationId,
     send: u32,
-    outcome: Result<DateTime<Utc>, String>,
+    error: &str,
 ) -> Result<bool, MongoError> {
-    let mut set = Document::new();
-    match outcome {
-        Ok(sent_at) => {
-            set.insert("delivery.sent_at", bson_time(sent_at));
-            set.insert("delivery.sent_send", send);
-            set.insert("delivery.last_error", bson::Bson::Null);
-        }
-        Err(error) => {
-            set.insert("delivery.last_error", error);
-        }
-    }
     let result = collection(store)
         .update_one(
             doc! { "_id": id.as_str(), "delivery.sends": send },
-            doc! { "$set": set, "$inc": { "delivery.attempts": 1 } },
+            doc! {
+                "$set": { "delivery.last_error": error },
+                "$inc": { "delivery.attempts": 1 },
+            },
         )
         .session(session)
         .await?;

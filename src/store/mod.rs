@@ -378,6 +378,23 @@ fn inserted<T>(result: Result<T, MongoError>) -> Result<Inserted, MongoError> {
     }
 }
 
+/// The outcome of a write command sent with `run_command`, which, unlike
+/// the driver's own writes, answers `ok` with the statements' errors in
+/// the reply: the first of them becomes the error.
+pub(crate) fn write_command_outcome(reply: &Document) -> Result<(), MongoError> {
+    let first_error = |key: &str| match reply.get(key) {
+        Some(bson::Bson::Array(errors)) => errors.first().cloned(),
+        Some(bson::Bson::Document(error)) => Some(bson::Bson::Document(error.clone())),
+        _ => None,
+    };
+    match first_error("writeErrors").or_else(|| first_error("writeConcernError")) {
+        Some(error) => Err(MongoError::custom(format!(
+            "a write command failed: {error}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// One page of `collection` in `_id` order after the id `after`, at most
 /// `limit` documents, and whether more follow (one more is read to know).
 /// Ids are UUIDv7, so id order is creation order: the cursor pages of the
