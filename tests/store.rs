@@ -7,6 +7,7 @@ use crate::common;
 use bson::{Document, doc};
 use common::{fresh_database_name, mongodb_uri, test_settings};
 use futures::TryStreamExt;
+use mongodb::Collection;
 use mongodb::error::Error as MongoError;
 use muster::store::{DUPLICATE_KEY, Store, error_code, is_duplicate_key};
 
@@ -132,4 +133,71 @@ async fn concurrent_read_modify_write_transactions_lose_no_update() {
         .and_then(|d| d.get_i64("n").ok());
     assert_eq!(n, Some(workers));
     store.database().drop().await.expect("drop");
+}
+
+/// Inserts into several collections in one transaction, in order: with
+/// `bulkWrite` (one round trip) and the way servers before MongoDB 8 are
+/// written to (one per collection); a unique index's refusal names the
+/// insert it refused and leaves nothing written.
+#[tokio::test]
+async fn inserts_into_several_collections_commit_together_or_not_at_all() {
+    use muster::store::{InsertedAll, insert_all};
+
+    for store in [store().await, store().await.without_bulk_write()] {
+        let things = store.database().collection::<Document>("things");
+        let others = store.database().collection::<Document>("others");
+        things
+            .insert_one(doc! { "_id": "taken" })
+            .await
+            .expect("seed");
+        let inserts = |ids: &[(&Collection<Document>, &str)]| {
+            ids.iter()
+                .map(|(collection, id)| {
+                    collection
+                        .insert_one_model(doc! { "_id": *id })
+                        .expect("model")
+                })
+                .collect::<Vec<_>>()
+        };
+
+        let mut outcome = None;
+        let refused = muster::in_transaction!(store, |session| -> Result<(), MongoError> {
+            let inserted = insert_all(
+                &store,
+                session,
+                inserts(&[
+                    (&things, "a"),
+                    (&things, "b"),
+                    (&others, "c"),
+                    (&things, "taken"),
+                ]),
+            )
+            .await?;
+            outcome = Some(inserted);
+            // As a use case does: the refusal ended the transaction.
+            Err(MongoError::custom("refused"))
+        });
+        assert!(refused.is_err());
+        assert_eq!(outcome, Some(InsertedAll::AlreadyExists { at: 3 }));
+        assert_eq!(things.count_documents(doc! {}).await.expect("count"), 1);
+        assert_eq!(others.count_documents(doc! {}).await.expect("count"), 0);
+
+        let made = muster::in_transaction!(store, |session| -> Result<InsertedAll, MongoError> {
+            insert_all(
+                &store,
+                session,
+                inserts(&[
+                    (&things, "a"),
+                    (&others, "c"),
+                    (&others, "d"),
+                    (&things, "b"),
+                ]),
+            )
+            .await
+        });
+        assert_eq!(made.expect("inserted"), InsertedAll::Yes);
+        assert_eq!(things.count_documents(doc! {}).await.expect("count"), 3);
+        assert_eq!(others.count_documents(doc! {}).await.expect("count"), 2);
+        store.database().drop().await.expect("drop");
+    }
 }

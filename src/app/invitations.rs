@@ -10,10 +10,11 @@ use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
 use mongodb::ClientSession;
+use mongodb::options::InsertOneModel;
 use serde_json::{Value, json};
 
 use super::Acting;
-use super::jobs::{enqueue_new_invitations, enqueue_send_invitation};
+use super::jobs::{enqueue_new_invitations, enqueue_send_invitation, new_invitation_job_inserts};
 use super::members::ensure_projects_exist;
 use super::mfa::{MfaProof, Proven};
 use crate::auth::mfa_key::MfaKey;
@@ -55,7 +56,7 @@ fn not_pending(invitation: &Invitation, now: DateTime<Utc>) -> AppError {
     }
 }
 
-fn concurrent_invitation() -> AppError {
+pub(super) fn concurrent_invitation() -> AppError {
     // Inside a transaction the server has aborted it already: retry.
     AppError::Conflict {
         problem: "concurrent-invitation",
@@ -939,22 +940,26 @@ impl ScimActivation {
 }
 
 /// For a member an identity provider created without a login: the
-/// activation invitation (same mail, link and page), written in the
+/// activation invitation (same mail, link and page), to be written in the
 /// creation's transaction with its mail job, when the organization asks
 /// for activation mails and allows the address's domain. Over the hourly
 /// cap the member is still created: the mail is scheduled for when the
 /// cap allows it, and its link is valid for the organization's TTL from
-/// then. The caller records the audit event ([`ScimActivation::audit`]).
-pub async fn create_scim_activation(
+/// then. Reads only: the caller makes the inserts it answers (the
+/// invitation and its job) together with its own, where a unique index's
+/// refusal of the invitation is [`concurrent_invitation`], and
+/// records the audit event ([`ScimActivation::audit`]).
+pub async fn scim_activation(
     store: &Store,
     session: &mut ClientSession,
     member: &Member,
     email: &Email,
     now: DateTime<Utc>,
     hourly_cap: u32,
-) -> Result<ScimActivation, AppError> {
+) -> Result<(ScimActivation, Vec<InsertOneModel>), AppError> {
+    let not_due = Ok((ScimActivation::NotDue, Vec::new()));
     if member.account_id.is_some() || member.status != MemberStatus::Pending {
-        return Ok(ScimActivation::NotDue);
+        return not_due;
     }
     let Some(context) = store::invitations::activation_context(
         store,
@@ -966,17 +971,17 @@ pub async fn create_scim_activation(
     )
     .await?
     else {
-        return Ok(ScimActivation::NotDue);
+        return not_due;
     };
     let org = context.org;
     if !org.settings.scim_activation_emails {
-        return Ok(ScimActivation::NotDue);
+        return not_due;
     }
     if !invitation::domain_allowed(email, &org.settings.allowed_email_domains) {
-        return Ok(ScimActivation::DomainNotAllowed(email.clone()));
+        return Ok((ScimActivation::DomainNotAllowed(email.clone()), Vec::new()));
     }
     if context.email_pending {
-        return Ok(ScimActivation::NotDue);
+        return not_due;
     }
     let cap_th_latest = context.cap_th_latest;
     let mail_at = invitation::next_mail_at(now, cap_th_latest);
@@ -1000,34 +1005,27 @@ pub async fn create_scim_activation(
             ..Delivery::default()
         },
     };
-    if store::invitations::insert_mailed_at(
+    let deferred = mail_at > now;
+    let mut inserts = vec![store::invitations::insert_mailed_at_model(
         store,
-        session,
         &invitation,
         &fresh_token_hash(),
         mail_at,
-    )
-    .await?
-        == Inserted::AlreadyExists
-    {
-        return Err(concurrent_invitation());
-    }
-    let deferred = mail_at > now;
-    enqueue_new_invitations(
+    )?];
+    inserts.extend(new_invitation_job_inserts(
         store,
-        session,
         std::slice::from_ref(&invitation),
         deferred.then_some(mail_at),
-    )
-    .await?;
-    if deferred {
-        Ok(ScimActivation::Deferred {
+    )?);
+    let activation = if deferred {
+        ScimActivation::Deferred {
             invitation,
             mail_at,
-        })
+        }
     } else {
-        Ok(ScimActivation::Invited(invitation))
-    }
+        ScimActivation::Invited(invitation)
+    };
+    Ok((activation, inserts))
 }
 
 /// Revokes the pending activation invitation of a member the identity

@@ -5,7 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use mongodb::ClientSession;
-use muster_worker::{JobError, JobsConfig, PushOptions, push_many_in, push_many_new_in};
+use mongodb::options::InsertOneModel;
+use muster_worker::{
+    JobError, JobsConfig, PushOptions, new_job_insert, push_many_in, push_many_new_in,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::InvitationId;
@@ -113,6 +116,29 @@ pub async fn enqueue_new_invitations(
     )
     .await?;
     Ok(())
+}
+
+/// [`enqueue_new_invitations`] as inserts to make with the other inserts
+/// of the caller's transaction (`store::insert_all`).
+pub fn new_invitation_job_inserts(
+    store: &Store,
+    invitations: &[Invitation],
+    run_at: Option<DateTime<Utc>>,
+) -> Result<Vec<InsertOneModel>, AppError> {
+    invitations
+        .iter()
+        .map(|invitation| {
+            let (job, options) = mail_job(invitation, run_at);
+            new_job_insert(
+                store.database(),
+                &JobsConfig::default(),
+                SEND_INVITATION_QUEUE,
+                &job,
+                &options,
+            )
+            .map_err(AppError::from)
+        })
+        .collect()
 }
 
 /// Queues the mail of an invitation's latest send (a resend), inside the

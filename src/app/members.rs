@@ -18,7 +18,7 @@ use crate::domain::{Member, MemberId, MemberStatus, OrgId, Permission, Role, Sta
 use crate::error::{AppError, ScimType};
 use crate::in_transaction;
 use crate::protocol::user::{UserProfile, UserRecord};
-use crate::store::{self, Inserted, Store};
+use crate::store::{self, InsertedAll, Store};
 
 fn not_found() -> AppError {
     AppError::NotFound("member")
@@ -210,25 +210,6 @@ pub async fn provision(
             updated_at: now,
             last_sign_in_at: None,
         };
-        // The unique indexes decide, in the insert's round trip. The refusal
-        // ends the transaction, so which attribute is taken is read outside
-        // it, only on this path.
-        if store::members::insert(store, session, &member, profile).await?
-            == Inserted::AlreadyExists
-        {
-            return Err(
-                match store::members::find_taken(store, None, org_id, profile, None).await? {
-                    Some(which) => taken(which, profile),
-                    None => AppError::scim(
-                        ScimType::Uniqueness,
-                        "the userName or externalId was taken concurrently; look the user up and retry",
-                    ),
-                },
-            );
-        }
-        if let Some(hash) = &input.password_hash {
-            store::members::set_idp_password_hash(store, session, &member.id, hash).await?;
-        }
         let record = UserRecord {
             member,
             profile: profile.clone(),
@@ -241,8 +222,16 @@ pub async fn provision(
             None,
             Some(snapshot(&record)),
         )];
+        // What the activation needs is read first; then the member, its
+        // activation invitation and mail job, and the events go in one
+        // round trip.
+        let mut inserts = vec![store::members::insert_model(
+            store,
+            &record.member,
+            profile,
+        )?];
         if let Some(email) = &login_email {
-            let activation = super::invitations::create_scim_activation(
+            let (activation, activation_inserts) = super::invitations::scim_activation(
                 store,
                 session,
                 &record.member,
@@ -251,11 +240,36 @@ pub async fn provision(
                 hourly_cap,
             )
             .await?;
+            inserts.extend(activation_inserts);
             if let Some((action, (kind, id), after)) = activation.audit(&record.member.id) {
                 events.push(acting.event(now, action, (kind, &id), None, Some(after)));
             }
         }
-        store::audit::record_many(store, session, &events).await?;
+        inserts.extend(store::audit::insert_models(store, &events)?);
+        match store::insert_all(store, session, inserts).await? {
+            InsertedAll::Yes => {}
+            // The unique indexes decide. The refusal ends the transaction,
+            // so which attribute is taken is read outside it, only on this
+            // path.
+            InsertedAll::AlreadyExists { at: 0 } => {
+                return Err(
+                    match store::members::find_taken(store, None, org_id, profile, None).await? {
+                        Some(which) => taken(which, profile),
+                        None => AppError::scim(
+                            ScimType::Uniqueness,
+                            "the userName or externalId was taken concurrently; look the user up and retry",
+                        ),
+                    },
+                );
+            }
+            // The activation invitation: the address was invited meanwhile.
+            InsertedAll::AlreadyExists { .. } => {
+                return Err(super::invitations::concurrent_invitation());
+            }
+        }
+        if let Some(hash) = &input.password_hash {
+            store::members::set_idp_password_hash(store, session, &record.member.id, hash).await?;
+        }
         Ok(record)
     })
 }

@@ -1,5 +1,6 @@
 use bson::{Bson, DateTime as BsonDateTime, doc};
 use mongodb::error::Error as MongoError;
+use mongodb::options::InsertOneModel;
 use mongodb::{ClientSession, Collection};
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +132,20 @@ pub async fn record_many(
     collection(store).insert_many(docs).session(session).await?;
     super::note_written(events.iter().map(|event| event.action));
     Ok(())
+}
+
+/// [`record_many`] as inserts to make with the other inserts of the
+/// transaction whose change the events record (`store::insert_all`).
+pub fn insert_models(
+    store: &Store,
+    events: &[AuditEvent],
+) -> Result<Vec<InsertOneModel>, MongoError> {
+    let models = events
+        .iter()
+        .map(|event| collection(store).insert_one_model(audit_doc(event)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    super::note_written(events.iter().map(|event| event.action));
+    Ok(models)
 }
 
 fn audit_doc(event: &AuditEvent) -> Result<AuditDoc, MongoError> {

@@ -8,7 +8,7 @@ use bson::{DateTime as BsonDateTime, Document, doc};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::error::Error as MongoError;
-use mongodb::options::IndexOptions;
+use mongodb::options::{IndexOptions, InsertOneModel};
 use mongodb::{ClientSession, Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
@@ -160,17 +160,18 @@ pub async fn insert(
     )
 }
 
-/// [`insert`] for an invitation whose first mail is due at `mail_at`.
-pub async fn insert_mailed_at(
+/// [`insert`] for an invitation whose first mail is due at `mail_at`, as
+/// an insert to make with the other inserts of its transaction
+/// (`store::insert_all`).
+pub fn insert_mailed_at_model(
     store: &Store,
-    session: &mut ClientSession,
     invitation: &Invitation,
     token_hash: &TokenHash,
     mail_at: DateTime<Utc>,
-) -> Result<Inserted, MongoError> {
+) -> Result<InsertOneModel, MongoError> {
     let mut doc = InvitationDoc::new(invitation, token_hash);
     doc.mail_at = Some(bson_time(mail_at));
-    inserted(collection(store).insert_one(doc).session(session).await)
+    collection(store).insert_one_model(doc)
 }
 
 /// What an identity provider's new user needs for its activation mail,

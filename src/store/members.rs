@@ -4,7 +4,7 @@ use bson::{Document, RawDocumentBuf, doc};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::error::Error as MongoError;
-use mongodb::options::IndexOptions;
+use mongodb::options::{IndexOptions, InsertOneModel};
 use mongodb::{ClientSession, Collection, IndexModel};
 
 use super::docs::{MemberDoc, bson_time};
@@ -70,6 +70,16 @@ pub async fn insert(
 ) -> Result<Inserted, MongoError> {
     let doc = MemberDoc::new(member, profile, 1)?;
     inserted(collection(store).insert_one(doc).session(session).await)
+}
+
+/// [`insert`] as an insert to make with the other inserts of its
+/// transaction (`store::insert_all`).
+pub fn insert_model(
+    store: &Store,
+    member: &Member,
+    profile: &UserProfile,
+) -> Result<InsertOneModel, MongoError> {
+    collection(store).insert_one_model(MemberDoc::new(member, profile, 1)?)
 }
 
 pub async fn find_by_account(

@@ -12,6 +12,7 @@ pub mod mfa_challenges;
 pub mod orgs;
 pub mod projects;
 pub mod scim_query;
+mod together;
 pub mod token_cache;
 pub mod tokens;
 
@@ -32,6 +33,8 @@ use crate::measure::{self, TransactionOutcome, TransactionRetry};
 /// The one helper that reads a server error code from the driver's errors
 /// (write, command, insert-many, bulk), shared with the job backend.
 pub use muster_worker::{DUPLICATE_KEY, error_code, is_duplicate_key};
+
+pub use together::{InsertedAll, insert_all};
 
 /// An error type that transactions can run with: it can hold a driver error
 /// and say whether it is one, so the helper can retry transient failures
@@ -66,6 +69,7 @@ pub struct Store {
     /// Shared by every clone, so that a write through any of them forgets
     /// what it changes.
     token_cache: std::sync::Arc<token_cache::TokenCache>,
+    bulk_write: Arc<together::BulkWriteSupport>,
 }
 
 impl Store {
@@ -86,6 +90,7 @@ impl Store {
             client,
             db,
             token_cache: Default::default(),
+            bulk_write: Default::default(),
         })
     }
 

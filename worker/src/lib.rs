@@ -44,8 +44,8 @@ pub use document::{JobDocument, JobId, JobStatus};
 pub use error::{DUPLICATE_KEY, JobError, error_code, is_duplicate_key};
 pub use persistence::{MongoPersistence, Recovered, Settled, recover_expired_leases};
 pub use push::{
-    PushOptions, Pushed, collection, create_indexes, get_job, push, push_in, push_many_in,
-    push_many_new_in,
+    PushOptions, Pushed, collection, create_indexes, get_job, new_job_insert, push, push_in,
+    push_many_in, push_many_new_in,
 };
 pub use stats::{QueueStats, queue_stats};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bson::doc;
 use chrono::{DateTime, Utc};
-use mongodb::options::IndexOptions;
+use mongodb::options::{IndexOptions, InsertOneModel};
 use mongodb::{ClientSession, Collection, Database, IndexModel};
 use serde::Serialize;
 
@@ -144,6 +144,24 @@ where
     let jobs: Vec<(T, PushOptions)> = jobs.into_iter().collect();
     let collection = collection(db, config);
     insert_jobs(&collection, session, config, queue, &jobs, HashSet::new()).await
+}
+
+/// The insert of a new job whose idempotency key cannot exist yet (as
+/// for [`push_many_new_in`]), for a caller that makes it together with its
+/// other inserts in one round trip (MongoDB's `bulkWrite`) inside its
+/// transaction.
+pub fn new_job_insert<T>(
+    db: &Database,
+    config: &JobsConfig,
+    queue: &str,
+    job: &T,
+    options: &PushOptions,
+) -> Result<InsertOneModel, JobError>
+where
+    T: Serialize,
+{
+    let document = new_job(config, queue, job, options)?;
+    Ok(collection(db, config).insert_one_model(&document)?)
 }
 
 /// Inserts the jobs whose keys are not `taken` (a key given twice counts
