@@ -947,7 +947,7 @@ impl ScimActivation {
 /// cap allows it, and its link is valid for the organization's TTL from
 /// then. Reads only: the caller makes the inserts it answers (the
 /// invitation and its job) together with its own, where a unique index's
-/// refusal of the invitation is [`concurrent_invitation`], and
+/// refusal of the invitation is `concurrent_invitation`, and
 /// records the audit event ([`ScimActivation::audit`]).
 pub async fn scim_activation(
     store: &Store,
