@@ -400,9 +400,16 @@ pub async fn take_sends(
             }
         })
         .collect();
+    // A command sent as is carries no write concern of the client's: the
+    // store's (majority) is named.
     let reply = store
         .database()
-        .run_command(doc! { "update": COLLECTION, "updates": updates, "ordered": false })
+        .run_command(doc! {
+            "update": COLLECTION,
+            "updates": updates,
+            "ordered": false,
+            "writeConcern": { "w": "majority" },
+        })
         .await?;
     super::write_command_outcome(&reply)?;
     let ids: Vec<&str> = takes.iter().map(|take| take.id.as_str()).collect();
