@@ -14,7 +14,7 @@ use mongodb::options::InsertOneModel;
 use serde_json::{Value, json};
 
 use super::Acting;
-use super::jobs::{enqueue_send_invitation, new_invitation_job_inserts};
+use super::jobs::{enqueue_new_invitations, enqueue_send_invitation, new_invitation_job_inserts};
 use super::members::ensure_projects_exist;
 use super::mfa::{MfaProof, Proven};
 use crate::auth::mfa_key::MfaKey;
@@ -34,7 +34,7 @@ use crate::error::AppError;
 use crate::in_transaction;
 use crate::protocol::user::UserProfile;
 use crate::state::AppState;
-use crate::store::{self, Inserted, InsertedAll, Store};
+use crate::store::{self, Inserted, Store};
 
 /// A hash no one holds the secret of: what an invitation carries until the
 /// mail job gives it a link (only the mail ever holds a link's secret).
@@ -216,15 +216,15 @@ pub async fn invite(
             results.push(result);
         }
         // The invitations (each with a placeholder link: the mail job sets
-        // the real one), their mails and their events, in one round trip
+        // the real one), their mails and their events: three round trips
         // however many addresses there are.
-        let mut inserts = invitations
-            .iter()
-            .map(|invitation| {
-                store::invitations::insert_model(store, invitation, &fresh_token_hash(), now)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        inserts.extend(new_invitation_job_inserts(store, &invitations, None)?);
+        let with_links = invitations.iter().map(|i| (i, fresh_token_hash()));
+        if store::invitations::insert_many(store, session, with_links).await?
+            == Inserted::AlreadyExists
+        {
+            return Err(concurrent_invitation());
+        }
+        enqueue_new_invitations(store, session, &invitations, None).await?;
         let events: Vec<_> = invitations
             .iter()
             .map(|invitation| {
@@ -237,14 +237,7 @@ pub async fn invite(
                 )
             })
             .collect();
-        inserts.extend(store::audit::insert_models(store, &events)?);
-        // Only an invitation can be refused (the jobs' keys and the
-        // events' ids are new): its address was invited meanwhile.
-        if let InsertedAll::AlreadyExists { .. } =
-            store::insert_all(store, session, inserts).await?
-        {
-            return Err(concurrent_invitation());
-        }
+        store::audit::record_many(store, session, &events).await?;
         ensure_within_hourly_cap(store, session, org_id, now, hourly_cap).await?;
         Ok(results)
     })
@@ -1013,7 +1006,7 @@ pub async fn scim_activation(
         },
     };
     let deferred = mail_at > now;
-    let mut inserts = vec![store::invitations::insert_model(
+    let mut inserts = vec![store::invitations::insert_mailed_at_model(
         store,
         &invitation,
         &fresh_token_hash(),

@@ -6,7 +6,9 @@
 use chrono::{DateTime, Utc};
 use mongodb::ClientSession;
 use mongodb::options::InsertOneModel;
-use muster_worker::{JobError, JobsConfig, PushOptions, new_job_insert, push_many_in};
+use muster_worker::{
+    JobError, JobsConfig, PushOptions, new_job_insert, push_many_in, push_many_new_in,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::InvitationId;
@@ -93,11 +95,31 @@ async fn push(
     Ok(())
 }
 
-/// The first mail job of each invitation the caller's transaction
-/// creates, not before `run_at` if given (a SCIM activation over the
-/// hourly cap), as inserts to make with the transaction's other inserts
-/// (`store::insert_all`): their keys name invitations that did not exist
-/// before it, so none can be queued already and no look-up is needed.
+/// Queues the first mail of each invitation the caller's transaction has
+/// just created, not before `run_at` if given (a SCIM activation over the
+/// hourly cap): their keys name invitations that did not exist before it,
+/// so none can be queued already and no look-up is needed.
+pub async fn enqueue_new_invitations(
+    store: &Store,
+    session: &mut ClientSession,
+    invitations: &[Invitation],
+    run_at: Option<DateTime<Utc>>,
+) -> Result<(), AppError> {
+    let _ = push_many_new_in(
+        store.database(),
+        session,
+        &JobsConfig::default(),
+        SEND_INVITATION_QUEUE,
+        invitations
+            .iter()
+            .map(|invitation| mail_job(invitation, run_at)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`enqueue_new_invitations`] as inserts to make with the other inserts
+/// of the caller's transaction (`store::insert_all`).
 pub fn new_invitation_job_inserts(
     store: &Store,
     invitations: &[Invitation],

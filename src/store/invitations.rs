@@ -13,7 +13,7 @@ use mongodb::{ClientSession, Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::docs::bson_time;
-use super::{Store, index, with_session};
+use super::{Inserted, Store, index, inserted, with_session};
 use crate::auth::token::TokenHash;
 use crate::domain::invitation::{Delivery, Invitation, InvitationKind, InvitationStatus};
 use crate::domain::member::ProjectGrant;
@@ -144,12 +144,26 @@ pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
     Ok(())
 }
 
-/// The insert of a new invitation whose first mail is due at `mail_at`,
-/// to make with the other inserts of its transaction
-/// (`store::insert_all`). The pending-address index refuses it when the
-/// address has a pending invitation already (the caller checks first:
-/// inside a transaction the refusal aborts it).
-pub fn insert_model(
+/// `AlreadyExists` when the address has a pending invitation already (the
+/// caller checks first: inside a transaction the duplicate aborts it).
+pub async fn insert(
+    store: &Store,
+    session: &mut ClientSession,
+    invitation: &Invitation,
+    token_hash: &TokenHash,
+) -> Result<Inserted, MongoError> {
+    inserted(
+        collection(store)
+            .insert_one(InvitationDoc::new(invitation, token_hash))
+            .session(session)
+            .await,
+    )
+}
+
+/// [`insert`] for an invitation whose first mail is due at `mail_at`, as
+/// an insert to make with the other inserts of its transaction
+/// (`store::insert_all`).
+pub fn insert_mailed_at_model(
     store: &Store,
     invitation: &Invitation,
     token_hash: &TokenHash,
@@ -239,6 +253,24 @@ pub async fn activation_context(
         email_pending,
         cap_th_latest,
     }))
+}
+
+/// Inserts new invitations, each with its link's hash, in one round trip;
+/// `AlreadyExists` (and nothing kept, the transaction being aborted) when
+/// one of them is pending already.
+pub async fn insert_many<'a>(
+    store: &Store,
+    session: &mut ClientSession,
+    invitations: impl IntoIterator<Item = (&'a Invitation, TokenHash)>,
+) -> Result<Inserted, MongoError> {
+    let docs: Vec<InvitationDoc> = invitations
+        .into_iter()
+        .map(|(invitation, hash)| InvitationDoc::new(invitation, &hash))
+        .collect();
+    if docs.is_empty() {
+        return Ok(Inserted::Yes);
+    }
+    inserted(collection(store).insert_many(docs).session(session).await)
 }
 
 /// Which of `emails` have a pending invitation in the organization.
