@@ -144,25 +144,10 @@ pub(super) async fn create_indexes(store: &Store) -> Result<(), MongoError> {
     Ok(())
 }
 
-/// `AlreadyExists` when the address has a pending invitation already (the
-/// caller checks first: inside a transaction the duplicate aborts it).
-pub async fn insert(
-    store: &Store,
-    session: &mut ClientSession,
-    invitation: &Invitation,
-    token_hash: &TokenHash,
-) -> Result<Inserted, MongoError> {
-    inserted(
-        collection(store)
-            .insert_one(InvitationDoc::new(invitation, token_hash))
-            .session(session)
-            .await,
-    )
-}
-
-/// [`insert`] for an invitation whose first mail is due at `mail_at`, as
-/// an insert to make with the other inserts of its transaction
-/// (`store::insert_all`).
+/// The insert of a new invitation whose first mail is due at `mail_at`,
+/// to make with the other inserts of its transaction
+/// (`store::insert_all`). The pending-address index refuses it when the
+/// address has a pending invitation already.
 pub fn insert_mailed_at_model(
     store: &Store,
     invitation: &Invitation,
