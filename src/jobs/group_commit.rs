@@ -4,9 +4,10 @@
 //! and recorded together; one write per job was most of a mail's database
 //! operations (docs/benchmarks.md).
 //!
-//! No timer: the first job to arrive writes at once, and whatever arrives
-//! while its write is in flight goes out with the next one. A lone job
-//! waits for nothing.
+//! No timer: the first job to arrive writes once the jobs ready with it
+//! have queued (it yields to them once), and whatever arrives while its
+//! write is in flight goes out with the next one. A lone job waits for
+//! nothing.
 
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard, PoisonError};
